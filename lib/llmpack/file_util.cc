@@ -1,0 +1,211 @@
+#include "llmpack/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace llmpack {
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::string> ReadFileToString(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path.string(), ": cannot open"));
+  }
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) {
+    return absl::DataLossError(absl::StrCat(path.string(), ": read failed"));
+  }
+  return std::move(out).str();
+}
+
+absl::Status WriteStringToFile(const fs::path& path,
+                               std::string_view contents) {
+  const fs::path tmp = path.string() + ".partial";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(tmp.string(), ": cannot create"));
+    }
+    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    if (!out.flush()) {
+      return absl::DataLossError(absl::StrCat(tmp.string(), ": write failed"));
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat(
+        "cannot rename ", tmp.string(), " to ", path.string(), ": ",
+        ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ReadOnlyFile> ReadOnlyFile::Open(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::NotFoundError(
+        absl::StrCat(path.string(), ": cannot open: ", std::strerror(errno)));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::InvalidArgumentError(
+        absl::StrCat(path.string(), ": not a regular file"));
+  }
+  ReadOnlyFile file;
+  file.path_ = path;
+  file.fd_ = fd;
+  file.size_ = static_cast<uint64_t>(st.st_size);
+  return file;
+}
+
+ReadOnlyFile::ReadOnlyFile(ReadOnlyFile&& other) noexcept
+    : path_(std::move(other.path_)),
+      fd_(std::exchange(other.fd_, -1)),
+      size_(std::exchange(other.size_, 0)) {}
+
+ReadOnlyFile& ReadOnlyFile::operator=(ReadOnlyFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+ReadOnlyFile::~ReadOnlyFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status ReadOnlyFile::ReadAt(uint64_t offset,
+                                  absl::Span<uint8_t> dst) const {
+  if (offset > size_ || dst.size() > size_ - offset) {
+    return absl::OutOfRangeError(absl::StrCat(
+        path_.string(), ": read of ", dst.size(), " bytes at offset ", offset,
+        " runs past the end of the file (", size_, " bytes)"));
+  }
+  size_t done = 0;
+  while (done < dst.size()) {
+    const ssize_t n = ::pread(fd_, dst.data() + done, dst.size() - done,
+                              static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return absl::DataLossError(absl::StrCat(
+          path_.string(), ": read failed at offset ", offset + done, ": ",
+          n == 0 ? "unexpected end of file" : std::strerror(errno)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StagingDirectory> StagingDirectory::Create(
+    const fs::path& final_dir, bool replace_existing) {
+  std::error_code ec;
+  if (fs::exists(final_dir, ec) && !replace_existing) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        final_dir.string(), " already exists (use --force to replace it)"));
+  }
+  fs::path parent = fs::absolute(final_dir).parent_path();
+  fs::create_directories(parent, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot create ", parent.string(), ": ", ec.message()));
+  }
+  std::random_device rd;
+  StagingDirectory dir;
+  dir.final_dir_ = fs::absolute(final_dir);
+  dir.replace_existing_ = replace_existing;
+  dir.temp_dir_ = parent / absl::StrCat(".", final_dir.filename().string(),
+                                        ".partial-", rd() % 1000000);
+  if (!fs::create_directory(dir.temp_dir_, ec) || ec) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot create staging directory ", dir.temp_dir_.string(), ": ",
+        ec ? ec.message() : "it already exists"));
+  }
+  return dir;
+}
+
+StagingDirectory::StagingDirectory(StagingDirectory&& other) noexcept
+    : final_dir_(std::move(other.final_dir_)),
+      temp_dir_(std::exchange(other.temp_dir_, {})),
+      replace_existing_(other.replace_existing_),
+      committed_(other.committed_) {}
+
+StagingDirectory& StagingDirectory::operator=(
+    StagingDirectory&& other) noexcept {
+  if (this != &other) {
+    Abandon();
+    final_dir_ = std::move(other.final_dir_);
+    temp_dir_ = std::exchange(other.temp_dir_, {});
+    replace_existing_ = other.replace_existing_;
+    committed_ = other.committed_;
+  }
+  return *this;
+}
+
+StagingDirectory::~StagingDirectory() { Abandon(); }
+
+void StagingDirectory::Abandon() {
+  if (!committed_ && !temp_dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(temp_dir_, ec);
+  }
+  temp_dir_.clear();
+}
+
+absl::Status StagingDirectory::Commit() {
+  std::error_code ec;
+  fs::path old_dir;
+  if (fs::exists(final_dir_, ec)) {
+    if (!replace_existing_) {
+      return absl::AlreadyExistsError(
+          absl::StrCat(final_dir_.string(), " already exists"));
+    }
+    // Move the old package aside first so a failed rename loses nothing.
+    old_dir = temp_dir_.string() + ".old";
+    fs::rename(final_dir_, old_dir, ec);
+    if (ec) {
+      return absl::InternalError(absl::StrCat(
+          "cannot move old ", final_dir_.string(), " aside: ", ec.message()));
+    }
+  }
+  fs::rename(temp_dir_, final_dir_, ec);
+  if (ec) {
+    if (!old_dir.empty()) fs::rename(old_dir, final_dir_, ec);
+    return absl::InternalError(absl::StrCat(
+        "cannot rename ", temp_dir_.string(), " to ", final_dir_.string(),
+        ": ", ec.message()));
+  }
+  committed_ = true;
+  if (!old_dir.empty()) fs::remove_all(old_dir, ec);
+  return absl::OkStatus();
+}
+
+bool IsSameOrInside(const fs::path& inner, const fs::path& outer) {
+  std::error_code ec;
+  const fs::path a = fs::weakly_canonical(inner, ec);
+  const fs::path b = fs::weakly_canonical(outer, ec);
+  auto ai = a.begin();
+  for (auto bi = b.begin(); bi != b.end(); ++bi, ++ai) {
+    if (bi->empty()) continue;  // trailing separator
+    if (ai == a.end() || *ai != *bi) return false;
+  }
+  return true;
+}
+
+}  // namespace llmpack

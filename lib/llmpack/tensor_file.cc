@@ -1,0 +1,335 @@
+#include "llmpack/tensor_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "llmpack/checksum.h"
+#include "llmpack/status_macros.h"
+
+namespace llmpack {
+namespace fs = std::filesystem;
+using format::FileHeader;
+using format::TensorEntry;
+
+namespace {
+
+uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+std::string ShapeString(absl::Span<const int64_t> shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+}  // namespace
+
+int64_t TensorInfo::num_elements() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+uint64_t TensorInfo::row_bytes() const {
+  if (shape.empty() || !IsFloatDType(dtype)) return 0;
+  return static_cast<uint64_t>(shape.back()) * DTypeSize(dtype);
+}
+
+uint64_t FloatTensorBytes(DType dtype, absl::Span<const int64_t> shape) {
+  uint64_t n = DTypeSize(dtype);
+  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+// ---------------------------------------------------------------- writer
+
+absl::StatusOr<std::unique_ptr<TensorFileWriter>> TensorFileWriter::Create(
+    const fs::path& path, format::FileKind kind, int32_t block_index,
+    std::vector<TensorSpec> specs) {
+  auto w = std::unique_ptr<TensorFileWriter>(new TensorFileWriter());
+  w->path_ = path;
+  uint64_t offset = AlignUp(sizeof(FileHeader) + specs.size() * sizeof(TensorEntry),
+                            format::kDataAlignment);
+  for (const TensorSpec& s : specs) {
+    if (s.name.empty() || s.name.size() >= format::kMaxTensorName) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path.string(), ": tensor name '", s.name, "' must be 1..",
+          format::kMaxTensorName - 1, " bytes"));
+    }
+    if (s.shape.empty() || s.shape.size() > format::kMaxRank) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path.string(), ": tensor ", s.name, " has rank ",
+                       s.shape.size(), ", expected 1..", format::kMaxRank));
+    }
+    if (IsFloatDType(s.dtype) && s.size_bytes != FloatTensorBytes(s.dtype, s.shape)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path.string(), ": tensor ", s.name, " ", ShapeString(s.shape), " ",
+          DTypeName(s.dtype), " needs ", FloatTensorBytes(s.dtype, s.shape),
+          " bytes, spec says ", s.size_bytes));
+    }
+    TensorEntry e{};
+    std::memcpy(e.name, s.name.data(), s.name.size());
+    e.dtype = static_cast<uint16_t>(s.dtype);
+    e.rank = static_cast<uint16_t>(s.shape.size());
+    e.group_size = s.group_size;
+    for (size_t i = 0; i < s.shape.size(); ++i) {
+      e.dims[i] = static_cast<uint64_t>(s.shape[i]);
+    }
+    e.offset = offset;
+    e.size_bytes = s.size_bytes;
+    e.scale_dtype = s.scale_dtype;
+    e.quant_flags = s.quant_flags;
+    w->entries_.push_back(e);
+    w->sums_.push_back(std::make_unique<StreamingChecksum>());
+    offset = AlignUp(offset + s.size_bytes, format::kDataAlignment);
+  }
+  FileHeader& h = w->header_;
+  std::memcpy(h.magic, format::kTensorFileMagic, sizeof(h.magic));
+  h.major_version = format::kTensorFileMajorVersion;
+  h.minor_version = format::kTensorFileMinorVersion;
+  h.file_kind = static_cast<uint32_t>(kind);
+  h.tensor_count = static_cast<uint32_t>(specs.size());
+  h.alignment = format::kDataAlignment;
+  h.block_index = block_index;
+  h.directory_offset = sizeof(FileHeader);
+  h.directory_bytes = specs.size() * sizeof(TensorEntry);
+  h.file_size = w->entries_.empty()
+                    ? sizeof(FileHeader)
+                    : w->entries_.back().offset + w->entries_.back().size_bytes;
+
+  w->fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (w->fd_ < 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        path.string(), ": cannot create: ", std::strerror(errno)));
+  }
+  return w;
+}
+
+TensorFileWriter::~TensorFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status TensorFileWriter::WriteAt(uint64_t offset, const void* data,
+                                       size_t size) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  while (size > 0) {
+    const ssize_t n = ::pwrite(fd_, p, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return absl::DataLossError(absl::StrCat(
+          path_.string(), ": write failed: ", std::strerror(errno)));
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TensorFileWriter::Append(absl::Span<const uint8_t> bytes) {
+  while (!bytes.empty()) {
+    while (current_ < entries_.size() &&
+           current_written_ == entries_[current_].size_bytes) {
+      ++current_;
+      current_written_ = 0;
+    }
+    if (current_ >= entries_.size()) {
+      return absl::InternalError(absl::StrCat(
+          path_.string(), ": ", bytes.size(),
+          " bytes appended after the last declared tensor"));
+    }
+    TensorEntry& e = entries_[current_];
+    const size_t n = static_cast<size_t>(
+        std::min<uint64_t>(bytes.size(), e.size_bytes - current_written_));
+    RETURN_IF_ERROR(WriteAt(e.offset + current_written_, bytes.data(), n));
+    sums_[current_]->Update(bytes.data(), n);
+    current_written_ += n;
+    bytes.remove_prefix(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> TensorFileWriter::Finish() {
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const bool complete = i < current_ || (i == current_ && current_written_ ==
+                                                                 entries_[i].size_bytes);
+    if (!complete && entries_[i].size_bytes > 0) {
+      return absl::InternalError(absl::StrCat(
+          path_.string(), ": tensor ", entries_[i].name, " is incomplete"));
+    }
+    entries_[i].checksum = sums_[i]->Digest();
+  }
+  header_.directory_checksum =
+      Checksum64(entries_.data(), entries_.size() * sizeof(TensorEntry));
+  RETURN_IF_ERROR(WriteAt(0, &header_, sizeof(header_)));
+  RETURN_IF_ERROR(WriteAt(sizeof(header_), entries_.data(),
+                          entries_.size() * sizeof(TensorEntry)));
+  if (::ftruncate(fd_, static_cast<off_t>(header_.file_size)) != 0 ||
+      ::fsync(fd_) != 0) {
+    return absl::DataLossError(absl::StrCat(
+        path_.string(), ": cannot finish file: ", std::strerror(errno)));
+  }
+  ::close(fd_);
+  fd_ = -1;
+  return header_.file_size;
+}
+
+// ---------------------------------------------------------------- reader
+
+absl::StatusOr<TensorFileReader> TensorFileReader::Open(
+    const fs::path& path, format::FileKind expected_kind) {
+  TensorFileReader r;
+  ASSIGN_OR_RETURN(r.file_, ReadOnlyFile::Open(path));
+  const std::string where = path.string();
+  FileHeader h;
+  if (r.file_.size() < sizeof(h)) {
+    return absl::DataLossError(absl::StrCat(
+        where, ": file is ", r.file_.size(), " bytes, smaller than the ",
+        sizeof(h), "-byte llmpack header (truncated?)"));
+  }
+  RETURN_IF_ERROR(
+      r.file_.ReadAt(0, {reinterpret_cast<uint8_t*>(&h), sizeof(h)}));
+  if (std::memcmp(h.magic, format::kTensorFileMagic, sizeof(h.magic)) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": not an llmpack tensor file (bad magic)"));
+  }
+  if (h.major_version != format::kTensorFileMajorVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        where, ": format version ", h.major_version, ".", h.minor_version,
+        " is not supported (this build reads ",
+        format::kTensorFileMajorVersion, ".x)"));
+  }
+  if (expected_kind != static_cast<format::FileKind>(0) &&
+      h.file_kind != static_cast<uint32_t>(expected_kind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": file kind is ", h.file_kind, ", expected ",
+        static_cast<uint32_t>(expected_kind)));
+  }
+  if (h.alignment != format::kDataAlignment ||
+      h.directory_offset != sizeof(FileHeader) ||
+      h.directory_bytes !=
+          static_cast<uint64_t>(h.tensor_count) * sizeof(TensorEntry)) {
+    return absl::DataLossError(absl::StrCat(
+        where, ": inconsistent header (alignment ", h.alignment,
+        ", directory at ", h.directory_offset, " of ", h.directory_bytes,
+        " bytes for ", h.tensor_count, " tensors)"));
+  }
+  if (h.file_size != r.file_.size()) {
+    return absl::DataLossError(absl::StrCat(
+        where, ": header says the file is ", h.file_size, " bytes, found ",
+        r.file_.size(), " (truncated or appended to)"));
+  }
+  if (h.directory_bytes > r.file_.size() - sizeof(FileHeader)) {
+    return absl::DataLossError(
+        absl::StrCat(where, ": tensor directory runs past the end of file"));
+  }
+  std::vector<TensorEntry> entries(h.tensor_count);
+  RETURN_IF_ERROR(r.file_.ReadAt(
+      h.directory_offset,
+      {reinterpret_cast<uint8_t*>(entries.data()), h.directory_bytes}));
+  if (Checksum64(entries.data(), h.directory_bytes) != h.directory_checksum) {
+    return absl::DataLossError(
+        absl::StrCat(where, ": tensor directory checksum mismatch"));
+  }
+  r.kind_ = static_cast<format::FileKind>(h.file_kind);
+  r.block_index_ = h.block_index;
+  for (const TensorEntry& e : entries) {
+    TensorInfo t;
+    const size_t len = strnlen(e.name, sizeof(e.name));
+    if (len == 0 || len == sizeof(e.name)) {
+      return absl::DataLossError(
+          absl::StrCat(where, ": tensor name is empty or not terminated"));
+    }
+    t.name.assign(e.name, len);
+    if (!IsKnownDType(e.dtype)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": tensor ", t.name, " has unknown dtype code ", e.dtype));
+    }
+    t.dtype = static_cast<DType>(e.dtype);
+    if (e.rank == 0 || e.rank > format::kMaxRank) {
+      return absl::DataLossError(absl::StrCat(where, ": tensor ", t.name,
+                                              " has invalid rank ", e.rank));
+    }
+    for (int i = 0; i < e.rank; ++i) {
+      if (e.dims[i] == 0 || e.dims[i] > (uint64_t{1} << 40)) {
+        return absl::DataLossError(absl::StrCat(
+            where, ": tensor ", t.name, " has invalid dimension ", e.dims[i]));
+      }
+      t.shape.push_back(static_cast<int64_t>(e.dims[i]));
+    }
+    t.offset = e.offset;
+    t.size_bytes = e.size_bytes;
+    t.checksum = e.checksum;
+    t.group_size = e.group_size;
+    t.scale_dtype = e.scale_dtype;
+    t.quant_flags = e.quant_flags;
+    if (t.offset % format::kDataAlignment != 0 ||
+        t.offset < h.directory_offset + h.directory_bytes ||
+        t.offset > r.file_.size() || t.size_bytes > r.file_.size() - t.offset) {
+      return absl::DataLossError(absl::StrCat(
+          where, ": tensor ", t.name, " data [", t.offset, ", +", t.size_bytes,
+          ") lies outside the file (", r.file_.size(), " bytes) or is misaligned"));
+    }
+    if (IsFloatDType(t.dtype) &&
+        t.size_bytes != FloatTensorBytes(t.dtype, t.shape)) {
+      return absl::DataLossError(absl::StrCat(
+          where, ": tensor ", t.name, " ", ShapeString(t.shape), " ",
+          DTypeName(t.dtype), " should be ", FloatTensorBytes(t.dtype, t.shape),
+          " bytes, directory says ", t.size_bytes));
+    }
+    r.tensors_.push_back(std::move(t));
+  }
+  return r;
+}
+
+const TensorInfo* TensorFileReader::Find(std::string_view name) const {
+  for (const TensorInfo& t : tensors_) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<const TensorInfo*> TensorFileReader::Get(
+    std::string_view name) const {
+  if (const TensorInfo* t = Find(name)) return t;
+  return absl::NotFoundError(
+      absl::StrCat(path().string(), ": tensor ", std::string(name), " is missing"));
+}
+
+absl::Status TensorFileReader::ReadTensor(const TensorInfo& t,
+                                          absl::Span<uint8_t> dst,
+                                          bool verify_checksum) const {
+  if (dst.size() != t.size_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path().string(), ": tensor ", t.name, " is ", t.size_bytes,
+        " bytes, buffer is ", dst.size()));
+  }
+  RETURN_IF_ERROR(file_.ReadAt(t.offset, dst));
+  if (verify_checksum && Checksum64(dst.data(), dst.size()) != t.checksum) {
+    return absl::DataLossError(absl::StrCat(
+        path().string(), ": checksum mismatch in tensor ", t.name));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TensorFileReader::ReadRows(const TensorInfo& t, int64_t row,
+                                        int64_t count,
+                                        absl::Span<uint8_t> dst) const {
+  const uint64_t row_bytes = t.row_bytes();
+  const int64_t rows = t.shape.empty() ? 0 : t.num_elements() / t.shape.back();
+  if (row_bytes == 0 || row < 0 || count < 0 || row + count > rows) {
+    return absl::OutOfRangeError(absl::StrCat(
+        path().string(), ": rows [", row, ", ", row + count, ") of tensor ",
+        t.name, " out of range (", rows, " rows)"));
+  }
+  if (dst.size() != row_bytes * static_cast<uint64_t>(count)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path().string(), ": row buffer of ", dst.size(), " bytes, need ",
+        row_bytes * count));
+  }
+  return file_.ReadAt(t.offset + row_bytes * static_cast<uint64_t>(row), dst);
+}
+
+}  // namespace llmpack
