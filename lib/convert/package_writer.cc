@@ -1,0 +1,168 @@
+#include "convert/package_writer.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "convert/progress.h"
+#include "llmpack/checksum.h"
+#include "llmpack/file_util.h"
+#include "llmpack/package_layout.h"
+#include "llmpack/status_macros.h"
+#include "llmpack/tensor_file.h"
+#include "llmpack/version.h"
+
+namespace llmpack {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Elements converted per step when the output dtype differs: bounds the
+// conversion buffer to a few MB whatever the tensor size.
+constexpr size_t kConvertChunkElements = 1 << 20;
+
+const char* RoleOf(format::FileKind kind) {
+  switch (kind) {
+    case format::FileKind::kEmbedding: return "embedding";
+    case format::FileKind::kBlock: return "block";
+    case format::FileKind::kLm: return "lm";
+  }
+  return "unknown";
+}
+
+std::string ShapeString(absl::Span<const int64_t> shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+// The source tensor for a package tensor; tied models reuse the embedding.
+std::string SourceNameFor(const ModelConfig& config, const ExpectedFile& file,
+                          const ExpectedTensor& tensor) {
+  if (config.tie_word_embeddings && tensor.name == kLmHead) {
+    return "model.embed_tokens.weight";
+  }
+  return HuggingFaceTensorName(file, tensor);
+}
+
+absl::Status StreamTensor(const SourceTensor& src, DType out_dtype,
+                          TensorFileWriter& writer, ProgressLine& progress) {
+  if (src.dtype == out_dtype) {
+    RETURN_IF_ERROR(writer.Append(src.data));
+    progress.Add(src.data.size());
+    return absl::OkStatus();
+  }
+  const size_t in_size = DTypeSize(src.dtype);
+  const size_t out_size = DTypeSize(out_dtype);
+  const size_t count = src.data.size() / in_size;
+  std::vector<uint8_t> buffer(std::min(count, kConvertChunkElements) * out_size);
+  for (size_t start = 0; start < count; start += kConvertChunkElements) {
+    const size_t n = std::min(kConvertChunkElements, count - start);
+    RETURN_IF_ERROR(ConvertElements(src.dtype, src.data.data() + start * in_size,
+                                    out_dtype, buffer.data(), n));
+    RETURN_IF_ERROR(writer.Append({buffer.data(), n * out_size}));
+    progress.Add(n * in_size);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ManifestFile> WriteTensorFile(const ModelConfig& config,
+                                             const ExpectedFile& file,
+                                             const fs::path& dir,
+                                             TensorSource& source,
+                                             const WritePackageOptions& options,
+                                             ProgressLine& progress) {
+  std::vector<SourceTensor> inputs;
+  std::vector<TensorSpec> specs;
+  for (const ExpectedTensor& t : file.tensors) {
+    const std::string src_name = SourceNameFor(config, file, t);
+    absl::StatusOr<SourceTensor> src = source.Get(src_name);
+    if (!src.ok()) {
+      if (absl::IsNotFound(src.status())) {
+        return absl::NotFoundError(absl::StrCat(
+            "tensor ", src_name, " is missing from the checkpoint (needed for ",
+            file.file_name, ")"));
+      }
+      return src.status();
+    }
+    if (src->shape != t.shape) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor ", src->name, " has shape ", ShapeString(src->shape),
+          ", expected ", ShapeString(t.shape), " from the model config"));
+    }
+    if (!IsFloatDType(src->dtype)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor ", src->name, " has dtype ", DTypeName(src->dtype),
+          "; only f32/f16/bf16 sources are converted"));
+    }
+    const DType out = options.output_dtype.value_or(src->dtype);
+    specs.push_back({t.name, out, t.shape, FloatTensorBytes(out, t.shape)});
+    inputs.push_back(*std::move(src));
+  }
+  const fs::path path = dir / file.file_name;
+  ASSIGN_OR_RETURN(auto writer, TensorFileWriter::Create(path, file.kind,
+                                                         file.block_index, specs));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    RETURN_IF_ERROR(StreamTensor(inputs[i], specs[i].dtype, *writer, progress));
+    source.Release(SourceNameFor(config, file, file.tensors[i]));
+  }
+  inputs.clear();
+  ASSIGN_OR_RETURN(uint64_t size, writer->Finish());
+  // Checksum what is on disk, not what we meant to write.
+  ASSIGN_OR_RETURN(uint64_t sum, ChecksumFile(path));
+  return ManifestFile{file.file_name, RoleOf(file.kind), size, sum};
+}
+
+}  // namespace
+
+absl::StatusOr<Manifest> WritePackage(const ModelConfig& config,
+                                      const SourceInfo& source_info,
+                                      TensorSource& source,
+                                      const WritePackageOptions& options) {
+  RETURN_IF_ERROR(ValidateModelConfig(config));
+  if (options.output_dtype && !IsFloatDType(*options.output_dtype)) {
+    return absl::InvalidArgumentError(
+        "output dtype must be f32, f16 or bf16 (quantize with llmquant)");
+  }
+  ASSIGN_OR_RETURN(StagingDirectory staging,
+                   StagingDirectory::Create(options.output_dir, options.force));
+  Manifest manifest;
+  manifest.tool_version = kToolVersion;
+  manifest.source = source_info;
+  manifest.config = config;
+  manifest.weights_dtype = options.output_dtype
+                               ? DTypeName(*options.output_dtype)
+                               : source_info.dtype;
+
+  ProgressLine progress("llmconvert", source.TotalBytes(),
+                        options.show_progress);
+  for (const ExpectedFile& file : ExpectedPackageFiles(config)) {
+    ASSIGN_OR_RETURN(ManifestFile written,
+                     WriteTensorFile(config, file, staging.path(), source,
+                                     options, progress));
+    manifest.files.push_back(std::move(written));
+  }
+  progress.Finish();
+  for (const fs::path& extra : options.copy_files) {
+    const fs::path dst = staging.path() / extra.filename();
+    std::error_code ec;
+    fs::copy_file(extra, dst, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      return absl::InternalError(absl::StrCat("cannot copy ", extra.string(),
+                                              ": ", ec.message()));
+    }
+    ASSIGN_OR_RETURN(uint64_t sum, ChecksumFile(dst));
+    manifest.files.push_back({extra.filename().string(), "source-tokenizer",
+                              fs::file_size(dst), sum});
+  }
+  if (options.before_manifest) {
+    RETURN_IF_ERROR(options.before_manifest(staging.path(), manifest));
+  }
+  // Checksums were taken from the files on disk as they were finished; a
+  // last size check catches anything a later stage listed wrongly.
+  RETURN_IF_ERROR(VerifyPackageFiles(staging.path(), manifest,
+                                     /*verify_checksums=*/false));
+  RETURN_IF_ERROR(WriteManifest(staging.path(), manifest));
+  RETURN_IF_ERROR(staging.Commit());
+  return manifest;
+}
+
+}  // namespace llmpack
