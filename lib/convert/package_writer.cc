@@ -149,6 +149,10 @@ absl::StatusOr<Manifest> WritePackage(const ModelConfig& config,
       return absl::InternalError(absl::StrCat("cannot copy ", extra.string(),
                                               ": ", ec.message()));
     }
+    // Sources are often read-only (e.g. fixtures); the package copy is ours.
+    fs::permissions(dst, fs::perms::owner_read | fs::perms::owner_write |
+                             fs::perms::group_read | fs::perms::others_read,
+                    ec);
     ASSIGN_OR_RETURN(uint64_t sum, ChecksumFile(dst));
     manifest.files.push_back({extra.filename().string(), "source-tokenizer",
                               fs::file_size(dst), sum});

@@ -1,0 +1,78 @@
+#include "commands/convert_command.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "convert/hf_convert.h"
+#include "llmpack/status_macros.h"
+
+namespace llmpack {
+namespace fs = std::filesystem;
+
+absl::StatusOr<ConvertSummary> RunConvert(const ConvertRequest& request) {
+  WritePackageOptions options;
+  options.output_dir = request.output;
+  options.force = request.force;
+  options.show_progress = request.progress;
+  if (request.dtype != "keep") {
+    ASSIGN_OR_RETURN(DType dtype, ParseDType(request.dtype));
+    if (!IsFloatDType(dtype)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--dtype ", request.dtype, " is not a float type (keep|f32|f16|bf16)"));
+    }
+    options.output_dtype = dtype;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  ConvertSummary summary;
+  summary.output = request.output;
+  std::error_code ec;
+  if (fs::is_directory(request.input, ec)) {
+    ASSIGN_OR_RETURN(summary.manifest,
+                     ConvertHuggingFace(request.input, std::move(options)));
+  } else if (request.input.extension() == ".onnx") {
+    return absl::UnimplementedError(absl::StrCat(
+        request.input.string(), ": ONNX input is not available in this build"));
+  } else if (!fs::exists(request.input, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat(request.input.string(), ": no such file or directory"));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        request.input.string(),
+        ": expected a Hugging Face checkpoint folder or an .onnx file"));
+  }
+  summary.seconds = std::chrono::duration<double>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+  for (const ManifestFile& f : summary.manifest.files) {
+    summary.bytes_written += f.size;
+  }
+  return summary;
+}
+
+std::string ConvertSummaryText(const ConvertSummary& s) {
+  const ModelConfig& c = s.manifest.config;
+  return absl::StrFormat(
+      "wrote %s: %s, %d layers, hidden %d, vocab %d, %s weights; %d files, "
+      "%.1f MB in %.2f s (%.1f MB/s)\n",
+      s.output.string(), c.architecture, c.num_layers, c.hidden_size,
+      c.vocab_size, s.manifest.weights_dtype, s.manifest.files.size(),
+      s.bytes_written / 1e6, s.seconds,
+      s.seconds > 0 ? s.bytes_written / 1e6 / s.seconds : 0.0);
+}
+
+nlohmann::json ConvertSummaryJson(const ConvertSummary& s) {
+  nlohmann::json files = nlohmann::json::array();
+  for (const ManifestFile& f : s.manifest.files) {
+    files.push_back({{"name", f.name}, {"role", f.role}, {"size", f.size}});
+  }
+  return {{"output", s.output.string()},
+          {"architecture", s.manifest.config.architecture},
+          {"weights_dtype", s.manifest.weights_dtype},
+          {"seconds", s.seconds},
+          {"bytes_written", s.bytes_written},
+          {"mb_per_second", s.seconds > 0 ? s.bytes_written / 1e6 / s.seconds : 0},
+          {"files", files}};
+}
+
+}  // namespace llmpack
