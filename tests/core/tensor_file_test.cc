@@ -1,0 +1,165 @@
+#include "llmpack/tensor_file.h"
+
+#include <cstring>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "llmpack/checksum.h"
+#include "llmpack/file_util.h"
+#include "support/test_paths.h"
+
+namespace llmpack {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+uint64_t U64At(const std::string& b, size_t off) {
+  uint64_t v;
+  std::memcpy(&v, b.data() + off, 8);
+  return v;
+}
+uint32_t U32At(const std::string& b, size_t off) {
+  uint32_t v;
+  std::memcpy(&v, b.data() + off, 4);
+  return v;
+}
+uint16_t U16At(const std::string& b, size_t off) {
+  uint16_t v;
+  std::memcpy(&v, b.data() + off, 2);
+  return v;
+}
+
+// Writes one f32 tensor "w" = {1, -2} into a block file for layer 7.
+fs::path WriteSmallFile(const fs::path& dir) {
+  const fs::path path = dir / "t.bin";
+  auto writer = TensorFileWriter::Create(
+      path, format::FileKind::kBlock, 7,
+      {{"w", DType::kF32, {2}, 8}});
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  const float data[2] = {1.0f, -2.0f};
+  EXPECT_TRUE((*writer)
+                  ->Append({reinterpret_cast<const uint8_t*>(data), 8})
+                  .ok());
+  EXPECT_TRUE((*writer)->Finish().ok());
+  return path;
+}
+
+TEST(TensorFileTest, GoldenBytes) {
+  testing::ScopedTempDir tmp;
+  const fs::path path = WriteSmallFile(tmp.path());
+  const std::string b = *ReadFileToString(path);
+  ASSERT_EQ(b.size(), 264u);  // 64 header + 192 entry + 8 data
+  EXPECT_EQ(std::string(b.data(), 8), std::string("LLMPACK\0", 8));
+  EXPECT_EQ(U16At(b, 8), 1);     // major
+  EXPECT_EQ(U16At(b, 10), 0);    // minor
+  EXPECT_EQ(U32At(b, 12), 2u);   // kind: block
+  EXPECT_EQ(U32At(b, 16), 1u);   // tensor count
+  EXPECT_EQ(U32At(b, 20), 64u);  // alignment
+  EXPECT_EQ(U32At(b, 24), 7u);   // block index
+  EXPECT_EQ(U64At(b, 32), 64u);  // directory offset
+  EXPECT_EQ(U64At(b, 40), 192u);
+  EXPECT_EQ(U64At(b, 48), Checksum64(b.data() + 64, 192));
+  EXPECT_EQ(U64At(b, 56), 264u);
+  // Directory entry at 64.
+  EXPECT_EQ(b[64], 'w');
+  EXPECT_EQ(b[65], '\0');
+  EXPECT_EQ(U16At(b, 64 + 96), 1);    // f32
+  EXPECT_EQ(U16At(b, 64 + 98), 1);    // rank
+  EXPECT_EQ(U64At(b, 64 + 104), 2u);  // dims[0]
+  EXPECT_EQ(U64At(b, 64 + 112), 0u);  // dims[1] unused
+  EXPECT_EQ(U64At(b, 64 + 136), 256u);
+  EXPECT_EQ(U64At(b, 64 + 144), 8u);
+  EXPECT_EQ(U64At(b, 64 + 152), Checksum64(b.data() + 256, 8));
+  // Data: little-endian IEEE floats 1.0 and -2.0.
+  const unsigned char expected[8] = {0x00, 0x00, 0x80, 0x3F,
+                                     0x00, 0x00, 0x00, 0xC0};
+  EXPECT_EQ(std::memcmp(b.data() + 256, expected, 8), 0);
+}
+
+TEST(TensorFileTest, ReaderRoundTrip) {
+  testing::ScopedTempDir tmp;
+  const fs::path path = WriteSmallFile(tmp.path());
+  auto reader = TensorFileReader::Open(path, format::FileKind::kBlock);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(reader->block_index(), 7);
+  auto t = reader->Get("w");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ((*t)->shape, std::vector<int64_t>{2});
+  float out[2];
+  ASSERT_TRUE(reader->ReadTensor(**t, {reinterpret_cast<uint8_t*>(out), 8}, true)
+                  .ok());
+  EXPECT_EQ(out[1], -2.0f);
+  ASSERT_TRUE(reader->ReadRows(**t, 0, 1, {reinterpret_cast<uint8_t*>(out), 8})
+                  .ok());  // a rank-1 tensor is one row of 2
+  EXPECT_THAT(std::string(reader->Get("nope").status().message()),
+              HasSubstr("nope"));
+}
+
+void Corrupt(const fs::path& path, size_t offset, const std::string& bytes) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+TEST(TensorFileTest, RejectsTruncatedFile) {
+  testing::ScopedTempDir tmp;
+  const fs::path path = WriteSmallFile(tmp.path());
+  fs::resize_file(path, 200);
+  auto r = TensorFileReader::Open(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("truncated"));
+  fs::resize_file(path, 10);
+  EXPECT_THAT(std::string(TensorFileReader::Open(path).status().message()),
+              HasSubstr("smaller than"));
+}
+
+TEST(TensorFileTest, RejectsBadMagicVersionAndKind) {
+  testing::ScopedTempDir tmp;
+  const fs::path path = WriteSmallFile(tmp.path());
+  EXPECT_THAT(std::string(TensorFileReader::Open(path, format::FileKind::kLm)
+                              .status()
+                              .message()),
+              HasSubstr("file kind"));
+  Corrupt(path, 8, std::string("\x02\x00", 2));
+  EXPECT_THAT(std::string(TensorFileReader::Open(path).status().message()),
+              HasSubstr("version 2.0"));
+  Corrupt(path, 0, "GGUF");
+  EXPECT_THAT(std::string(TensorFileReader::Open(path).status().message()),
+              HasSubstr("bad magic"));
+}
+
+TEST(TensorFileTest, RejectsCorruptDirectoryAndData) {
+  testing::ScopedTempDir tmp;
+  const fs::path path = WriteSmallFile(tmp.path());
+  Corrupt(path, 256, "X");  // data byte: directory fine, checksum fails
+  auto r = TensorFileReader::Open(path);
+  ASSERT_TRUE(r.ok());
+  std::vector<uint8_t> buf(8);
+  EXPECT_THAT(std::string(r->ReadTensor(r->tensors()[0], absl::MakeSpan(buf), true)
+                              .message()),
+              HasSubstr("checksum mismatch in tensor w"));
+  Corrupt(path, 64 + 136, std::string("\x00\x10\x00\x00", 4));  // offset
+  EXPECT_THAT(std::string(TensorFileReader::Open(path).status().message()),
+              HasSubstr("directory checksum"));
+}
+
+TEST(TensorFileTest, WriterRejectsWrongSizesAndIncompleteData) {
+  testing::ScopedTempDir tmp;
+  auto bad = TensorFileWriter::Create(tmp.path() / "a.bin",
+                                      format::FileKind::kLm, -1,
+                                      {{"w", DType::kF16, {3}, 8}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("needs 6 bytes"));
+  auto w = TensorFileWriter::Create(tmp.path() / "b.bin", format::FileKind::kLm,
+                                    -1, {{"w", DType::kF16, {3}, 6}});
+  ASSERT_TRUE(w.ok());
+  const uint8_t two[2] = {1, 2};
+  ASSERT_TRUE((*w)->Append(two).ok());
+  EXPECT_THAT(std::string((*w)->Finish().status().message()),
+              HasSubstr("incomplete"));
+}
+
+}  // namespace
+}  // namespace llmpack
