@@ -95,6 +95,13 @@ absl::StatusOr<SourceTensor> HuggingFaceCheckpoint::Get(
                       tensor->dtype, tensor->shape, file->Data(*tensor), nullptr};
 }
 
+void HuggingFaceCheckpoint::Consumed(const std::string& hf_name,
+                                     uint64_t offset, uint64_t length) {
+  auto it = index_.find(hf_name);
+  if (it == index_.end()) return;
+  it->second.file->ReleaseRange(*it->second.tensor, offset, length);
+}
+
 void HuggingFaceCheckpoint::Release(const std::string& hf_name) {
   auto it = index_.find(hf_name);
   if (it != index_.end()) it->second.file->Release(*it->second.tensor);

@@ -26,6 +26,8 @@ class HuggingFaceCheckpoint : public TensorSource {
       const std::filesystem::path& dir);
 
   absl::StatusOr<SourceTensor> Get(const std::string& hf_name) override;
+  void Consumed(const std::string& hf_name, uint64_t offset,
+                uint64_t length) override;
   void Release(const std::string& hf_name) override;
   uint64_t TotalBytes() const override { return total_bytes_; }
 

@@ -17,9 +17,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Elements converted per step when the output dtype differs: bounds the
-// conversion buffer to a few MB whatever the tensor size.
-constexpr size_t kConvertChunkElements = 1 << 20;
+// Elements streamed per step: bounds the conversion buffer and the source
+// pages resident at once to a few MB whatever the tensor size.
+constexpr size_t kChunkElements = 4 << 20;
 
 const char* RoleOf(format::FileKind kind) {
   switch (kind) {
@@ -43,22 +43,29 @@ std::string SourceNameFor(const ModelConfig& config, const ExpectedFile& file,
   return HuggingFaceTensorName(file, tensor);
 }
 
-absl::Status StreamTensor(const SourceTensor& src, DType out_dtype,
+// Streams one tensor in bounded chunks, converting dtype if needed, and tells
+// the source which bytes are consumed so their pages can be dropped.
+absl::Status StreamTensor(const std::string& hf_name, const SourceTensor& src,
+                          DType out_dtype, TensorSource& source,
                           TensorFileWriter& writer, ProgressLine& progress) {
-  if (src.dtype == out_dtype) {
-    RETURN_IF_ERROR(writer.Append(src.data));
-    progress.Add(src.data.size());
-    return absl::OkStatus();
-  }
   const size_t in_size = DTypeSize(src.dtype);
   const size_t out_size = DTypeSize(out_dtype);
   const size_t count = src.data.size() / in_size;
-  std::vector<uint8_t> buffer(std::min(count, kConvertChunkElements) * out_size);
-  for (size_t start = 0; start < count; start += kConvertChunkElements) {
-    const size_t n = std::min(kConvertChunkElements, count - start);
-    RETURN_IF_ERROR(ConvertElements(src.dtype, src.data.data() + start * in_size,
-                                    out_dtype, buffer.data(), n));
-    RETURN_IF_ERROR(writer.Append({buffer.data(), n * out_size}));
+  std::vector<uint8_t> buffer;
+  if (src.dtype != out_dtype) {
+    buffer.resize(std::min(count, kChunkElements) * out_size);
+  }
+  for (size_t start = 0; start < count; start += kChunkElements) {
+    const size_t n = std::min(kChunkElements, count - start);
+    const uint8_t* in = src.data.data() + start * in_size;
+    if (src.dtype == out_dtype) {
+      RETURN_IF_ERROR(writer.Append({in, n * in_size}));
+    } else {
+      RETURN_IF_ERROR(
+          ConvertElements(src.dtype, in, out_dtype, buffer.data(), n));
+      RETURN_IF_ERROR(writer.Append({buffer.data(), n * out_size}));
+    }
+    source.Consumed(hf_name, start * in_size, n * in_size);
     progress.Add(n * in_size);
   }
   return absl::OkStatus();
@@ -101,8 +108,10 @@ absl::StatusOr<ManifestFile> WriteTensorFile(const ModelConfig& config,
   ASSIGN_OR_RETURN(auto writer, TensorFileWriter::Create(path, file.kind,
                                                          file.block_index, specs));
   for (size_t i = 0; i < inputs.size(); ++i) {
-    RETURN_IF_ERROR(StreamTensor(inputs[i], specs[i].dtype, *writer, progress));
-    source.Release(SourceNameFor(config, file, file.tensors[i]));
+    const std::string src_name = SourceNameFor(config, file, file.tensors[i]);
+    RETURN_IF_ERROR(StreamTensor(src_name, inputs[i], specs[i].dtype, source,
+                                 *writer, progress));
+    source.Release(src_name);
   }
   inputs.clear();
   ASSIGN_OR_RETURN(uint64_t size, writer->Finish());

@@ -39,6 +39,11 @@ class TensorSource {
   virtual ~TensorSource() = default;
   // NotFound if the source has no such tensor.
   virtual absl::StatusOr<SourceTensor> Get(const std::string& hf_name) = 0;
+  // The writer has consumed bytes [offset, offset + length) of this tensor;
+  // a memory-mapped source may drop those pages so that even one huge tensor
+  // (a 1 GB embedding) never has to be resident at once.
+  virtual void Consumed(const std::string& hf_name, uint64_t offset,
+                        uint64_t length) {}
   // The writer is done with this tensor; a source may drop its memory.
   virtual void Release(const std::string& hf_name) {}
   // Total bytes of tensor data, for progress reporting (0 if unknown).

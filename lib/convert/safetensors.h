@@ -41,6 +41,11 @@ class SafetensorsFile {
   void Release(const SafetensorsTensor& tensor) const {
     file_.ReleasePages(tensor.begin, tensor.size);
   }
+  // Drops the pages of bytes [offset, offset + length) of a tensor.
+  void ReleaseRange(const SafetensorsTensor& tensor, uint64_t offset,
+                    uint64_t length) const {
+    file_.ReleasePages(tensor.begin + offset, length);
+  }
   const std::filesystem::path& path() const { return file_.path(); }
 
  private:
