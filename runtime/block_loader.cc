@@ -1,0 +1,255 @@
+#include "runtime/block_loader.h"
+
+#include <chrono>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "llmpack/checksum.h"
+#include "llmpack/package_layout.h"
+#include "llmpack/status_macros.h"
+
+namespace llmpack::runtime {
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Fills `w` with views into a whole tensor file held at `base`. Package::Open
+// already checked names, shapes and dtypes.
+absl::Status BuildWeights(const TensorFileReader& reader, const uint8_t* base,
+                          bool verify, BlockWeights* w) {
+  auto info = [&](const char* name) -> absl::StatusOr<const TensorInfo*> {
+    ASSIGN_OR_RETURN(const TensorInfo* t, reader.Get(name));
+    if (verify && Checksum64(base + t->offset, t->size_bytes) != t->checksum) {
+      return absl::DataLossError(absl::StrCat(reader.path().string(),
+                                              ": checksum mismatch in tensor ",
+                                              name));
+    }
+    return t;
+  };
+  auto matrix = [&](const char* name, WeightMatrix* m) -> absl::Status {
+    ASSIGN_OR_RETURN(const TensorInfo* t, info(name));
+    *m = {t->dtype, base + t->offset, t->shape[0], t->shape[1]};
+    return absl::OkStatus();
+  };
+  auto vec = [&](const char* name, std::vector<float>* v) -> absl::Status {
+    if (reader.Find(name) == nullptr) {
+      v->clear();
+      return absl::OkStatus();
+    }
+    ASSIGN_OR_RETURN(const TensorInfo* t, info(name));
+    v->resize(static_cast<size_t>(t->num_elements()));
+    ToF32(t->dtype, base + t->offset, v->data(), v->size());
+    return absl::OkStatus();
+  };
+  w->layer = reader.block_index();
+  RETURN_IF_ERROR(matrix(kQProj, &w->q));
+  RETURN_IF_ERROR(matrix(kKProj, &w->k));
+  RETURN_IF_ERROR(matrix(kVProj, &w->v));
+  RETURN_IF_ERROR(matrix(kOProj, &w->o));
+  RETURN_IF_ERROR(matrix(kGateProj, &w->gate));
+  RETURN_IF_ERROR(matrix(kUpProj, &w->up));
+  RETURN_IF_ERROR(matrix(kDownProj, &w->down));
+  RETURN_IF_ERROR(vec(kInputNorm, &w->input_norm));
+  RETURN_IF_ERROR(vec(kPostAttentionNorm, &w->post_attention_norm));
+  RETURN_IF_ERROR(vec(kQBias, &w->q_bias));
+  RETURN_IF_ERROR(vec(kKBias, &w->k_bias));
+  RETURN_IF_ERROR(vec(kVBias, &w->v_bias));
+  RETURN_IF_ERROR(vec(kQNorm, &w->q_norm));
+  RETURN_IF_ERROR(vec(kKNorm, &w->k_norm));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BlockLoader>> BlockLoader::Create(
+    const Package& package, const LoaderOptions& options) {
+  auto loader =
+      std::unique_ptr<BlockLoader>(new BlockLoader(package, options));
+  if (options.mode == LoadMode::kResident) {
+    loader->resident_.resize(static_cast<size_t>(package.num_layers()));
+    for (int64_t l = 0; l < package.num_layers(); ++l) {
+      ASSIGN_OR_RETURN(MappedFile map,
+                       MappedFile::Open(package.block(l).path()));
+      RETURN_IF_ERROR(BuildWeights(package.block(l), map.data(),
+                                   options.verify_tensor_checksums,
+                                   &loader->resident_[l]));
+      loader->stats_.bytes_read += map.size();
+      loader->stats_.blocks_loaded += 1;
+      loader->maps_.push_back(std::move(map));
+    }
+    loader->stats_.max_resident_blocks =
+        static_cast<int>(package.num_layers());
+    return loader;
+  }
+  loader->prefetcher_ = std::thread([l = loader.get()] { l->PrefetchLoop(); });
+  return loader;
+}
+
+BlockLoader::~BlockLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (prefetcher_.joinable()) prefetcher_.join();
+}
+
+void BlockLoader::Record(LoaderEvent::Type type, int64_t layer,
+                         bool background) {
+  if (options_.trace) trace_.push_back({type, layer, background});
+}
+
+void BlockLoader::UpdateResident() {
+  int resident = 0;
+  for (const Slot& s : slots_) resident += s.layer >= 0 ? 1 : 0;
+  stats_.max_resident_blocks = std::max(stats_.max_resident_blocks, resident);
+}
+
+BlockLoader::Slot* BlockLoader::FindSlot(int64_t layer) {
+  for (Slot& s : slots_) {
+    if (s.layer == layer) return &s;
+  }
+  return nullptr;
+}
+
+absl::Status BlockLoader::LoadInto(Slot& slot, int64_t layer) {
+  const TensorFileReader& reader = package_.block(layer);
+  const size_t size = reader.file().size();
+  if (slot.capacity < size) {
+    // 64-byte aligned so every tensor (at 64-byte file offsets) is aligned.
+    const size_t rounded = (size + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (p == nullptr) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot allocate ", size, " bytes for ", reader.path().string()));
+    }
+    slot.buffer = {static_cast<uint8_t*>(p), std::free};
+    slot.capacity = rounded;
+  }
+  RETURN_IF_ERROR(reader.file().ReadAt(0, {slot.buffer.get(), size}));
+  return BuildWeights(reader, slot.buffer.get(),
+                      options_.verify_tensor_checksums, &slot.weights);
+}
+
+void BlockLoader::PrefetchLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    Slot* job = nullptr;
+    cv_.wait(lock, [&] {
+      if (stop_) return true;
+      for (Slot& s : slots_) {
+        if (s.state == Slot::kLoading && s.background) job = &s;
+      }
+      return job != nullptr;
+    });
+    if (stop_) return;
+    const int64_t layer = job->layer;
+    Record(LoaderEvent::kLoadStart, layer, true);
+    lock.unlock();
+    absl::Status status = LoadInto(*job, layer);
+    lock.lock();
+    job->status = status;
+    job->state = Slot::kReady;
+    job->background = false;
+    stats_.bytes_read += package_.block(layer).file().size();
+    stats_.blocks_loaded += 1;
+    stats_.prefetched_loads += 1;
+    Record(LoaderEvent::kLoadEnd, layer, true);
+    cv_.notify_all();
+  }
+}
+
+absl::StatusOr<const BlockWeights*> BlockLoader::Acquire(int64_t layer) {
+  const int64_t layers = package_.num_layers();
+  if (layer < 0 || layer >= layers) {
+    return absl::OutOfRangeError(
+        absl::StrCat("block ", layer, " requested, package has ", layers));
+  }
+  if (options_.mode == LoadMode::kResident) return &resident_[layer];
+
+  const int64_t start = NowNs();
+  std::unique_lock<std::mutex> lock(mu_);
+  Slot* slot = FindSlot(layer);
+  if (slot == nullptr) {
+    // Not prefetched: take a slot nobody uses, letting a prefetch already
+    // running into it finish first (reads cannot be interrupted).
+    slot = nullptr;
+    for (Slot& s : slots_) {
+      const bool idle = s.state == Slot::kEmpty || s.state == Slot::kReady;
+      if (idle && slot == nullptr) slot = &s;
+    }
+    for (Slot& s : slots_) {
+      if (s.state == Slot::kLoading && slot == nullptr) slot = &s;
+    }
+    if (slot == nullptr) {
+      return absl::FailedPreconditionError(
+          "BlockLoader::Acquire: two blocks are already acquired");
+    }
+    cv_.wait(lock, [&] { return slot->state != Slot::kLoading; });
+    slot->layer = layer;
+    slot->state = Slot::kLoading;
+    slot->background = false;
+    UpdateResident();
+    Record(LoaderEvent::kLoadStart, layer, false);
+    lock.unlock();
+    absl::Status status = LoadInto(*slot, layer);
+    lock.lock();
+    slot->status = status;
+    slot->state = Slot::kReady;
+    stats_.bytes_read += package_.block(layer).file().size();
+    stats_.blocks_loaded += 1;
+    stats_.sync_loads += 1;
+    Record(LoaderEvent::kLoadEnd, layer, false);
+  } else {
+    cv_.wait(lock, [&] { return slot->state != Slot::kLoading; });
+  }
+  stats_.wait_ns += NowNs() - start;
+  if (!slot->status.ok()) {
+    absl::Status status = slot->status;
+    slot->layer = -1;  // a failed read leaves nothing usable
+    slot->state = Slot::kEmpty;
+    return status;
+  }
+  slot->state = Slot::kInUse;
+  Record(LoaderEvent::kAcquired, layer, false);
+
+  // Start reading the next block into the other slot while this one runs.
+  const int64_t next = (layer + 1) % layers;
+  if (next != layer && FindSlot(next) == nullptr) {
+    Slot* other = slot == &slots_[0] ? &slots_[1] : &slots_[0];
+    if (other->state == Slot::kEmpty || other->state == Slot::kReady) {
+      other->layer = next;
+      other->state = Slot::kLoading;
+      other->background = true;
+      UpdateResident();
+      cv_.notify_all();
+    }
+  }
+  return &slot->weights;
+}
+
+void BlockLoader::Release(int64_t layer) {
+  if (options_.mode == LoadMode::kResident) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  Slot* slot = FindSlot(layer);
+  if (slot != nullptr && slot->state == Slot::kInUse) {
+    slot->state = Slot::kReady;
+    Record(LoaderEvent::kReleased, layer, false);
+  }
+}
+
+LoaderStats BlockLoader::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+std::vector<LoaderEvent> BlockLoader::trace() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return trace_;
+}
+
+}  // namespace llmpack::runtime

@@ -1,0 +1,122 @@
+// Supplies the weights of one transformer block at a time.
+//
+// Stream mode (default): two reusable buffers ("slots"). Acquire(i) returns
+// block i (reading it now if it was not prefetched) and immediately asks a
+// background thread to read block i+1 (mod layers) into the other slot, so
+// the read overlaps block i's compute. A slot is only refilled after its
+// block was released, so at most two blocks are ever in memory.
+// Resident mode: every block file is memory-mapped once at creation.
+//
+// Thread safety: Acquire/Release must be called from one thread (the
+// forward pass), at most one block acquired at a time. stats() and trace()
+// may be called from any thread.
+#ifndef LLMPACK_RUNTIME_BLOCK_LOADER_H_
+#define LLMPACK_RUNTIME_BLOCK_LOADER_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "llmpack/mapped_file.h"
+#include "runtime/kernels.h"
+#include "runtime/package.h"
+
+namespace llmpack::runtime {
+
+enum class LoadMode { kStream, kResident };
+
+// One block's weights. Matrices point into the loader's memory (valid until
+// Release); the small vectors are widened to f32 at load time.
+struct BlockWeights {
+  int64_t layer = -1;
+  WeightMatrix q, k, v, o, gate, up, down;
+  std::vector<float> input_norm, post_attention_norm;
+  std::vector<float> q_bias, k_bias, v_bias;  // empty unless qkv_bias
+  std::vector<float> q_norm, k_norm;          // empty unless qk_norm
+};
+
+struct LoaderOptions {
+  LoadMode mode = LoadMode::kStream;
+  // Check each tensor's XXH3-64 after reading it (stream mode; resident
+  // mode checks once at creation).
+  bool verify_tensor_checksums = true;
+  // Record a LoaderEvent for every load, acquire and release.
+  bool trace = false;
+};
+
+struct LoaderStats {
+  uint64_t bytes_read = 0;     // block file bytes read (or mapped)
+  uint64_t blocks_loaded = 0;  // block reads (or maps)
+  uint64_t prefetched_loads = 0;  // reads done by the background thread
+  uint64_t sync_loads = 0;        // reads the compute thread had to do
+  int max_resident_blocks = 0;    // most blocks held in memory at once
+  int64_t wait_ns = 0;  // time Acquire waited for data (prefetch or read)
+};
+
+struct LoaderEvent {
+  enum Type { kLoadStart, kLoadEnd, kAcquired, kReleased };
+  Type type;
+  int64_t layer;
+  bool background;  // load events: done by the prefetch thread
+};
+
+class BlockLoader {
+ public:
+  // `package` must outlive the loader.
+  static absl::StatusOr<std::unique_ptr<BlockLoader>> Create(
+      const Package& package, const LoaderOptions& options);
+  ~BlockLoader();
+  BlockLoader(const BlockLoader&) = delete;
+  BlockLoader& operator=(const BlockLoader&) = delete;
+
+  absl::StatusOr<const BlockWeights*> Acquire(int64_t layer);
+  void Release(int64_t layer);
+
+  LoadMode mode() const { return options_.mode; }
+  LoaderStats stats() const;
+  std::vector<LoaderEvent> trace() const;
+
+ private:
+  struct Slot {
+    enum State { kEmpty, kLoading, kReady, kInUse };
+    State state = kEmpty;
+    int64_t layer = -1;
+    bool background = false;  // the prefetch thread owns the pending read
+    std::unique_ptr<uint8_t, void (*)(void*)> buffer{nullptr, nullptr};
+    size_t capacity = 0;
+    BlockWeights weights;
+    absl::Status status;
+  };
+
+  BlockLoader(const Package& package, const LoaderOptions& options)
+      : package_(package), options_(options) {}
+  // Reads block `layer` into `slot` (no lock held).
+  absl::Status LoadInto(Slot& slot, int64_t layer);
+  Slot* FindSlot(int64_t layer);
+  void Record(LoaderEvent::Type type, int64_t layer, bool background);
+  void UpdateResident();
+  void PrefetchLoop();
+
+  const Package& package_;
+  const LoaderOptions options_;
+  // Resident mode.
+  std::vector<MappedFile> maps_;
+  std::vector<BlockWeights> resident_;
+  // Stream mode.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Slot slots_[2];
+  bool stop_ = false;
+  std::thread prefetcher_;
+  LoaderStats stats_;
+  std::vector<LoaderEvent> trace_;
+};
+
+}  // namespace llmpack::runtime
+
+#endif  // LLMPACK_RUNTIME_BLOCK_LOADER_H_

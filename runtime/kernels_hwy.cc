@@ -1,0 +1,314 @@
+// Highway kernels, compiled once per SIMD target and dispatched at run time
+// to the best target the CPU supports. They compute the same formulas as
+// kernels_scalar.cc; only summation order (several accumulators) and the
+// exp approximation differ, within the tolerances in kernels_test.cc.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/kernels_hwy.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "runtime/kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace llmpack::runtime {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+
+// Widens n elements of a float type into dst.
+void WidenRow(DType dtype, const void* src, float* dst, int64_t n) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  if (dtype == DType::kBF16) {
+    const hn::Rebind<hwy::bfloat16_t, DF> dbf;
+    const auto* p = static_cast<const hwy::bfloat16_t*>(src);
+    for (; i + lanes <= n; i += lanes) {
+      hn::StoreU(hn::PromoteTo(df, hn::LoadU(dbf, p + i)), df, dst + i);
+    }
+  } else if (dtype == DType::kF16) {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    const auto* p = static_cast<const hwy::float16_t*>(src);
+    for (; i + lanes <= n; i += lanes) {
+      hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, p + i)), df, dst + i);
+    }
+  }
+  const size_t elem = DTypeSize(dtype);
+  ToF32(dtype, static_cast<const uint8_t*>(src) + i * elem, dst + i,
+        static_cast<size_t>(n - i));
+}
+
+float Dot(const float* a, const float* b, int64_t n) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  auto acc0 = hn::Zero(df);
+  auto acc1 = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + 2 * lanes <= n; i += 2 * lanes) {
+    acc0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), acc0);
+    acc1 = hn::MulAdd(hn::LoadU(df, a + i + lanes),
+                      hn::LoadU(df, b + i + lanes), acc1);
+  }
+  for (; i + lanes <= n; i += lanes) {
+    acc0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), acc0);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// Four dot products of x against four weight rows, sharing the loads of x.
+void Dot4(const float* x, const float* w0, const float* w1, const float* w2,
+          const float* w3, int64_t n, float* out) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df),
+       a3 = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto xv = hn::LoadU(df, x + i);
+    a0 = hn::MulAdd(hn::LoadU(df, w0 + i), xv, a0);
+    a1 = hn::MulAdd(hn::LoadU(df, w1 + i), xv, a1);
+    a2 = hn::MulAdd(hn::LoadU(df, w2 + i), xv, a2);
+    a3 = hn::MulAdd(hn::LoadU(df, w3 + i), xv, a3);
+  }
+  float s0 = hn::GetLane(hn::SumOfLanes(df, a0));
+  float s1 = hn::GetLane(hn::SumOfLanes(df, a1));
+  float s2 = hn::GetLane(hn::SumOfLanes(df, a2));
+  float s3 = hn::GetLane(hn::SumOfLanes(df, a3));
+  for (; i < n; ++i) {
+    s0 += x[i] * w0[i];
+    s1 += x[i] * w1[i];
+    s2 += x[i] * w2[i];
+    s3 += x[i] * w3[i];
+  }
+  out[0] = s0;
+  out[1] = s1;
+  out[2] = s2;
+  out[3] = s3;
+}
+
+void MatMul(const float* x, int64_t tokens, const WeightMatrix& w,
+            int64_t row_begin, int64_t row_end, float* out,
+            int64_t out_stride) {
+  constexpr int64_t kTile = 4;
+  const int64_t cols = w.cols;
+  const size_t elem = DTypeSize(w.dtype);
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  // Narrow weights are widened a tile of rows at a time, then reused for
+  // every token, so prefill pays the conversion once per row.
+  thread_local std::vector<float> scratch;
+  if (w.dtype != DType::kF32) {
+    scratch.resize(static_cast<size_t>(kTile * cols));
+  }
+  auto row_ptr = [&](int64_t r, int64_t k) -> const float* {
+    const uint8_t* src = base + static_cast<size_t>(r * cols) * elem;
+    if (w.dtype == DType::kF32) return reinterpret_cast<const float*>(src);
+    float* dst = scratch.data() + k * cols;
+    WidenRow(w.dtype, src, dst, cols);
+    return dst;
+  };
+  int64_t r = row_begin;
+  for (; r + kTile <= row_end; r += kTile) {
+    const float* w0 = row_ptr(r, 0);
+    const float* w1 = row_ptr(r + 1, 1);
+    const float* w2 = row_ptr(r + 2, 2);
+    const float* w3 = row_ptr(r + 3, 3);
+    float sums[kTile];
+    for (int64_t t = 0; t < tokens; ++t) {
+      Dot4(x + t * cols, w0, w1, w2, w3, cols, sums);
+      float* o = out + t * out_stride + r;
+      o[0] = sums[0];
+      o[1] = sums[1];
+      o[2] = sums[2];
+      o[3] = sums[3];
+    }
+  }
+  for (; r < row_end; ++r) {
+    const float* wr = row_ptr(r, 0);
+    for (int64_t t = 0; t < tokens; ++t) {
+      out[t * out_stride + r] = Dot(x + t * cols, wr, cols);
+    }
+  }
+}
+
+void RmsNorm(const float* x, const float* weight, int64_t n, float eps,
+             float* out) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  auto acc = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto v = hn::LoadU(df, x + i);
+    acc = hn::MulAdd(v, v, acc);
+  }
+  float ss = hn::GetLane(hn::SumOfLanes(df, acc));
+  for (; i < n; ++i) ss += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+  const auto vs = hn::Set(df, scale);
+  i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    hn::StoreU(hn::Mul(hn::LoadU(df, weight + i),
+                       hn::Mul(hn::LoadU(df, x + i), vs)),
+               df, out + i);
+  }
+  for (; i < n; ++i) out[i] = weight[i] * (x[i] * scale);
+}
+
+void Rope(float* v, const float* cos, const float* sin, int64_t head_dim) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t half = head_dim / 2;
+  int64_t i = 0;
+  for (; i + lanes <= half; i += lanes) {
+    const auto a = hn::LoadU(df, v + i);
+    const auto b = hn::LoadU(df, v + half + i);
+    const auto c = hn::LoadU(df, cos + i);
+    const auto s = hn::LoadU(df, sin + i);
+    hn::StoreU(hn::Sub(hn::Mul(a, c), hn::Mul(b, s)), df, v + i);
+    hn::StoreU(hn::Add(hn::Mul(b, c), hn::Mul(a, s)), df, v + half + i);
+  }
+  for (; i < half; ++i) {
+    const float a = v[i];
+    const float b = v[i + half];
+    v[i] = a * cos[i] - b * sin[i];
+    v[i + half] = b * cos[i] + a * sin[i];
+  }
+}
+
+void Softmax(float* x, int64_t n) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  float max = x[0];
+  int64_t i = 0;
+  if (n >= lanes) {
+    auto vmax = hn::LoadU(df, x);
+    for (i = lanes; i + lanes <= n; i += lanes) {
+      vmax = hn::Max(vmax, hn::LoadU(df, x + i));
+    }
+    max = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  }
+  for (; i < n; ++i) max = std::max(max, x[i]);
+  const auto vm = hn::Set(df, max);
+  auto vsum = hn::Zero(df);
+  i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), vm));
+    hn::StoreU(e, df, x + i);
+    vsum = hn::Add(vsum, e);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(df, vsum));
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  const auto vinv = hn::Set(df, inv);
+  i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    hn::StoreU(hn::Mul(hn::LoadU(df, x + i), vinv), df, x + i);
+  }
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+void SiluMul(float* gate, const float* up, int64_t n) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const auto one = hn::Set(df, 1.0f);
+  // exp(-g) overflows for g < -88; clamping keeps the quotient a tiny
+  // negative number, as exact arithmetic gives.
+  const auto limit = hn::Set(df, 88.0f);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto g = hn::LoadU(df, gate + i);
+    const auto e = hn::Exp(df, hn::Min(hn::Neg(g), limit));
+    hn::StoreU(hn::Mul(hn::Div(g, hn::Add(one, e)), hn::LoadU(df, up + i)),
+               df, gate + i);
+  }
+  for (; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void Axpy(float a, const float* x, float* y, int64_t n) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const auto va = hn::Set(df, a);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    hn::StoreU(hn::MulAdd(va, hn::LoadU(df, x + i), hn::LoadU(df, y + i)), df,
+               y + i);
+  }
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// Names the target this copy was compiled for.
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace llmpack::runtime
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <string>
+
+namespace llmpack::runtime {
+
+HWY_EXPORT(MatMul);
+HWY_EXPORT(RmsNorm);
+HWY_EXPORT(Rope);
+HWY_EXPORT(Softmax);
+HWY_EXPORT(SiluMul);
+HWY_EXPORT(Dot);
+HWY_EXPORT(Axpy);
+HWY_EXPORT(TargetName);
+
+namespace {
+
+void DispatchMatMul(const float* x, int64_t tokens, const WeightMatrix& w,
+                    int64_t row_begin, int64_t row_end, float* out,
+                    int64_t out_stride) {
+  HWY_DYNAMIC_DISPATCH(MatMul)(x, tokens, w, row_begin, row_end, out,
+                               out_stride);
+}
+void DispatchRmsNorm(const float* x, const float* weight, int64_t n, float eps,
+                     float* out) {
+  HWY_DYNAMIC_DISPATCH(RmsNorm)(x, weight, n, eps, out);
+}
+void DispatchRope(float* v, const float* cos, const float* sin,
+                  int64_t head_dim) {
+  HWY_DYNAMIC_DISPATCH(Rope)(v, cos, sin, head_dim);
+}
+void DispatchSoftmax(float* x, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(Softmax)(x, n);
+}
+void DispatchSiluMul(float* gate, const float* up, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n);
+}
+float DispatchDot(const float* a, const float* b, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n);
+}
+void DispatchAxpy(float a, const float* x, float* y, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(Axpy)(a, x, y, n);
+}
+
+}  // namespace
+
+const KernelTable& OptimizedKernels() {
+  static const std::string* name = new std::string(
+      std::string("highway:") + HWY_DYNAMIC_DISPATCH(TargetName)());
+  static const KernelTable table = {
+      name->c_str(),   DispatchMatMul,  DispatchRmsNorm, DispatchRope,
+      DispatchSoftmax, DispatchSiluMul, DispatchDot,     DispatchAxpy,
+  };
+  return table;
+}
+
+}  // namespace llmpack::runtime
+#endif  // HWY_ONCE

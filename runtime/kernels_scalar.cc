@@ -1,0 +1,103 @@
+// Scalar reference kernels: straightforward loops that define what the
+// optimized kernels must compute.
+#include <cmath>
+#include <vector>
+
+#include "runtime/kernels.h"
+
+namespace llmpack::runtime {
+namespace {
+
+void ScalarMatMul(const float* x, int64_t tokens, const WeightMatrix& w,
+                  int64_t row_begin, int64_t row_end, float* out,
+                  int64_t out_stride) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  const size_t elem = DTypeSize(w.dtype);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    ToF32(w.dtype, static_cast<const uint8_t*>(w.data) + r * w.cols * elem,
+          row.data(), static_cast<size_t>(w.cols));
+    for (int64_t t = 0; t < tokens; ++t) {
+      const float* xt = x + t * w.cols;
+      float sum = 0.0f;
+      for (int64_t c = 0; c < w.cols; ++c) sum += xt[c] * row[c];
+      out[t * out_stride + r] = sum;
+    }
+  }
+}
+
+void ScalarRmsNorm(const float* x, const float* weight, int64_t n, float eps,
+                   float* out) {
+  float ss = 0.0f;
+  for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * scale);
+}
+
+void ScalarRope(float* v, const float* cos, const float* sin,
+                int64_t head_dim) {
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float a = v[i];
+    const float b = v[i + half];
+    v[i] = a * cos[i] - b * sin[i];
+    v[i + half] = b * cos[i] + a * sin[i];
+  }
+}
+
+void ScalarSoftmax(float* x, int64_t n) {
+  float max = x[0];
+  for (int64_t i = 1; i < n; ++i) max = std::max(max, x[i]);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void ScalarSiluMul(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+float ScalarDot(const float* a, const float* b, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+void ScalarAxpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace
+
+const KernelTable& ScalarKernels() {
+  static const KernelTable table = {
+      "scalar",      ScalarMatMul, ScalarRmsNorm, ScalarRope,
+      ScalarSoftmax, ScalarSiluMul, ScalarDot,    ScalarAxpy,
+  };
+  return table;
+}
+
+const KernelTable& GetKernels(KernelChoice choice) {
+  return choice == KernelChoice::kScalar ? ScalarKernels()
+                                         : OptimizedKernels();
+}
+
+bool ParseKernelChoice(const std::string& text, KernelChoice* choice) {
+  if (text == "scalar") {
+    *choice = KernelChoice::kScalar;
+    return true;
+  }
+  if (text == "optimized" || text == "auto") {
+    *choice = KernelChoice::kOptimized;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace llmpack::runtime

@@ -1,0 +1,245 @@
+#include "runtime/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "llmpack/checksum.h"
+#include "llmpack/package_layout.h"
+#include "llmpack/status_macros.h"
+#include "runtime/rope.h"
+
+namespace llmpack::runtime {
+
+absl::StatusOr<std::unique_ptr<Model>> Model::Open(
+    const std::filesystem::path& dir, const ModelOptions& options) {
+  auto model = std::unique_ptr<Model>(new Model());
+  ASSIGN_OR_RETURN(model->package_,
+                   Package::Open(dir, {options.verify_checksums}));
+  LoaderOptions loader_options;
+  loader_options.mode = options.mode;
+  loader_options.verify_tensor_checksums = options.verify_checksums;
+  loader_options.trace = options.trace_loader;
+  ASSIGN_OR_RETURN(model->loader_,
+                   BlockLoader::Create(*model->package_, loader_options));
+  model->pool_ = std::make_unique<ThreadPool>(options.threads);
+  model->kernels_ = &GetKernels(options.kernels);
+  const ModelConfig& config = model->config();
+  model->inv_freq_ = RopeInverseFrequencies(config.rope, config.head_dim);
+
+  // The output projection is needed for every token, so it stays in memory.
+  const TensorFileReader& lm = model->package_->lm();
+  const uint8_t* base = nullptr;
+  if (options.mode == LoadMode::kResident) {
+    ASSIGN_OR_RETURN(model->lm_map_, MappedFile::Open(lm.path()));
+    base = model->lm_map_.data();
+  } else {
+    const size_t size = lm.file().size();
+    void* p = std::aligned_alloc(64, (size + 63) / 64 * 64);
+    if (p == nullptr) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot allocate ", size, " bytes for ",
+                       lm.path().string()));
+    }
+    model->lm_buffer_ = {static_cast<uint8_t*>(p), std::free};
+    RETURN_IF_ERROR(lm.file().ReadAt(0, {model->lm_buffer_.get(), size}));
+    base = model->lm_buffer_.get();
+  }
+  model->lm_bytes_ = lm.file().size();
+  for (const char* name : {kFinalNorm, kLmHead}) {
+    ASSIGN_OR_RETURN(const TensorInfo* t, lm.Get(name));
+    if (options.verify_checksums &&
+        Checksum64(base + t->offset, t->size_bytes) != t->checksum) {
+      return absl::DataLossError(absl::StrCat(
+          lm.path().string(), ": checksum mismatch in tensor ", name));
+    }
+  }
+  const TensorInfo* head = lm.Find(kLmHead);
+  model->lm_head_ = {head->dtype, base + head->offset, head->shape[0],
+                     head->shape[1]};
+  const TensorInfo* norm = lm.Find(kFinalNorm);
+  model->final_norm_.resize(static_cast<size_t>(norm->num_elements()));
+  ToF32(norm->dtype, base + norm->offset, model->final_norm_.data(),
+        model->final_norm_.size());
+  return model;
+}
+
+Session::Session(Model& model, int64_t capacity)
+    : model_(model), config_(model.config()), capacity_(capacity) {
+  const size_t per_layer = static_cast<size_t>(capacity * config_.kv_dim());
+  k_cache_.assign(static_cast<size_t>(config_.num_layers),
+                  std::vector<float>(per_layer));
+  v_cache_.assign(static_cast<size_t>(config_.num_layers),
+                  std::vector<float>(per_layer));
+}
+
+uint64_t Session::kv_cache_bytes() const {
+  return 2ull * static_cast<uint64_t>(config_.num_layers) *
+         static_cast<uint64_t>(capacity_ * config_.kv_dim()) * sizeof(float);
+}
+
+void Session::Linear(const float* x, int64_t tokens, const WeightMatrix& w,
+                     float* out) {
+  const KernelTable& k = model_.kernels();
+  const int64_t threads = model_.pool().num_threads();
+  // About four chunks per thread, in whole tiles of four rows.
+  int64_t grain = (w.rows + threads * 4 - 1) / (threads * 4);
+  grain = std::max<int64_t>(4, (grain + 3) / 4 * 4);
+  model_.pool().ParallelFor(w.rows, grain, [&](int64_t begin, int64_t end) {
+    k.matmul(x, tokens, w, begin, end, out, w.rows);
+  });
+}
+
+absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
+  const TensorFileReader& file = model_.package().embedding();
+  const TensorInfo* table = file.Find(kEmbedTokens);
+  const int64_t h = config_.hidden_size;
+  row_bytes_.resize(table->row_bytes());
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const int32_t id = tokens[t];
+    if (id < 0 || id >= config_.vocab_size) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "token id ", id, " at input position ", t,
+          " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+    }
+    RETURN_IF_ERROR(file.ReadRows(*table, id, 1,
+                                  absl::MakeSpan(row_bytes_)));
+    ToF32(table->dtype, row_bytes_.data(), x_.data() + t * h,
+          static_cast<size_t>(h));
+    model_.embedding_bytes_read_ += row_bytes_.size();
+  }
+  return absl::OkStatus();
+}
+
+void Session::RunBlock(const BlockWeights& w, int64_t n) {
+  const KernelTable& k = model_.kernels();
+  const int64_t h = config_.hidden_size;
+  const int64_t hd = config_.head_dim;
+  const int64_t heads = config_.num_heads;
+  const int64_t kv_heads = config_.num_kv_heads;
+  const int64_t qd = config_.q_dim();
+  const int64_t kvd = config_.kv_dim();
+  const int64_t half = hd / 2;
+  const float eps = static_cast<float>(config_.norm_eps);
+  const int64_t layer = w.layer;
+
+  for (int64_t t = 0; t < n; ++t) {
+    k.rms_norm(x_.data() + t * h, w.input_norm.data(), h, eps,
+               xn_.data() + t * h);
+  }
+  Linear(xn_.data(), n, w.q, q_.data());
+  Linear(xn_.data(), n, w.k, k_.data());
+  Linear(xn_.data(), n, w.v, v_.data());
+  for (int64_t t = 0; t < n; ++t) {
+    float* q = q_.data() + t * qd;
+    float* kk = k_.data() + t * kvd;
+    float* v = v_.data() + t * kvd;
+    if (!w.q_bias.empty()) {
+      k.axpy(1.0f, w.q_bias.data(), q, qd);
+      k.axpy(1.0f, w.k_bias.data(), kk, kvd);
+      k.axpy(1.0f, w.v_bias.data(), v, kvd);
+    }
+    const float* c = cos_.data() + t * half;
+    const float* s = sin_.data() + t * half;
+    for (int64_t head = 0; head < heads; ++head) {
+      float* qh = q + head * hd;
+      if (!w.q_norm.empty()) k.rms_norm(qh, w.q_norm.data(), hd, eps, qh);
+      k.rope(qh, c, s, hd);
+    }
+    for (int64_t head = 0; head < kv_heads; ++head) {
+      float* kh = kk + head * hd;
+      if (!w.k_norm.empty()) k.rms_norm(kh, w.k_norm.data(), hd, eps, kh);
+      k.rope(kh, c, s, hd);
+    }
+    const int64_t pos = position_ + t;
+    std::copy(kk, kk + kvd, k_cache_[layer].data() + pos * kvd);
+    std::copy(v, v + kvd, v_cache_[layer].data() + pos * kvd);
+  }
+
+  // Causal attention, one (token, head) pair per work item.
+  const float scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
+  const int64_t group = heads / kv_heads;
+  const float* kc = k_cache_[layer].data();
+  const float* vc = v_cache_[layer].data();
+  model_.pool().ParallelFor(n * heads, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scores;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / heads;
+      const int64_t head = item % heads;
+      const int64_t g = head / group;
+      const int64_t len = position_ + t + 1;
+      scores.resize(static_cast<size_t>(len));
+      const float* q = q_.data() + t * qd + head * hd;
+      for (int64_t j = 0; j < len; ++j) {
+        scores[j] = k.dot(q, kc + j * kvd + g * hd, hd) * scale;
+      }
+      k.softmax(scores.data(), len);
+      float* out = att_.data() + t * qd + head * hd;
+      std::fill(out, out + hd, 0.0f);
+      for (int64_t j = 0; j < len; ++j) {
+        k.axpy(scores[j], vc + j * kvd + g * hd, out, hd);
+      }
+    }
+  });
+  Linear(att_.data(), n, w.o, tmp_.data());
+  k.axpy(1.0f, tmp_.data(), x_.data(), n * h);
+
+  for (int64_t t = 0; t < n; ++t) {
+    k.rms_norm(x_.data() + t * h, w.post_attention_norm.data(), h, eps,
+               xn_.data() + t * h);
+  }
+  Linear(xn_.data(), n, w.gate, gate_.data());
+  Linear(xn_.data(), n, w.up, up_.data());
+  k.silu_mul(gate_.data(), up_.data(), n * config_.ffn_size);
+  Linear(gate_.data(), n, w.down, tmp_.data());
+  k.axpy(1.0f, tmp_.data(), x_.data(), n * h);
+}
+
+absl::Status Session::Forward(absl::Span<const int32_t> tokens,
+                              LogitsRows rows, std::vector<float>* logits,
+                              const BlockObserver* observer) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return absl::InvalidArgumentError("Forward: no tokens");
+  if (position_ + n > capacity_) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "sequence of ", position_ + n, " tokens exceeds the session capacity ",
+        capacity_));
+  }
+  const int64_t h = config_.hidden_size;
+  const size_t nh = static_cast<size_t>(n * h);
+  x_.resize(nh);
+  xn_.resize(nh);
+  tmp_.resize(nh);
+  q_.resize(static_cast<size_t>(n * config_.q_dim()));
+  att_.resize(q_.size());
+  k_.resize(static_cast<size_t>(n * config_.kv_dim()));
+  v_.resize(k_.size());
+  gate_.resize(static_cast<size_t>(n * config_.ffn_size));
+  up_.resize(gate_.size());
+  RETURN_IF_ERROR(Embed(tokens));
+  RopeTables(model_.inv_freq_, position_, n, &cos_, &sin_);
+
+  BlockLoader& loader = model_.loader();
+  for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
+    ASSIGN_OR_RETURN(const BlockWeights* w, loader.Acquire(layer));
+    RunBlock(*w, n);
+    loader.Release(layer);
+    if (observer != nullptr) (*observer)(layer, x_.data(), n);
+  }
+  position_ += n;
+
+  if (rows == LogitsRows::kNone) return absl::OkStatus();
+  const int64_t first = rows == LogitsRows::kAll ? 0 : n - 1;
+  const int64_t count = n - first;
+  const KernelTable& k = model_.kernels();
+  for (int64_t t = 0; t < count; ++t) {
+    k.rms_norm(x_.data() + (first + t) * h, model_.final_norm_.data(), h,
+               static_cast<float>(config_.norm_eps), xn_.data() + t * h);
+  }
+  logits->resize(static_cast<size_t>(count * config_.vocab_size));
+  Linear(xn_.data(), count, model_.lm_head_, logits->data());
+  return absl::OkStatus();
+}
+
+}  // namespace llmpack::runtime

@@ -1,0 +1,116 @@
+// The forward pass: disk embedding -> blocks (streamed through BlockLoader)
+// -> final norm -> output projection, for every family the converter
+// accepts (llama, mistral, qwen2 with q/k/v bias, qwen3 with q/k norm). f32
+// arithmetic on f32/f16/bf16 weights; matmul rows and attention heads are
+// split over a persistent thread pool.
+//
+// Thread safety: a Model and its Sessions are used from one thread at a time
+// (the loader and the pool are shared by all sessions of a model).
+#ifndef LLMPACK_RUNTIME_MODEL_H_
+#define LLMPACK_RUNTIME_MODEL_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "llmpack/mapped_file.h"
+#include "runtime/block_loader.h"
+#include "runtime/kernels.h"
+#include "runtime/package.h"
+#include "runtime/thread_pool.h"
+
+namespace llmpack::runtime {
+
+struct ModelOptions {
+  LoadMode mode = LoadMode::kStream;
+  bool verify_checksums = true;  // whole files at open, tensors at load
+  int threads = 0;               // <= 0: all hardware threads
+  KernelChoice kernels = KernelChoice::kOptimized;
+  bool trace_loader = false;     // record LoaderEvents (tests)
+};
+
+class Model {
+ public:
+  static absl::StatusOr<std::unique_ptr<Model>> Open(
+      const std::filesystem::path& dir, const ModelOptions& options);
+
+  const ModelConfig& config() const { return package_->config(); }
+  const Package& package() const { return *package_; }
+  BlockLoader& loader() { return *loader_; }
+  const KernelTable& kernels() const { return *kernels_; }
+  ThreadPool& pool() { return *pool_; }
+  // Bytes read from embedding.bin (only the rows of tokens seen).
+  uint64_t embedding_bytes_read() const { return embedding_bytes_read_; }
+  // Bytes of lm.bin held in memory for the whole run.
+  uint64_t lm_bytes() const { return lm_bytes_; }
+
+ private:
+  friend class Session;
+  Model() = default;
+
+  std::unique_ptr<Package> package_;
+  std::unique_ptr<BlockLoader> loader_;
+  std::unique_ptr<ThreadPool> pool_;
+  const KernelTable* kernels_ = nullptr;
+  std::vector<float> inv_freq_;
+  // lm.bin: read once (stream) or mapped (resident).
+  std::unique_ptr<uint8_t, void (*)(void*)> lm_buffer_{nullptr, nullptr};
+  MappedFile lm_map_;
+  uint64_t lm_bytes_ = 0;
+  WeightMatrix lm_head_;
+  std::vector<float> final_norm_;
+  uint64_t embedding_bytes_read_ = 0;
+};
+
+enum class LogitsRows { kNone, kLast, kAll };
+
+// Called after each block with the hidden states [tokens, hidden_size].
+using BlockObserver =
+    std::function<void(int64_t layer, const float* hidden, int64_t tokens)>;
+
+// One sequence: its KV cache and position. Not thread-safe.
+class Session {
+ public:
+  // `capacity`: most tokens the sequence will hold.
+  Session(Model& model, int64_t capacity);
+
+  int64_t position() const { return position_; }
+  int64_t capacity() const { return capacity_; }
+  void Reset() { position_ = 0; }
+  // Bytes of KV cache this session holds.
+  uint64_t kv_cache_bytes() const;
+
+  // Appends `tokens` at positions [position, position + size): the whole
+  // batch goes through block 0, then block 1, ... (each block loaded once).
+  // `logits` receives [rows, vocab]: every token's row, the last only, or
+  // none.
+  absl::Status Forward(absl::Span<const int32_t> tokens, LogitsRows rows,
+                       std::vector<float>* logits,
+                       const BlockObserver* observer = nullptr);
+
+ private:
+  void RunBlock(const BlockWeights& w, int64_t tokens);
+  // out[t, r] = x[t, :] . w[r, :], rows split over the pool.
+  void Linear(const float* x, int64_t tokens, const WeightMatrix& w,
+              float* out);
+  absl::Status Embed(absl::Span<const int32_t> tokens);
+
+  Model& model_;
+  const ModelConfig& config_;
+  int64_t capacity_;
+  int64_t position_ = 0;
+  std::vector<std::vector<float>> k_cache_, v_cache_;  // [layer][pos, kv_dim]
+  // Scratch, sized for the largest batch so far.
+  std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, gate_, up_;
+  std::vector<float> cos_, sin_;
+  std::vector<uint8_t> row_bytes_;
+};
+
+}  // namespace llmpack::runtime
+
+#endif  // LLMPACK_RUNTIME_MODEL_H_

@@ -1,0 +1,54 @@
+// An opened, validated package: manifest read, file sizes (and by default
+// checksums) verified, every tensor file's header and directory parsed, and
+// every tensor's name, dtype and shape checked against the layout the
+// manifest's config implies (package_layout.h). Nothing is loaded yet.
+//
+// Thread safety: immutable after Open; const methods may be called from any
+// thread (TensorFileReader reads are thread-safe).
+#ifndef LLMPACK_RUNTIME_PACKAGE_H_
+#define LLMPACK_RUNTIME_PACKAGE_H_
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "llmpack/manifest.h"
+#include "llmpack/model_config.h"
+#include "llmpack/tensor_file.h"
+
+namespace llmpack::runtime {
+
+struct PackageOptions {
+  // Recompute every file's XXH3-64 and compare with the manifest (reads the
+  // whole package once). Sizes are always checked.
+  bool verify_checksums = true;
+};
+
+class Package {
+ public:
+  static absl::StatusOr<std::unique_ptr<Package>> Open(
+      const std::filesystem::path& dir, const PackageOptions& options);
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const Manifest& manifest() const { return manifest_; }
+  const ModelConfig& config() const { return manifest_.config; }
+  const TensorFileReader& embedding() const { return embedding_; }
+  const TensorFileReader& block(int64_t layer) const { return blocks_[layer]; }
+  const TensorFileReader& lm() const { return lm_; }
+  int64_t num_layers() const { return static_cast<int64_t>(blocks_.size()); }
+  // True when the package carries tokenizer.txt.
+  bool has_tokenizer() const;
+
+ private:
+  Package() = default;
+  std::filesystem::path dir_;
+  Manifest manifest_;
+  TensorFileReader embedding_;
+  std::vector<TensorFileReader> blocks_;
+  TensorFileReader lm_;
+};
+
+}  // namespace llmpack::runtime
+
+#endif  // LLMPACK_RUNTIME_PACKAGE_H_
