@@ -42,12 +42,14 @@ struct Tensor {
 // Writes a bf16 Llama checkpoint with pseudo-random weights, streaming.
 void WriteCheckpoint(const fs::path& dir, int layers) {
   fs::create_directories(dir);
-  std::vector<Tensor> tensors = {{"model.embed_tokens.weight", {kVocab, kHidden}},
-                                 {"model.norm.weight", {kHidden}},
-                                 {"lm_head.weight", {kVocab, kHidden}}};
+  std::vector<Tensor> tensors = {
+      {"model.embed_tokens.weight", {kVocab, kHidden}},
+      {"model.norm.weight", {kHidden}},
+      {"lm_head.weight", {kVocab, kHidden}}};
   for (int l = 0; l < layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    for (auto [n, s] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+    for (auto [n, s] :
+         std::vector<std::pair<std::string, std::vector<int64_t>>>{
              {"input_layernorm.weight", {kHidden}},
              {"post_attention_layernorm.weight", {kHidden}},
              {"self_attn.q_proj.weight", {kHeads * kHeadDim, kHidden}},
@@ -110,7 +112,8 @@ void BM_ConvertSyntheticLlama(benchmark::State& state) {
   const fs::path root = fs::temp_directory_path() / "llmpack_convert_bench";
   fs::remove_all(root);
   WriteCheckpoint(root / "hf", Layers());
-  const double source_mb = fs::file_size(root / "hf" / "model.safetensors") / 1e6;
+  const double source_mb =
+      fs::file_size(root / "hf" / "model.safetensors") / 1e6;
   double peak = 0, seconds = 0;
   for (auto _ : state) {
     std::ofstream("/proc/self/clear_refs") << "5";  // reset VmHWM
@@ -128,7 +131,8 @@ void BM_ConvertSyntheticLlama(benchmark::State& state) {
   state.counters["peak_rss_MB_over_baseline"] = peak;
   state.counters["layer_MB"] =
       (2.0 * kHidden * kHeads * kHeadDim + 2.0 * kHidden * kKvHeads * kHeadDim +
-       3.0 * kHidden * kFfn) * 2 / 1e6;
+       3.0 * kHidden * kFfn) *
+      2 / 1e6;
   fs::remove_all(root);
 }
 BENCHMARK(BM_ConvertSyntheticLlama)->Unit(benchmark::kSecond)->Iterations(2);

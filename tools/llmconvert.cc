@@ -22,8 +22,8 @@ int main(int argc, char** argv) {
       "file. Output is written to a temporary folder beside <package-dir> and\n"
       "renamed into place only when complete.\n\n"
       "Exit status: 0 success, 1 conversion failed, 2 bad usage."};
-  app.set_version_flag("--version", std::string("llmconvert ") +
-                                        llmpack::kToolVersion);
+  app.set_version_flag("--version",
+                       std::string("llmconvert ") + llmpack::kToolVersion);
   app.add_option("input", input,
                  "Hugging Face checkpoint folder or ONNX model file")
       ->required();
@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
   request.output = output;
   request.progress = !quiet;
 
-  absl::StatusOr<llmpack::ConvertSummary> summary = llmpack::RunConvert(request);
+  absl::StatusOr<llmpack::ConvertSummary> summary =
+      llmpack::RunConvert(request);
   if (!summary.ok()) {
     std::fprintf(stderr, "llmconvert: error: %s\n",
                  std::string(summary.status().message()).c_str());

@@ -18,8 +18,9 @@ absl::StatusOr<ConvertSummary> RunConvert(const ConvertRequest& request) {
   if (request.dtype != "keep") {
     ASSIGN_OR_RETURN(DType dtype, ParseDType(request.dtype));
     if (!IsFloatDType(dtype)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--dtype ", request.dtype, " is not a float type (keep|f32|f16|bf16)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--dtype ", request.dtype,
+                       " is not a float type (keep|f32|f16|bf16)"));
     }
     options.output_dtype = dtype;
   }
@@ -41,9 +42,9 @@ absl::StatusOr<ConvertSummary> RunConvert(const ConvertRequest& request) {
         request.input.string(),
         ": expected a Hugging Face checkpoint folder or an .onnx file"));
   }
-  summary.seconds = std::chrono::duration<double>(
-                        std::chrono::steady_clock::now() - start)
-                        .count();
+  summary.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   for (const ManifestFile& f : summary.manifest.files) {
     summary.bytes_written += f.size;
   }
@@ -66,13 +67,14 @@ nlohmann::json ConvertSummaryJson(const ConvertSummary& s) {
   for (const ManifestFile& f : s.manifest.files) {
     files.push_back({{"name", f.name}, {"role", f.role}, {"size", f.size}});
   }
-  return {{"output", s.output.string()},
-          {"architecture", s.manifest.config.architecture},
-          {"weights_dtype", s.manifest.weights_dtype},
-          {"seconds", s.seconds},
-          {"bytes_written", s.bytes_written},
-          {"mb_per_second", s.seconds > 0 ? s.bytes_written / 1e6 / s.seconds : 0},
-          {"files", files}};
+  return {
+      {"output", s.output.string()},
+      {"architecture", s.manifest.config.architecture},
+      {"weights_dtype", s.manifest.weights_dtype},
+      {"seconds", s.seconds},
+      {"bytes_written", s.bytes_written},
+      {"mb_per_second", s.seconds > 0 ? s.bytes_written / 1e6 / s.seconds : 0},
+      {"files", files}};
 }
 
 }  // namespace llmpack

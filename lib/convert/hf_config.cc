@@ -81,9 +81,9 @@ absl::Status ParseRope(const json& config, const std::string& context,
         params.at("original_max_position_embeddings").get<int64_t>();
     return absl::OkStatus();
   }
-  return absl::UnimplementedError(absl::StrCat(
-      context, ": RoPE type '", type,
-      "' is not supported (supported: default, llama3)"));
+  return absl::UnimplementedError(
+      absl::StrCat(context, ": RoPE type '", type,
+                   "' is not supported (supported: default, llama3)"));
 }
 
 }  // namespace
@@ -132,21 +132,23 @@ absl::StatusOr<ModelConfig> ParseHuggingFaceConfig(const json& j,
     if (c.family == "llama" || c.family == "mistral") {
       if (j.value("attention_bias", false) || j.value("mlp_bias", false)) {
         return absl::UnimplementedError(absl::StrCat(
-            context, ": attention_bias/mlp_bias are not supported for ",
-            arch));
+            context, ": attention_bias/mlp_bias are not supported for ", arch));
       }
     }
     const std::string act = j.value("hidden_act", "silu");
     if (act != "silu") {
-      return absl::UnimplementedError(absl::StrCat(
-          context, ": hidden_act '", act, "' is not supported (expected silu)"));
+      return absl::UnimplementedError(
+          absl::StrCat(context, ": hidden_act '", act,
+                       "' is not supported (expected silu)"));
     }
     c.hidden_size = j.at("hidden_size").get<int64_t>();
     c.num_layers = j.at("num_hidden_layers").get<int64_t>();
     c.num_heads = j.at("num_attention_heads").get<int64_t>();
-    c.num_kv_heads = OptionalInt(j, "num_key_value_heads").value_or(c.num_heads);
-    c.head_dim = OptionalInt(j, "head_dim")
-                     .value_or(c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
+    c.num_kv_heads =
+        OptionalInt(j, "num_key_value_heads").value_or(c.num_heads);
+    c.head_dim =
+        OptionalInt(j, "head_dim")
+            .value_or(c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
     c.ffn_size = j.at("intermediate_size").get<int64_t>();
     c.vocab_size = j.at("vocab_size").get<int64_t>();
     c.norm_eps = j.value("rms_norm_eps", 1e-6);
@@ -169,19 +171,21 @@ absl::StatusOr<ModelConfig> ParseHuggingFaceConfig(const json& j,
 absl::StatusOr<ModelConfig> ReadHuggingFaceConfig(const fs::path& dir) {
   const fs::path config_path = dir / "config.json";
   if (!fs::exists(config_path)) {
-    return absl::NotFoundError(
-        absl::StrCat(config_path.string(), ": missing (not a Hugging Face "
-                                           "checkpoint folder?)"));
+    return absl::NotFoundError(absl::StrCat(config_path.string(),
+                                            ": missing (not a Hugging Face "
+                                            "checkpoint folder?)"));
   }
   ASSIGN_OR_RETURN(json j, ReadJsonFile(config_path));
-  ASSIGN_OR_RETURN(ModelConfig c, ParseHuggingFaceConfig(j, config_path.string()));
+  ASSIGN_OR_RETURN(ModelConfig c,
+                   ParseHuggingFaceConfig(j, config_path.string()));
   // generation_config.json lists the ids generation stops at; merge them.
   const fs::path gen_path = dir / "generation_config.json";
   if (fs::exists(gen_path)) {
     ASSIGN_OR_RETURN(json g, ReadJsonFile(gen_path));
     try {
       for (int64_t id : IdList(g, "eos_token_id")) {
-        if (std::find(c.eos_ids.begin(), c.eos_ids.end(), id) == c.eos_ids.end())
+        if (std::find(c.eos_ids.begin(), c.eos_ids.end(), id) ==
+            c.eos_ids.end())
           c.eos_ids.push_back(id);
       }
       if (!c.bos_id) c.bos_id = OptionalInt(g, "bos_token_id");

@@ -32,20 +32,20 @@ absl::StatusOr<std::vector<std::string>> ShardsFromIndex(const fs::path& dir) {
   std::set<std::string> shards;
   for (auto& [name, shard] : j["weight_map"].items()) {
     if (!shard.is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          index_path.string(), ": weight_map entry for ", name,
-          " is not a file name"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(index_path.string(), ": weight_map entry for ", name,
+                       " is not a file name"));
     }
     const std::string file = shard.get<std::string>();
     if (file.empty() || file.find('/') != std::string::npos || file == "..") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          index_path.string(), ": shard name '", file,
-          "' must be a file inside the checkpoint folder"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(index_path.string(), ": shard name '", file,
+                       "' must be a file inside the checkpoint folder"));
     }
     if (!fs::exists(dir / file)) {
-      return absl::NotFoundError(absl::StrCat(
-          index_path.string(), ": names shard ", file,
-          ", which is absent from ", dir.string()));
+      return absl::NotFoundError(
+          absl::StrCat(index_path.string(), ": names shard ", file,
+                       ", which is absent from ", dir.string()));
     }
     shards.insert(file);
   }
@@ -64,9 +64,9 @@ HuggingFaceCheckpoint::Open(const fs::path& dir) {
   } else if (fs::exists(dir / kSingleFile)) {
     names = {kSingleFile};
   } else {
-    return absl::NotFoundError(absl::StrCat(
-        dir.string(), ": no weights found (expected ", kSingleFile, " or ",
-        kIndexFile, ")"));
+    return absl::NotFoundError(
+        absl::StrCat(dir.string(), ": no weights found (expected ", kSingleFile,
+                     " or ", kIndexFile, ")"));
   }
   for (const std::string& name : names) {
     ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(dir / name));
@@ -74,8 +74,8 @@ HuggingFaceCheckpoint::Open(const fs::path& dir) {
       if (!ckpt->index_.emplace(tensor_name, Location{file.get(), &tensor})
                .second) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "tensor ", tensor_name, " appears in more than one shard (",
-            name, " and another)"));
+            "tensor ", tensor_name, " appears in more than one shard (", name,
+            " and another)"));
       }
       ckpt->total_bytes_ += tensor.size;
     }
@@ -91,8 +91,9 @@ absl::StatusOr<SourceTensor> HuggingFaceCheckpoint::Get(
     return absl::NotFoundError(absl::StrCat("tensor ", hf_name, " not found"));
   }
   const auto& [file, tensor] = it->second;
-  return SourceTensor{absl::StrCat(hf_name, " (", file->path().filename().string(), ")"),
-                      tensor->dtype, tensor->shape, file->Data(*tensor), nullptr};
+  return SourceTensor{
+      absl::StrCat(hf_name, " (", file->path().filename().string(), ")"),
+      tensor->dtype, tensor->shape, file->Data(*tensor), nullptr};
 }
 
 void HuggingFaceCheckpoint::Consumed(const std::string& hf_name,
@@ -116,7 +117,8 @@ std::vector<std::string> HuggingFaceCheckpoint::WeightFiles() const {
 
 std::string HuggingFaceCheckpoint::MainDType() const {
   std::map<DType, uint64_t> bytes;
-  for (const auto& [name, loc] : index_) bytes[loc.tensor->dtype] += loc.tensor->size;
+  for (const auto& [name, loc] : index_)
+    bytes[loc.tensor->dtype] += loc.tensor->size;
   DType best = DType::kF32;
   uint64_t most = 0;
   for (const auto& [dtype, n] : bytes) {
@@ -127,16 +129,16 @@ std::string HuggingFaceCheckpoint::MainDType() const {
 
 std::vector<fs::path> FindTokenizerFiles(const fs::path& dir) {
   std::vector<fs::path> found;
-  for (const char* name :
-       {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-        "special_tokens_map.json", "chat_template.jinja", "generation_config.json"}) {
+  for (const char* name : {"tokenizer.json", "tokenizer.model",
+                           "tokenizer_config.json", "special_tokens_map.json",
+                           "chat_template.jinja", "generation_config.json"}) {
     if (fs::is_regular_file(dir / name)) found.push_back(dir / name);
   }
   return found;
 }
 
-absl::StatusOr<uint64_t> HashSourceFiles(const fs::path& dir,
-                                         const std::vector<std::string>& files) {
+absl::StatusOr<uint64_t> HashSourceFiles(
+    const fs::path& dir, const std::vector<std::string>& files) {
   StreamingChecksum combined;
   for (const std::string& name : files) {
     ASSIGN_OR_RETURN(uint64_t sum, ChecksumFile(dir / name));
@@ -153,9 +155,9 @@ absl::StatusOr<Manifest> ConvertHuggingFace(const fs::path& input_dir,
   }
   if (IsSameOrInside(options.output_dir, input_dir) ||
       IsSameOrInside(input_dir, options.output_dir)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "refusing to write ", options.output_dir.string(),
-        ": it overlaps the input folder ", input_dir.string()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("refusing to write ", options.output_dir.string(),
+                     ": it overlaps the input folder ", input_dir.string()));
   }
   ASSIGN_OR_RETURN(ModelConfig config, ReadHuggingFaceConfig(input_dir));
   ASSIGN_OR_RETURN(auto checkpoint, HuggingFaceCheckpoint::Open(input_dir));
@@ -166,12 +168,14 @@ absl::StatusOr<Manifest> ConvertHuggingFace(const fs::path& input_dir,
   source.architecture = config.architecture;
   source.dtype = checkpoint->MainDType();
   source.files = {"config.json"};
-  for (const std::string& f : checkpoint->WeightFiles()) source.files.push_back(f);
+  for (const std::string& f : checkpoint->WeightFiles())
+    source.files.push_back(f);
   const std::vector<fs::path> tokenizer_files = FindTokenizerFiles(input_dir);
   for (const fs::path& f : tokenizer_files) {
     source.files.push_back(f.filename().string());
   }
-  ASSIGN_OR_RETURN(source.content_hash, HashSourceFiles(input_dir, source.files));
+  ASSIGN_OR_RETURN(source.content_hash,
+                   HashSourceFiles(input_dir, source.files));
   if (options.copy_files.empty()) options.copy_files = tokenizer_files;
   return WritePackage(config, source, *checkpoint, options);
 }

@@ -54,12 +54,12 @@ std::vector<std::filesystem::path> FindTokenizerFiles(
 
 // Full conversion: config, weights, tokenizer files, manifest. Refuses an
 // output directory that is the input or inside it.
-absl::StatusOr<Manifest> ConvertHuggingFace(const std::filesystem::path& input_dir,
-                                            WritePackageOptions options);
+absl::StatusOr<Manifest> ConvertHuggingFace(
+    const std::filesystem::path& input_dir, WritePackageOptions options);
 
 // XXH3-64 over the checksums of the given files (manifest source hash).
-absl::StatusOr<uint64_t> HashSourceFiles(
-    const std::filesystem::path& dir, const std::vector<std::string>& files);
+absl::StatusOr<uint64_t> HashSourceFiles(const std::filesystem::path& dir,
+                                         const std::vector<std::string>& files);
 
 }  // namespace llmpack
 

@@ -23,9 +23,12 @@ constexpr size_t kChunkElements = 4 << 20;
 
 const char* RoleOf(format::FileKind kind) {
   switch (kind) {
-    case format::FileKind::kEmbedding: return "embedding";
-    case format::FileKind::kBlock: return "block";
-    case format::FileKind::kLm: return "lm";
+    case format::FileKind::kEmbedding:
+      return "embedding";
+    case format::FileKind::kBlock:
+      return "block";
+    case format::FileKind::kLm:
+      return "lm";
   }
   return "unknown";
 }
@@ -105,8 +108,8 @@ absl::StatusOr<ManifestFile> WriteTensorFile(const ModelConfig& config,
     inputs.push_back(*std::move(src));
   }
   const fs::path path = dir / file.file_name;
-  ASSIGN_OR_RETURN(auto writer, TensorFileWriter::Create(path, file.kind,
-                                                         file.block_index, specs));
+  ASSIGN_OR_RETURN(auto writer, TensorFileWriter::Create(
+                                    path, file.kind, file.block_index, specs));
   for (size_t i = 0; i < inputs.size(); ++i) {
     const std::string src_name = SourceNameFor(config, file, file.tensors[i]);
     RETURN_IF_ERROR(StreamTensor(src_name, inputs[i], specs[i].dtype, source,
@@ -155,12 +158,13 @@ absl::StatusOr<Manifest> WritePackage(const ModelConfig& config,
     std::error_code ec;
     fs::copy_file(extra, dst, fs::copy_options::overwrite_existing, ec);
     if (ec) {
-      return absl::InternalError(absl::StrCat("cannot copy ", extra.string(),
-                                              ": ", ec.message()));
+      return absl::InternalError(
+          absl::StrCat("cannot copy ", extra.string(), ": ", ec.message()));
     }
     // Sources are often read-only (e.g. fixtures); the package copy is ours.
-    fs::permissions(dst, fs::perms::owner_read | fs::perms::owner_write |
-                             fs::perms::group_read | fs::perms::others_read,
+    fs::permissions(dst,
+                    fs::perms::owner_read | fs::perms::owner_write |
+                        fs::perms::group_read | fs::perms::others_read,
                     ec);
     ASSIGN_OR_RETURN(uint64_t sum, ChecksumFile(dst));
     manifest.files.push_back({extra.filename().string(), "source-tokenizer",

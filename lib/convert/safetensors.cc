@@ -18,9 +18,8 @@ absl::StatusOr<DType> SafetensorsDType(const std::string& name,
   if (name == "F32") return DType::kF32;
   if (name == "F16") return DType::kF16;
   if (name == "BF16") return DType::kBF16;
-  return absl::InvalidArgumentError(
-      absl::StrCat(where, ": unsupported dtype '", name,
-                   "' (supported: F32, F16, BF16)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      where, ": unsupported dtype '", name, "' (supported: F32, F16, BF16)"));
 }
 
 }  // namespace
@@ -41,14 +40,15 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
   if (header_len > kMaxHeaderBytes || header_len > file_size - 8) {
     return absl::DataLossError(absl::StrCat(
         where, ": header length ", header_len, " exceeds the file size (",
-        file_size, " bytes) or the 100 MB limit (truncated or not safetensors)"));
+        file_size,
+        " bytes) or the 100 MB limit (truncated or not safetensors)"));
   }
   const char* text = reinterpret_cast<const char*>(st->file_.data() + 8);
   nlohmann::json header =
       nlohmann::json::parse(text, text + header_len, nullptr, false);
   if (header.is_discarded() || !header.is_object()) {
-    return absl::DataLossError(
-        absl::StrCat(where, ": malformed safetensors header (not a JSON object)"));
+    return absl::DataLossError(absl::StrCat(
+        where, ": malformed safetensors header (not a JSON object)"));
   }
   const uint64_t data_start = 8 + header_len;
   const uint64_t data_size = file_size - data_start;
@@ -57,8 +57,9 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
     const std::string tensor_where = absl::StrCat(where, ": tensor ", name);
     SafetensorsTensor t;
     try {
-      ASSIGN_OR_RETURN(t.dtype, SafetensorsDType(info.at("dtype").get<std::string>(),
-                                                 tensor_where));
+      ASSIGN_OR_RETURN(
+          t.dtype,
+          SafetensorsDType(info.at("dtype").get<std::string>(), tensor_where));
       for (const auto& d : info.at("shape")) {
         const int64_t dim = d.get<int64_t>();
         if (dim < 0) {
@@ -75,23 +76,24 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
       const uint64_t begin = offsets[0].get<uint64_t>();
       const uint64_t end = offsets[1].get<uint64_t>();
       if (begin > end || end > data_size) {
-        return absl::DataLossError(absl::StrCat(
-            tensor_where, ": data_offsets [", begin, ", ", end,
-            "] run past the end of the data (", data_size,
-            " bytes; file truncated?)"));
+        return absl::DataLossError(
+            absl::StrCat(tensor_where, ": data_offsets [", begin, ", ", end,
+                         "] run past the end of the data (", data_size,
+                         " bytes; file truncated?)"));
       }
       uint64_t expected = DTypeSize(t.dtype);
       for (int64_t d : t.shape) {
-        if (d != 0 && expected > (uint64_t{1} << 62) / static_cast<uint64_t>(d)) {
+        if (d != 0 &&
+            expected > (uint64_t{1} << 62) / static_cast<uint64_t>(d)) {
           return absl::DataLossError(
               absl::StrCat(tensor_where, ": shape overflows"));
         }
         expected *= static_cast<uint64_t>(d);
       }
       if (end - begin != expected) {
-        return absl::DataLossError(absl::StrCat(
-            tensor_where, ": shape and dtype need ", expected,
-            " bytes, data_offsets span ", end - begin));
+        return absl::DataLossError(
+            absl::StrCat(tensor_where, ": shape and dtype need ", expected,
+                         " bytes, data_offsets span ", end - begin));
       }
       t.begin = data_start + begin;
       t.size = end - begin;

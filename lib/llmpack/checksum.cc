@@ -52,7 +52,8 @@ std::string ChecksumToHex(uint64_t checksum) {
 
 absl::StatusOr<uint64_t> ChecksumFromHex(std::string_view hex) {
   uint64_t value = 0;
-  if (hex.size() != 16 || !absl::SimpleHexAtoi(absl::string_view(hex.data(), hex.size()), &value)) {
+  if (hex.size() != 16 ||
+      !absl::SimpleHexAtoi(absl::string_view(hex.data(), hex.size()), &value)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "checksum '", std::string(hex), "' is not 16 hexadecimal digits"));
   }

@@ -8,11 +8,16 @@ namespace llmpack {
 
 const char* DTypeName(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return "f32";
-    case DType::kF16: return "f16";
-    case DType::kBF16: return "bf16";
-    case DType::kQ8: return "q8";
-    case DType::kQ4: return "q4";
+    case DType::kF32:
+      return "f32";
+    case DType::kF16:
+      return "f16";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kQ8:
+      return "q8";
+    case DType::kQ4:
+      return "q4";
   }
   return "unknown";
 }
@@ -24,8 +29,9 @@ absl::StatusOr<DType> ParseDType(std::string_view name) {
     return DType::kBF16;
   if (name == "q8") return DType::kQ8;
   if (name == "q4") return DType::kQ4;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown dtype '", std::string(name), "' (expected one of f32, f16, bf16)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown dtype '", std::string(name),
+                   "' (expected one of f32, f16, bf16)"));
 }
 
 bool IsFloatDType(DType dtype) {
@@ -46,10 +52,13 @@ bool IsKnownDType(uint16_t code) {
 
 size_t DTypeSize(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return 4;
+    case DType::kF32:
+      return 4;
     case DType::kF16:
-    case DType::kBF16: return 2;
-    default: return 0;
+    case DType::kBF16:
+      return 2;
+    default:
+      return 0;
   }
 }
 
@@ -89,7 +98,7 @@ uint16_t F32ToF16(float f) {
     return sign | 0x7C00u | (abs > 0x7F800000u ? 0x200u : 0u);
   }
   if (abs >= 0x477FF000u) return sign | 0x7C00u;  // rounds past max half
-  if (abs < 0x38800000u) {  // result is subnormal or zero in half
+  if (abs < 0x38800000u) {               // result is subnormal or zero in half
     if (abs < 0x33000000u) return sign;  // below half of smallest subnormal
     // Half subnormals are m * 2^-24; shift the 24-bit significand into place.
     const uint32_t exp = abs >> 23;

@@ -46,9 +46,9 @@ absl::Status WriteStringToFile(const fs::path& path,
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) {
-    return absl::InternalError(absl::StrCat(
-        "cannot rename ", tmp.string(), " to ", path.string(), ": ",
-        ec.message()));
+    return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(),
+                                            " to ", path.string(), ": ",
+                                            ec.message()));
   }
   return absl::OkStatus();
 }
@@ -123,8 +123,8 @@ absl::StatusOr<StagingDirectory> StagingDirectory::Create(
   fs::path parent = fs::absolute(final_dir).parent_path();
   fs::create_directories(parent, ec);
   if (ec) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "cannot create ", parent.string(), ": ", ec.message()));
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create ", parent.string(), ": ", ec.message()));
   }
   std::random_device rd;
   StagingDirectory dir;
@@ -133,9 +133,9 @@ absl::StatusOr<StagingDirectory> StagingDirectory::Create(
   dir.temp_dir_ = parent / absl::StrCat(".", final_dir.filename().string(),
                                         ".partial-", rd() % 1000000);
   if (!fs::create_directory(dir.temp_dir_, ec) || ec) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "cannot create staging directory ", dir.temp_dir_.string(), ": ",
-        ec ? ec.message() : "it already exists"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create staging directory ", dir.temp_dir_.string(),
+                     ": ", ec ? ec.message() : "it already exists"));
   }
   return dir;
 }
@@ -187,9 +187,9 @@ absl::Status StagingDirectory::Commit() {
   fs::rename(temp_dir_, final_dir_, ec);
   if (ec) {
     if (!old_dir.empty()) fs::rename(old_dir, final_dir_, ec);
-    return absl::InternalError(absl::StrCat(
-        "cannot rename ", temp_dir_.string(), " to ", final_dir_.string(),
-        ": ", ec.message()));
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", temp_dir_.string(), " to ",
+                     final_dir_.string(), ": ", ec.message()));
   }
   committed_ = true;
   if (!old_dir.empty()) fs::remove_all(old_dir, ec);

@@ -59,10 +59,9 @@ absl::StatusOr<Manifest> ManifestFromJson(const json& j,
           absl::StrCat(context, ": bad format_version '", version, "'"));
     }
     if (m.format_major != kManifestFormatMajor) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(context, ": manifest format ", version,
-                       " is not supported (this build reads ",
-                       kManifestFormatMajor, ".x)"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          context, ": manifest format ", version,
+          " is not supported (this build reads ", kManifestFormatMajor, ".x)"));
     }
     m.tool_version = j.at("tool_version").get<std::string>();
     const json& s = j.at("source");
@@ -70,8 +69,9 @@ absl::StatusOr<Manifest> ManifestFromJson(const json& j,
     m.source.format = s.at("format").get<std::string>();
     m.source.architecture = s.at("architecture").get<std::string>();
     m.source.dtype = s.value("dtype", std::string());
-    ASSIGN_OR_RETURN(m.source.content_hash,
-                     ChecksumFromHex(s.at("content_xxh3_64").get<std::string>()));
+    ASSIGN_OR_RETURN(
+        m.source.content_hash,
+        ChecksumFromHex(s.at("content_xxh3_64").get<std::string>()));
     m.source.files = s.at("files").get<std::vector<std::string>>();
     m.weights_dtype = j.at("weights_dtype").get<std::string>();
     for (const json& f : j.at("files")) {
@@ -83,9 +83,9 @@ absl::StatusOr<Manifest> ManifestFromJson(const json& j,
                        ChecksumFromHex(f.at("xxh3_64").get<std::string>()));
       if (file.name.empty() || file.name.find('/') != std::string::npos ||
           file.name.front() == '.') {
-        return absl::InvalidArgumentError(absl::StrCat(
-            context, ": file name '", file.name,
-            "' must be a plain name inside the package"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(context, ": file name '", file.name,
+                         "' must be a plain name inside the package"));
       }
       m.files.push_back(std::move(file));
     }
@@ -129,8 +129,8 @@ absl::Status VerifyPackageFiles(const fs::path& package_dir, const Manifest& m,
     std::error_code ec;
     const uint64_t size = fs::file_size(path, ec);
     if (ec) {
-      return absl::NotFoundError(absl::StrCat(
-          path.string(), ": listed in the manifest but missing"));
+      return absl::NotFoundError(
+          absl::StrCat(path.string(), ": listed in the manifest but missing"));
     }
     if (size != f.size) {
       return absl::DataLossError(absl::StrCat(

@@ -20,17 +20,18 @@ inline constexpr int kManifestFormatMinor = 0;
 
 struct ManifestFile {
   std::string name;  // relative to the package directory
-  std::string role;  // "tokenizer", "embedding", "block", "lm", "source-tokenizer"
+  std::string
+      role;  // "tokenizer", "embedding", "block", "lm", "source-tokenizer"
   uint64_t size = 0;
   uint64_t checksum = 0;  // XXH3-64 of the whole file
 };
 
 struct SourceInfo {
-  std::string path;          // as given to the converter
-  std::string format;        // "huggingface-safetensors" or "onnx"
-  std::string architecture;  // e.g. "LlamaForCausalLM"
-  std::string dtype;         // dtype of the source weights
-  uint64_t content_hash = 0;  // XXH3-64 over the source files' checksums
+  std::string path;                // as given to the converter
+  std::string format;              // "huggingface-safetensors" or "onnx"
+  std::string architecture;        // e.g. "LlamaForCausalLM"
+  std::string dtype;               // dtype of the source weights
+  uint64_t content_hash = 0;       // XXH3-64 over the source files' checksums
   std::vector<std::string> files;  // source files that were read
 };
 

@@ -13,8 +13,7 @@
 
 namespace llmpack {
 
-absl::StatusOr<MappedFile> MappedFile::Open(
-    const std::filesystem::path& path) {
+absl::StatusOr<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return absl::NotFoundError(

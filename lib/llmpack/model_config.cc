@@ -44,9 +44,9 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
   }
   for (int64_t id : c.eos_ids) {
     if (id < 0 || id >= c.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model config: eos id ", id, " outside vocabulary of ",
-          c.vocab_size));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model config: eos id ", id, " outside vocabulary of ",
+                       c.vocab_size));
     }
   }
   return absl::OkStatus();

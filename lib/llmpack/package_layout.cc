@@ -12,11 +12,15 @@ std::string BlockFileName(int64_t layer) {
 std::vector<ExpectedFile> ExpectedPackageFiles(const ModelConfig& c) {
   std::vector<ExpectedFile> files;
   const int64_t h = c.hidden_size;
-  files.push_back({kEmbeddingFile, format::FileKind::kEmbedding, -1,
+  files.push_back({kEmbeddingFile,
+                   format::FileKind::kEmbedding,
+                   -1,
                    {{kEmbedTokens, {c.vocab_size, h}, false}}});
   for (int64_t layer = 0; layer < c.num_layers; ++layer) {
-    ExpectedFile block{BlockFileName(layer), format::FileKind::kBlock,
-                       static_cast<int32_t>(layer), {}};
+    ExpectedFile block{BlockFileName(layer),
+                       format::FileKind::kBlock,
+                       static_cast<int32_t>(layer),
+                       {}};
     auto& t = block.tensors;
     t.push_back({kInputNorm, {h}, false});
     t.push_back({kQProj, {c.q_dim(), h}, true});
@@ -38,9 +42,11 @@ std::vector<ExpectedFile> ExpectedPackageFiles(const ModelConfig& c) {
     t.push_back({kDownProj, {h, c.ffn_size}, true});
     files.push_back(std::move(block));
   }
-  files.push_back({kLmFile, format::FileKind::kLm, -1,
-                   {{kFinalNorm, {h}, false},
-                    {kLmHead, {c.vocab_size, h}, true}}});
+  files.push_back(
+      {kLmFile,
+       format::FileKind::kLm,
+       -1,
+       {{kFinalNorm, {h}, false}, {kLmHead, {c.vocab_size, h}, true}}});
   return files;
 }
 

@@ -58,7 +58,8 @@ struct ExpectedFile {
 std::vector<ExpectedFile> ExpectedPackageFiles(const ModelConfig& config);
 
 // The Hugging Face checkpoint name of a package tensor, e.g.
-// ("block_002.bin", "mlp.up_proj.weight") -> "model.layers.2.mlp.up_proj.weight".
+// ("block_002.bin", "mlp.up_proj.weight") ->
+// "model.layers.2.mlp.up_proj.weight".
 std::string HuggingFaceTensorName(const ExpectedFile& file,
                                   const ExpectedTensor& tensor);
 

@@ -10,10 +10,10 @@
 #define LLMPACK_CONCAT_(a, b) LLMPACK_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` yields a non-OK status.
-#define RETURN_IF_ERROR(expr)                                   \
-  do {                                                          \
-    ::absl::Status llmpack_status_ = (expr);                    \
-    if (!llmpack_status_.ok()) return llmpack_status_;          \
+#define RETURN_IF_ERROR(expr)                          \
+  do {                                                 \
+    ::absl::Status llmpack_status_ = (expr);           \
+    if (!llmpack_status_.ok()) return llmpack_status_; \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
@@ -22,7 +22,8 @@
   lhs = std::move(tmp).value()
 
 // `ASSIGN_OR_RETURN(auto x, Foo());` declares x from a StatusOr or returns.
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  ASSIGN_OR_RETURN_IMPL_(LLMPACK_CONCAT_(llmpack_statusor_, __LINE__), lhs, expr)
+#define ASSIGN_OR_RETURN(lhs, expr)                                         \
+  ASSIGN_OR_RETURN_IMPL_(LLMPACK_CONCAT_(llmpack_statusor_, __LINE__), lhs, \
+                         expr)
 
 #endif  // LLMPACK_STATUS_MACROS_H_

@@ -50,20 +50,22 @@ absl::StatusOr<std::unique_ptr<TensorFileWriter>> TensorFileWriter::Create(
     std::vector<TensorSpec> specs) {
   auto w = std::unique_ptr<TensorFileWriter>(new TensorFileWriter());
   w->path_ = path;
-  uint64_t offset = AlignUp(sizeof(FileHeader) + specs.size() * sizeof(TensorEntry),
-                            format::kDataAlignment);
+  uint64_t offset =
+      AlignUp(sizeof(FileHeader) + specs.size() * sizeof(TensorEntry),
+              format::kDataAlignment);
   for (const TensorSpec& s : specs) {
     if (s.name.empty() || s.name.size() >= format::kMaxTensorName) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path.string(), ": tensor name '", s.name, "' must be 1..",
-          format::kMaxTensorName - 1, " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path.string(), ": tensor name '", s.name,
+                       "' must be 1..", format::kMaxTensorName - 1, " bytes"));
     }
     if (s.shape.empty() || s.shape.size() > format::kMaxRank) {
       return absl::InvalidArgumentError(
           absl::StrCat(path.string(), ": tensor ", s.name, " has rank ",
                        s.shape.size(), ", expected 1..", format::kMaxRank));
     }
-    if (IsFloatDType(s.dtype) && s.size_bytes != FloatTensorBytes(s.dtype, s.shape)) {
+    if (IsFloatDType(s.dtype) &&
+        s.size_bytes != FloatTensorBytes(s.dtype, s.shape)) {
       return absl::InvalidArgumentError(absl::StrCat(
           path.string(), ": tensor ", s.name, " ", ShapeString(s.shape), " ",
           DTypeName(s.dtype), " needs ", FloatTensorBytes(s.dtype, s.shape),
@@ -101,8 +103,8 @@ absl::StatusOr<std::unique_ptr<TensorFileWriter>> TensorFileWriter::Create(
 
   w->fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (w->fd_ < 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        path.string(), ": cannot create: ", std::strerror(errno)));
+    return absl::PermissionDeniedError(
+        absl::StrCat(path.string(), ": cannot create: ", std::strerror(errno)));
   }
   return w;
 }
@@ -136,9 +138,9 @@ absl::Status TensorFileWriter::Append(absl::Span<const uint8_t> bytes) {
       current_written_ = 0;
     }
     if (current_ >= entries_.size()) {
-      return absl::InternalError(absl::StrCat(
-          path_.string(), ": ", bytes.size(),
-          " bytes appended after the last declared tensor"));
+      return absl::InternalError(
+          absl::StrCat(path_.string(), ": ", bytes.size(),
+                       " bytes appended after the last declared tensor"));
     }
     TensorEntry& e = entries_[current_];
     const size_t n = static_cast<size_t>(
@@ -153,8 +155,9 @@ absl::Status TensorFileWriter::Append(absl::Span<const uint8_t> bytes) {
 
 absl::StatusOr<uint64_t> TensorFileWriter::Finish() {
   for (size_t i = 0; i < entries_.size(); ++i) {
-    const bool complete = i < current_ || (i == current_ && current_written_ ==
-                                                                 entries_[i].size_bytes);
+    const bool complete =
+        i < current_ ||
+        (i == current_ && current_written_ == entries_[i].size_bytes);
     if (!complete && entries_[i].size_bytes > 0) {
       return absl::InternalError(absl::StrCat(
           path_.string(), ": tensor ", entries_[i].name, " is incomplete"));
@@ -196,16 +199,16 @@ absl::StatusOr<TensorFileReader> TensorFileReader::Open(
         absl::StrCat(where, ": not an llmpack tensor file (bad magic)"));
   }
   if (h.major_version != format::kTensorFileMajorVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        where, ": format version ", h.major_version, ".", h.minor_version,
-        " is not supported (this build reads ",
-        format::kTensorFileMajorVersion, ".x)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(where, ": format version ", h.major_version, ".",
+                     h.minor_version, " is not supported (this build reads ",
+                     format::kTensorFileMajorVersion, ".x)"));
   }
   if (expected_kind != static_cast<format::FileKind>(0) &&
       h.file_kind != static_cast<uint32_t>(expected_kind)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": file kind is ", h.file_kind, ", expected ",
-        static_cast<uint32_t>(expected_kind)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": file kind is ", h.file_kind, ", expected ",
+                     static_cast<uint32_t>(expected_kind)));
   }
   if (h.alignment != format::kDataAlignment ||
       h.directory_offset != sizeof(FileHeader) ||
@@ -268,9 +271,10 @@ absl::StatusOr<TensorFileReader> TensorFileReader::Open(
     if (t.offset % format::kDataAlignment != 0 ||
         t.offset < h.directory_offset + h.directory_bytes ||
         t.offset > r.file_.size() || t.size_bytes > r.file_.size() - t.offset) {
-      return absl::DataLossError(absl::StrCat(
-          where, ": tensor ", t.name, " data [", t.offset, ", +", t.size_bytes,
-          ") lies outside the file (", r.file_.size(), " bytes) or is misaligned"));
+      return absl::DataLossError(
+          absl::StrCat(where, ": tensor ", t.name, " data [", t.offset, ", +",
+                       t.size_bytes, ") lies outside the file (",
+                       r.file_.size(), " bytes) or is misaligned"));
     }
     if (IsFloatDType(t.dtype) &&
         t.size_bytes != FloatTensorBytes(t.dtype, t.shape)) {
@@ -294,17 +298,17 @@ const TensorInfo* TensorFileReader::Find(std::string_view name) const {
 absl::StatusOr<const TensorInfo*> TensorFileReader::Get(
     std::string_view name) const {
   if (const TensorInfo* t = Find(name)) return t;
-  return absl::NotFoundError(
-      absl::StrCat(path().string(), ": tensor ", std::string(name), " is missing"));
+  return absl::NotFoundError(absl::StrCat(path().string(), ": tensor ",
+                                          std::string(name), " is missing"));
 }
 
 absl::Status TensorFileReader::ReadTensor(const TensorInfo& t,
                                           absl::Span<uint8_t> dst,
                                           bool verify_checksum) const {
   if (dst.size() != t.size_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path().string(), ": tensor ", t.name, " is ", t.size_bytes,
-        " bytes, buffer is ", dst.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path().string(), ": tensor ", t.name, " is ", t.size_bytes,
+                     " bytes, buffer is ", dst.size()));
   }
   RETURN_IF_ERROR(file_.ReadAt(t.offset, dst));
   if (verify_checksum && Checksum64(dst.data(), dst.size()) != t.checksum) {
@@ -325,9 +329,9 @@ absl::Status TensorFileReader::ReadRows(const TensorInfo& t, int64_t row,
         t.name, " out of range (", rows, " rows)"));
   }
   if (dst.size() != row_bytes * static_cast<uint64_t>(count)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path().string(), ": row buffer of ", dst.size(), " bytes, need ",
-        row_bytes * count));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path().string(), ": row buffer of ", dst.size(),
+                     " bytes, need ", row_bytes * count));
   }
   return file_.ReadAt(t.offset + row_bytes * static_cast<uint64_t>(row), dst);
 }

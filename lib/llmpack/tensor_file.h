@@ -75,7 +75,7 @@ class TensorFileWriter {
   format::FileHeader header_{};
   std::vector<format::TensorEntry> entries_;
   std::vector<std::unique_ptr<class StreamingChecksum>> sums_;
-  size_t current_ = 0;          // index of the tensor receiving data
+  size_t current_ = 0;  // index of the tensor receiving data
   uint64_t current_written_ = 0;
 };
 

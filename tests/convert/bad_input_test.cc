@@ -21,7 +21,8 @@ class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!testing::FixturesAvailable()) return;
-    testing::CopyCheckpoint(testing::FixturesDir() / "tiny-llama" / "hf", src());
+    testing::CopyCheckpoint(testing::FixturesDir() / "tiny-llama" / "hf",
+                            src());
   }
   fs::path src() const { return tmp_.path() / "src"; }
   fs::path out_parent() const { return tmp_.path() / "out"; }
@@ -55,7 +56,8 @@ class BadInputTest : public ::testing::Test {
   }
 
   void WriteRaw(const std::string& bytes) {
-    std::ofstream f(src() / "model.safetensors", std::ios::binary | std::ios::trunc);
+    std::ofstream f(src() / "model.safetensors",
+                    std::ios::binary | std::ios::trunc);
     f << bytes;
   }
 

@@ -34,8 +34,8 @@ RunResult RunLlmconvert(const std::string& args) {
 TEST(LlmconvertCliTest, HelpDocumentsEveryOption) {
   const RunResult r = RunLlmconvert("--help");
   EXPECT_EQ(r.status, 0);
-  for (const char* opt : {"--output", "--dtype", "--force", "--quiet",
-                          "--json", "--version", "Exit status"}) {
+  for (const char* opt : {"--output", "--dtype", "--force", "--quiet", "--json",
+                          "--version", "Exit status"}) {
     EXPECT_THAT(r.output, HasSubstr(opt));
   }
 }
@@ -49,16 +49,19 @@ TEST(LlmconvertCliTest, VersionPrintsVersion) {
 TEST(LlmconvertCliTest, ErrorsAndUsageHaveDistinctStatus) {
   EXPECT_EQ(RunLlmconvert("").status, 2);
   EXPECT_EQ(RunLlmconvert("/x --dtype int3 -o /tmp/y").status, 2);
-  const RunResult missing = RunLlmconvert("/nonexistent/model -o /tmp/llmpack_never");
+  const RunResult missing =
+      RunLlmconvert("/nonexistent/model -o /tmp/llmpack_never");
   EXPECT_EQ(missing.status, 1);
-  EXPECT_THAT(missing.output, HasSubstr("llmconvert: error: /nonexistent/model"));
+  EXPECT_THAT(missing.output,
+              HasSubstr("llmconvert: error: /nonexistent/model"));
 }
 
 TEST(LlmconvertCliTest, JsonSummary) {
   LLMPACK_REQUIRE_FIXTURES();
   testing::ScopedTempDir tmp;
-  const RunResult r = RunLlmconvert((testing::FixturesDir() / "tiny-qwen3" / "hf").string() +
-                          " -o " + (tmp.path() / "p").string() + " --json");
+  const RunResult r =
+      RunLlmconvert((testing::FixturesDir() / "tiny-qwen3" / "hf").string() +
+                    " -o " + (tmp.path() / "p").string() + " --json");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("\"architecture\": \"Qwen3ForCausalLM\""));
   EXPECT_THAT(r.output, HasSubstr("\"mb_per_second\""));

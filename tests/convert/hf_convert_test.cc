@@ -1,11 +1,12 @@
 // Round trips of the fixture checkpoints: every packaged tensor must be
 // bit-identical to its source (after the requested dtype conversion) and the
 // manifest config must match what transformers reported.
+#include "convert/hf_convert.h"
+
 #include <cstring>
 #include <fstream>
 
 #include "commands/convert_command.h"
-#include "convert/hf_convert.h"
 #include "convert/safetensors_testing.h"
 #include "gtest/gtest.h"
 #include "llmpack/file_util.h"
@@ -57,9 +58,9 @@ class HfRoundTripTest : public ::testing::TestWithParam<std::string> {
   }
 
   // Compares every package tensor with the source, converted by `expect`.
-  void CheckTensors(const fs::path& pkg, const Manifest& m,
-                    const std::function<std::string(const testing::RawTensor&)>&
-                        expect) {
+  void CheckTensors(
+      const fs::path& pkg, const Manifest& m,
+      const std::function<std::string(const testing::RawTensor&)>& expect) {
     const auto source = testing::ReadCheckpointTensors(Hf());
     int compared = 0;
     for (const ExpectedFile& file : ExpectedPackageFiles(m.config)) {
@@ -113,8 +114,8 @@ TEST_P(HfRoundTripTest, ManifestConfigMatchesTransformers) {
   LLMPACK_REQUIRE_FIXTURES();
   testing::ScopedTempDir tmp;
   const Manifest m = Convert(tmp.path() / "pkg", "keep");
-  const json ref =
-      ReadJson(testing::FixturesDir() / GetParam() / "reference.json")["config"];
+  const json ref = ReadJson(testing::FixturesDir() / GetParam() /
+                            "reference.json")["config"];
   const ModelConfig& c = m.config;
   EXPECT_EQ(c.architecture, ref["architectures"][0]);
   EXPECT_EQ(c.hidden_size, ref["hidden_size"]);

@@ -33,8 +33,9 @@ TEST(StagingDirectoryTest, ExistingOutputNeedsForce) {
   const fs::path out = tmp.path() / "pkg";
   fs::create_directories(out);
   ASSERT_TRUE(WriteStringToFile(out / "old", "x").ok());
-  EXPECT_THAT(std::string(StagingDirectory::Create(out, false).status().message()),
-              HasSubstr("--force"));
+  EXPECT_THAT(
+      std::string(StagingDirectory::Create(out, false).status().message()),
+      HasSubstr("--force"));
   auto staging = StagingDirectory::Create(out, true);
   ASSERT_TRUE(staging.ok());
   ASSERT_TRUE(WriteStringToFile(staging->path() / "new", "y").ok());

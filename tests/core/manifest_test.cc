@@ -37,8 +37,12 @@ ModelConfig SmallConfig() {
 TEST(ManifestTest, JsonRoundTripKeepsEverything) {
   Manifest m;
   m.tool_version = "9.9";
-  m.source = {"/src", "huggingface-safetensors", "LlamaForCausalLM", "bf16",
-              0x1234, {"config.json"}};
+  m.source = {"/src",
+              "huggingface-safetensors",
+              "LlamaForCausalLM",
+              "bf16",
+              0x1234,
+              {"config.json"}};
   m.config = SmallConfig();
   m.weights_dtype = "bf16";
   m.files = {{"lm.bin", "lm", 10, 0xabcdef}};

@@ -34,14 +34,12 @@ uint16_t U16At(const std::string& b, size_t off) {
 // Writes one f32 tensor "w" = {1, -2} into a block file for layer 7.
 fs::path WriteSmallFile(const fs::path& dir) {
   const fs::path path = dir / "t.bin";
-  auto writer = TensorFileWriter::Create(
-      path, format::FileKind::kBlock, 7,
-      {{"w", DType::kF32, {2}, 8}});
+  auto writer = TensorFileWriter::Create(path, format::FileKind::kBlock, 7,
+                                         {{"w", DType::kF32, {2}, 8}});
   EXPECT_TRUE(writer.ok()) << writer.status();
   const float data[2] = {1.0f, -2.0f};
-  EXPECT_TRUE((*writer)
-                  ->Append({reinterpret_cast<const uint8_t*>(data), 8})
-                  .ok());
+  EXPECT_TRUE(
+      (*writer)->Append({reinterpret_cast<const uint8_t*>(data), 8}).ok());
   EXPECT_TRUE((*writer)->Finish().ok());
   return path;
 }
@@ -88,8 +86,8 @@ TEST(TensorFileTest, ReaderRoundTrip) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ((*t)->shape, std::vector<int64_t>{2});
   float out[2];
-  ASSERT_TRUE(reader->ReadTensor(**t, {reinterpret_cast<uint8_t*>(out), 8}, true)
-                  .ok());
+  ASSERT_TRUE(
+      reader->ReadTensor(**t, {reinterpret_cast<uint8_t*>(out), 8}, true).ok());
   EXPECT_EQ(out[1], -2.0f);
   ASSERT_TRUE(reader->ReadRows(**t, 0, 1, {reinterpret_cast<uint8_t*>(out), 8})
                   .ok());  // a rank-1 tensor is one row of 2
@@ -137,9 +135,10 @@ TEST(TensorFileTest, RejectsCorruptDirectoryAndData) {
   auto r = TensorFileReader::Open(path);
   ASSERT_TRUE(r.ok());
   std::vector<uint8_t> buf(8);
-  EXPECT_THAT(std::string(r->ReadTensor(r->tensors()[0], absl::MakeSpan(buf), true)
-                              .message()),
-              HasSubstr("checksum mismatch in tensor w"));
+  EXPECT_THAT(
+      std::string(
+          r->ReadTensor(r->tensors()[0], absl::MakeSpan(buf), true).message()),
+      HasSubstr("checksum mismatch in tensor w"));
   Corrupt(path, 64 + 136, std::string("\x00\x10\x00\x00", 4));  // offset
   EXPECT_THAT(std::string(TensorFileReader::Open(path).status().message()),
               HasSubstr("directory checksum"));
@@ -147,9 +146,9 @@ TEST(TensorFileTest, RejectsCorruptDirectoryAndData) {
 
 TEST(TensorFileTest, WriterRejectsWrongSizesAndIncompleteData) {
   testing::ScopedTempDir tmp;
-  auto bad = TensorFileWriter::Create(tmp.path() / "a.bin",
-                                      format::FileKind::kLm, -1,
-                                      {{"w", DType::kF16, {3}, 8}});
+  auto bad =
+      TensorFileWriter::Create(tmp.path() / "a.bin", format::FileKind::kLm, -1,
+                               {{"w", DType::kF16, {3}, 8}});
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("needs 6 bytes"));
   auto w = TensorFileWriter::Create(tmp.path() / "b.bin", format::FileKind::kLm,

@@ -35,13 +35,13 @@ class ScopedTempDir {
 }  // namespace llmpack::testing
 
 // Skips the current test, loudly, when ../shared/fixtures is missing.
-#define LLMPACK_REQUIRE_FIXTURES()                                        \
-  do {                                                                    \
-    if (!::llmpack::testing::FixturesAvailable()) {                       \
-      GTEST_SKIP() << "SKIPPED LOUDLY: reference fixtures not found at "  \
-                   << ::llmpack::testing::FixturesDir()                   \
+#define LLMPACK_REQUIRE_FIXTURES()                                         \
+  do {                                                                     \
+    if (!::llmpack::testing::FixturesAvailable()) {                        \
+      GTEST_SKIP() << "SKIPPED LOUDLY: reference fixtures not found at "   \
+                   << ::llmpack::testing::FixturesDir()                    \
                    << " (expected ../shared/fixtures beside the project)"; \
-    }                                                                     \
+    }                                                                      \
   } while (0)
 
 #endif  // LLMPACK_TESTS_SUPPORT_TEST_PATHS_H_
