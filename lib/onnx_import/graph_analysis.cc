@@ -1,0 +1,741 @@
+#include "onnx_import/graph_analysis.h"
+
+#include <algorithm>
+#include <deque>
+#include <optional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "llmpack/status_macros.h"
+
+namespace llmpack::onnx_import {
+namespace {
+
+using onnx::NodeProto;
+
+// Searches are bounded so a malformed or unexpected graph cannot make the
+// analysis slow; real attention blocks need a few dozen steps.
+constexpr int kMaxTraceValues = 256;
+constexpr int kSoftmaxSearchNodes = 24;
+
+bool Is(const NodeProto& n, const char* op) { return n.op_type() == op; }
+
+std::string Shape(const std::vector<int64_t>& s) {
+  return absl::StrCat("[", absl::StrJoin(s, ", "), "]");
+}
+
+// Ops whose inputs after the first are shapes, indices or axes: dataflow
+// through them follows input 0 only.
+bool DataIsInputZeroOnly(const NodeProto& n) {
+  static const std::set<std::string> kOps = {
+      "Reshape", "Expand",  "Slice",  "Unsqueeze",  "Squeeze",  "Tile",
+      "Pad",     "Split",   "Gather", "Transpose",  "Cast",     "Identity",
+      "Dropout", "Flatten", "CumSum", "ReduceMean", "ReduceSum"};
+  return kOps.contains(n.op_type());
+}
+
+bool IsMetadataOp(const NodeProto& n) {
+  return Is(n, "Shape") || Is(n, "Size") || Is(n, "ConstantOfShape");
+}
+
+// Fused attention operators and the input index of q, k and v.
+bool IsFusedAttention(const NodeProto& n) {
+  return Is(n, "Attention") || Is(n, "MultiHeadAttention") ||
+         Is(n, "GroupQueryAttention");
+}
+
+bool IsQuantizedMatMul(const NodeProto& n) {
+  return Is(n, "MatMulNBits") || Is(n, "MatMulInteger") ||
+         Is(n, "QLinearMatMul") || Is(n, "DynamicQuantizeMatMul") ||
+         Is(n, "MatMulIntegerToFloat") || Is(n, "MatMulBnb4");
+}
+
+enum class Role { kUnknown, kQuery, kKey, kValue };
+
+const char* RoleName(Role r) {
+  switch (r) {
+    case Role::kQuery:
+      return "query";
+    case Role::kKey:
+      return "key";
+    case Role::kValue:
+      return "value";
+    default:
+      return "unknown";
+  }
+}
+
+struct Linear {
+  const NodeProto* node = nullptr;
+  WeightRef weight;
+  WeightRef bias;
+  std::string out;  // after the bias Add when there is one
+};
+
+struct Norm {
+  WeightRef weight;
+  double eps = 0;
+  std::string out;
+};
+
+// Where a projection's output ends up inside the attention block.
+struct ProjectionTrace {
+  Role role = Role::kUnknown;
+  const NodeProto* sink = nullptr;  // score/value MatMul or fused attention
+  int64_t reshape_last_dim = 0;     // first Reshape's innermost size
+  std::optional<Norm> norm;         // q_norm / k_norm on the way
+  std::vector<std::string> rope_operands;  // Mul operands from outside
+};
+
+class Analyzer {
+ public:
+  explicit Analyzer(const Graph& g)
+      : g_(g), m_(g.model()), where_(g.model().path().string()) {}
+
+  absl::StatusOr<RecoveredModel> Run();
+
+ private:
+  absl::Status Error(const std::string& msg) const {
+    return absl::InvalidArgumentError(absl::StrCat(where_, ": ", msg));
+  }
+
+  std::optional<WeightRef> ResolveMatrix(std::string value,
+                                         bool stored_in_out) const;
+  std::optional<WeightRef> ResolveVector(std::string value) const;
+  absl::StatusOr<std::vector<Linear>> LinearConsumers(
+      const std::string& value) const;
+  std::optional<Norm> MatchNorm(const std::string& x) const;
+  std::optional<Norm> MatchDecomposedNorm(const std::string& x,
+                                          const NodeProto& square) const;
+  bool FeedsSoftmax(const std::string& value) const;
+  bool ComesFromSoftmax(std::string value) const;
+  ProjectionTrace TraceProjection(const std::string& start) const;
+  absl::StatusOr<Linear> NextLinear(const std::string& value,
+                                    const std::string& what) const;
+  std::optional<std::string> ResidualAdd(const std::string& residual,
+                                         const std::string& branch) const;
+  bool ReachesGraphOutput(const std::string& value) const;
+  absl::StatusOr<Linear> FindEmbedding();
+  absl::StatusOr<std::string> AnalyzeLayer(int layer, const std::string& x,
+                                           const Norm& attn_norm,
+                                           std::vector<Linear> qkv,
+                                           LayerWeights& w);
+  void FindInvFreq(const std::vector<std::string>& operands);
+  absl::Status CheckShapes(RecoveredModel& model);
+
+  const Graph& g_;
+  const OnnxModel& m_;
+  std::string where_;
+  std::vector<int64_t> reshape_dims_q_, reshape_dims_k_;
+  std::vector<std::string> rope_operands_;
+  std::vector<double> inv_freq_;
+};
+
+std::optional<WeightRef> Analyzer::ResolveMatrix(std::string value,
+                                                 bool stored_in_out) const {
+  bool transpose = stored_in_out;
+  for (int step = 0; step < 8; ++step) {
+    if (const onnx::TensorProto* t = m_.FindConstant(value)) {
+      if (t->dims_size() != 2) return std::nullopt;
+      WeightRef ref{value, transpose, {t->dims(0), t->dims(1)}};
+      if (transpose) std::swap(ref.shape[0], ref.shape[1]);
+      return ref;
+    }
+    const NodeProto* p = g_.Producer(value);
+    if (p == nullptr || p->input_size() < 1) return std::nullopt;
+    if (Is(*p, "Transpose")) {
+      const std::vector<int64_t> perm = IntsAttr(*p, "perm");
+      if (!perm.empty() && perm != std::vector<int64_t>{1, 0}) {
+        return std::nullopt;
+      }
+      transpose = !transpose;
+    } else if (!Is(*p, "Identity") && !Is(*p, "Cast")) {
+      return std::nullopt;
+    }
+    value = p->input(0);
+  }
+  return std::nullopt;
+}
+
+std::optional<WeightRef> Analyzer::ResolveVector(std::string value) const {
+  value = g_.SkipCastsBackward(value);
+  const onnx::TensorProto* t = m_.FindConstant(value);
+  if (t == nullptr) return std::nullopt;
+  // A vector may be stored broadcast-ready, e.g. [1, 1, n].
+  int64_t n = 1;
+  int non_unit = 0;
+  for (int64_t d : t->dims()) {
+    n *= d;
+    non_unit += d != 1;
+  }
+  if (non_unit > 1 || n < 2) return std::nullopt;
+  return WeightRef{value, false, {n}};
+}
+
+absl::StatusOr<std::vector<Linear>> Analyzer::LinearConsumers(
+    const std::string& value) const {
+  std::vector<Linear> found;
+  for (const Use& use : g_.ConsumersThroughCasts(value)) {
+    const NodeProto& n = *use.node;
+    if (IsQuantizedMatMul(n)) {
+      return absl::UnimplementedError(absl::StrCat(
+          where_, ": ", Graph::Describe(n),
+          " holds quantized weights; only float MatMul/Gemm weights are "
+          "imported"));
+    }
+    std::optional<WeightRef> w;
+    if (Is(n, "MatMul") && use.input == 0 && n.input_size() == 2) {
+      w = ResolveMatrix(n.input(1), /*stored_in_out=*/true);
+    } else if (Is(n, "Gemm") && use.input == 0 &&
+               IntAttr(n, "transA", 0) == 0) {
+      w = ResolveMatrix(n.input(1), IntAttr(n, "transB", 0) == 0);
+    }
+    if (!w) continue;
+    Linear lin{&n, *w, {}, n.output(0)};
+    if (Is(n, "Gemm") && n.input_size() > 2 && !n.input(2).empty()) {
+      if (auto b = ResolveVector(n.input(2))) lin.bias = *b;
+    }
+    // A bias is an Add of a constant vector right after the MatMul.
+    const std::vector<Use> after = g_.ConsumersThroughCasts(lin.out);
+    if (!lin.bias.present() && after.size() == 1 && Is(*after[0].node, "Add")) {
+      const NodeProto& add = *after[0].node;
+      if (auto b = ResolveVector(add.input(1 - after[0].input));
+          b && b->shape[0] == w->shape[0]) {
+        lin.bias = *b;
+        lin.out = add.output(0);
+      }
+    }
+    found.push_back(std::move(lin));
+  }
+  return found;
+}
+
+std::optional<Norm> Analyzer::MatchNorm(const std::string& x) const {
+  for (const Use& use : g_.ConsumersThroughCasts(x)) {
+    const NodeProto& n = *use.node;
+    if ((Is(n, "SimplifiedLayerNormalization") || Is(n, "RMSNormalization")) &&
+        use.input == 0 && n.input_size() >= 2) {
+      std::optional<WeightRef> w = ResolveVector(n.input(1));
+      if (!w) continue;
+      return Norm{*w, FloatAttr(n, "epsilon", 1e-5f), n.output(0)};
+    }
+    const bool square =
+        (Is(n, "Pow") && use.input == 0 && n.input_size() == 2 &&
+         m_.FloatValues(n.input(1)).value_or(std::vector<double>{}) ==
+             std::vector<double>{2.0}) ||
+        (Is(n, "Mul") && n.input(0) == n.input(1));
+    if (square) {
+      if (auto norm = MatchDecomposedNorm(x, n)) return norm;
+    }
+  }
+  return std::nullopt;
+}
+
+// x^2 -> ReduceMean -> Add(eps) -> Sqrt -> Reciprocal/Div -> Mul(x) ->
+// Mul(weight), with Casts allowed between steps.
+std::optional<Norm> Analyzer::MatchDecomposedNorm(
+    const std::string& x, const NodeProto& square) const {
+  const std::string source = g_.SkipCastsBackward(x);
+  auto next = [&](const std::string& v, const char* op) -> const NodeProto* {
+    for (const Use& use : g_.ConsumersThroughCasts(v)) {
+      if (Is(*use.node, op)) return use.node;
+    }
+    return nullptr;
+  };
+  const NodeProto* mean = next(square.output(0), "ReduceMean");
+  const NodeProto* add = mean ? next(mean->output(0), "Add") : nullptr;
+  if (add == nullptr) return std::nullopt;
+  const std::string& eps_value = g_.SkipCastsBackward(add->input(0)) ==
+                                         g_.SkipCastsBackward(mean->output(0))
+                                     ? add->input(1)
+                                     : add->input(0);
+  absl::StatusOr<std::vector<double>> eps = m_.FloatValues(eps_value);
+  if (!eps.ok() || eps->size() != 1) return std::nullopt;
+  const NodeProto* sqrt = next(add->output(0), "Sqrt");
+  if (sqrt == nullptr) return std::nullopt;
+  // x / sqrt, or x * r with r = Reciprocal(sqrt) or 1 / sqrt.
+  std::string normalized;
+  std::vector<std::string> reciprocals;
+  for (const Use& use : g_.ConsumersThroughCasts(sqrt->output(0))) {
+    const NodeProto& n = *use.node;
+    if (Is(n, "Reciprocal")) reciprocals.push_back(n.output(0));
+    if (!Is(n, "Div") || use.input != 1) continue;
+    if (g_.SkipCastsBackward(n.input(0)) == source) {
+      normalized = n.output(0);
+    } else if (m_.FloatValues(n.input(0)).value_or(std::vector<double>{}) ==
+               std::vector<double>{1.0}) {
+      reciprocals.push_back(n.output(0));
+    }
+  }
+  for (const std::string& r : reciprocals) {
+    for (const Use& use : g_.ConsumersThroughCasts(r)) {
+      const NodeProto& n = *use.node;
+      if (Is(n, "Mul") &&
+          g_.SkipCastsBackward(n.input(1 - use.input)) == source) {
+        normalized = n.output(0);
+      }
+    }
+  }
+  if (normalized.empty()) return std::nullopt;
+  for (const Use& use : g_.ConsumersThroughCasts(normalized)) {
+    if (!Is(*use.node, "Mul")) continue;
+    if (auto w = ResolveVector(use.node->input(1 - use.input))) {
+      return Norm{*w, (*eps)[0], use.node->output(0)};
+    }
+  }
+  return std::nullopt;
+}
+
+bool Analyzer::FeedsSoftmax(const std::string& value) const {
+  std::deque<std::string> queue = {value};
+  int visited = 0;
+  while (!queue.empty() && visited < kSoftmaxSearchNodes) {
+    const std::string v = queue.front();
+    queue.pop_front();
+    for (const Use& use : g_.Consumers(v)) {
+      ++visited;
+      const NodeProto& n = *use.node;
+      if (Is(n, "Softmax")) return true;
+      if (Is(n, "MatMul") || IsMetadataOp(n)) continue;
+      for (const std::string& out : n.output()) queue.push_back(out);
+    }
+  }
+  return false;
+}
+
+bool Analyzer::ComesFromSoftmax(std::string value) const {
+  for (int step = 0; step < 8; ++step) {
+    const NodeProto* p = g_.Producer(value);
+    if (p == nullptr || p->input_size() == 0) return false;
+    if (Is(*p, "Softmax")) return true;
+    if (Is(*p, "MatMul")) return false;
+    value = p->input(0);
+  }
+  return false;
+}
+
+ProjectionTrace Analyzer::TraceProjection(const std::string& start) const {
+  ProjectionTrace trace;
+  std::set<std::string> seen = {start};
+  std::deque<std::string> queue = {start};
+  while (!queue.empty() && static_cast<int>(seen.size()) < kMaxTraceValues) {
+    const std::string v = queue.front();
+    queue.pop_front();
+    if (!trace.norm && v != start) trace.norm = MatchNorm(v);
+    for (const Use& use : g_.Consumers(v)) {
+      const NodeProto& n = *use.node;
+      if (IsMetadataOp(n)) continue;
+      if (DataIsInputZeroOnly(n) && use.input != 0) continue;
+      if (IsFusedAttention(n) && use.input <= 2) {
+        trace.role = use.input == 0   ? Role::kQuery
+                     : use.input == 1 ? Role::kKey
+                                      : Role::kValue;
+        trace.sink = &n;
+        return trace;
+      }
+      if (Is(n, "MatMul")) {
+        if (ResolveMatrix(n.input(1), true)) continue;  // another Linear
+        if (FeedsSoftmax(n.output(0))) {
+          trace.role = use.input == 0 ? Role::kQuery : Role::kKey;
+        } else if (use.input == 1 && ComesFromSoftmax(n.input(0))) {
+          trace.role = Role::kValue;
+        } else {
+          continue;
+        }
+        trace.sink = &n;
+        return trace;
+      }
+      if (Is(n, "Reshape") && trace.reshape_last_dim == 0) {
+        auto shape = m_.IntValues(n.input(1));
+        if (shape.ok() && !shape->empty() && shape->back() > 0) {
+          trace.reshape_last_dim = shape->back();
+        }
+      }
+      if (Is(n, "Mul") && n.input_size() == 2) {
+        const std::string& other = n.input(1 - use.input);
+        if (!seen.contains(other)) trace.rope_operands.push_back(other);
+      }
+      for (const std::string& out : n.output()) {
+        if (!out.empty() && seen.insert(out).second) queue.push_back(out);
+      }
+    }
+  }
+  return trace;
+}
+
+// The next Linear downstream of `value` (e.g. o_proj after the value MatMul).
+absl::StatusOr<Linear> Analyzer::NextLinear(const std::string& value,
+                                            const std::string& what) const {
+  std::set<std::string> seen = {value};
+  std::deque<std::string> queue = {value};
+  std::vector<Linear> found;
+  while (!queue.empty() && static_cast<int>(seen.size()) < kMaxTraceValues) {
+    const std::string v = queue.front();
+    queue.pop_front();
+    ASSIGN_OR_RETURN(std::vector<Linear> lins, LinearConsumers(v));
+    if (!lins.empty()) {
+      found = std::move(lins);
+      break;
+    }
+    for (const Use& use : g_.Consumers(v)) {
+      if (IsMetadataOp(*use.node)) continue;
+      if (DataIsInputZeroOnly(*use.node) && use.input != 0) continue;
+      for (const std::string& out : use.node->output()) {
+        if (!out.empty() && seen.insert(out).second) queue.push_back(out);
+      }
+    }
+  }
+  if (found.size() != 1) {
+    return Error(absl::StrCat("found ", found.size(), " MatMuls for the ", what,
+                              " downstream of '", value, "', expected 1"));
+  }
+  return found[0];
+}
+
+std::optional<std::string> Analyzer::ResidualAdd(
+    const std::string& residual, const std::string& branch) const {
+  const std::string base = g_.SkipCastsBackward(residual);
+  for (const Use& use : g_.ConsumersThroughCasts(branch)) {
+    const NodeProto& n = *use.node;
+    if (Is(n, "Add") && n.input_size() == 2 &&
+        g_.SkipCastsBackward(n.input(1 - use.input)) == base) {
+      return n.output(0);
+    }
+  }
+  return std::nullopt;
+}
+
+bool Analyzer::ReachesGraphOutput(const std::string& value) const {
+  std::string v = value;
+  for (int step = 0; step < 6; ++step) {
+    if (g_.IsGraphOutput(v)) return true;
+    const std::vector<Use>& uses = g_.Consumers(v);
+    if (uses.size() != 1 || uses[0].input != 0) return false;
+    v = uses[0].node->output(0);
+  }
+  return false;
+}
+
+absl::StatusOr<Linear> Analyzer::FindEmbedding() {
+  std::vector<Linear> found;
+  for (const NodeProto& n : m_.graph().node()) {
+    if (!Is(n, "Gather") || n.input_size() != 2 || IntAttr(n, "axis", 0) != 0) {
+      continue;
+    }
+    std::optional<WeightRef> table = ResolveMatrix(n.input(0), false);
+    if (table && g_.IsGraphInput(g_.SkipCastsBackward(n.input(1)))) {
+      found.push_back(Linear{&n, *table, {}, n.output(0)});
+    }
+  }
+  if (found.size() != 1) {
+    return Error(absl::StrCat(
+        "found ", found.size(),
+        " Gather nodes reading a 2-D constant table with graph-input indices, "
+        "expected 1 (the token embedding)"));
+  }
+  return found[0];
+}
+
+absl::StatusOr<RecoveredModel> Analyzer::Run() {
+  RecoveredModel model;
+  ASSIGN_OR_RETURN(Linear embed, FindEmbedding());
+  model.embedding = embed.weight;
+  std::string x = embed.out;
+  for (int layer = 0;; ++layer) {
+    std::optional<Norm> norm = MatchNorm(x);
+    if (!norm) {
+      return Error(absl::StrCat(
+          layer == 0 ? "the embedding output '"
+                     : absl::StrCat("after layer ", layer - 1,
+                                    ": the residual stream '"),
+          x,
+          "' does not feed an RMSNorm (expected Pow/ReduceMean/Add/Sqrt/"
+          "Reciprocal/Mul with a weight, or SimplifiedLayerNormalization)"));
+    }
+    ASSIGN_OR_RETURN(std::vector<Linear> lins, LinearConsumers(norm->out));
+    if (lins.size() == 1 && ReachesGraphOutput(lins[0].out)) {
+      if (layer == 0) return Error("the graph has no transformer layers");
+      if (lins[0].bias.present()) {
+        return Error(
+            "the output projection has a bias, which the package "
+            "format does not hold");
+      }
+      model.final_norm = norm->weight;
+      model.lm_head = lins[0].weight;
+      break;
+    }
+    if (lins.size() != 3) {
+      return Error(absl::StrCat(
+          "layer ", layer, ": found ", lins.size(),
+          " MatMuls reading the attention norm output '", norm->out,
+          "', expected 3 (q, k and v projections)",
+          lins.size() == 1 ? ", or 1 leading to the graph output (lm_head)"
+                           : ""));
+    }
+    LayerWeights w;
+    w.input_norm = norm->weight;
+    if (layer == 0) model.facts.norm_eps = norm->eps;
+    ASSIGN_OR_RETURN(x, AnalyzeLayer(layer, x, *norm, std::move(lins), w));
+    model.layers.push_back(std::move(w));
+  }
+  model.facts.tied = model.lm_head.value == model.embedding.value &&
+                     model.lm_head.transpose == model.embedding.transpose;
+  FindInvFreq(rope_operands_);
+  RETURN_IF_ERROR(CheckShapes(model));
+  return model;
+}
+
+absl::StatusOr<std::string> Analyzer::AnalyzeLayer(int layer,
+                                                   const std::string& x,
+                                                   const Norm& attn_norm,
+                                                   std::vector<Linear> qkv,
+                                                   LayerWeights& w) {
+  const std::string prefix = absl::StrCat("layer ", layer, ": ");
+  const Linear* by_role[4] = {nullptr, nullptr, nullptr, nullptr};
+  ProjectionTrace traces[4];
+  std::vector<std::string> found;
+  for (const Linear& lin : qkv) {
+    ProjectionTrace t = TraceProjection(lin.out);
+    found.push_back(
+        absl::StrCat("'", lin.weight.value, "' -> ", RoleName(t.role)));
+    const int r = static_cast<int>(t.role);
+    if (t.role != Role::kUnknown && by_role[r] == nullptr) {
+      by_role[r] = &lin;
+      traces[r] = std::move(t);
+    }
+  }
+  for (Role r : {Role::kQuery, Role::kKey, Role::kValue}) {
+    if (by_role[static_cast<int>(r)] == nullptr) {
+      return Error(absl::StrCat(
+          prefix, "cannot tell q, k and v apart from the attention dataflow (",
+          absl::StrJoin(found, ", "),
+          "); expected one query (left input of the score MatMul), one key "
+          "(right input) and one value (MatMul after the Softmax)"));
+    }
+  }
+  const Linear& q = *by_role[1];
+  const Linear& k = *by_role[2];
+  const Linear& v = *by_role[3];
+  w.q = q.weight, w.k = k.weight, w.v = v.weight;
+  w.q_bias = q.bias, w.k_bias = k.bias, w.v_bias = v.bias;
+  if (traces[1].norm) w.q_norm = traces[1].norm->weight;
+  if (traces[2].norm) w.k_norm = traces[2].norm->weight;
+  reshape_dims_q_.push_back(traces[1].reshape_last_dim);
+  reshape_dims_k_.push_back(traces[2].reshape_last_dim);
+  for (const std::string& op : traces[1].rope_operands) {
+    rope_operands_.push_back(op);
+  }
+
+  const ProjectionTrace& vt = traces[3];
+  ASSIGN_OR_RETURN(Linear o, NextLinear(vt.sink->output(0),
+                                        absl::StrCat(prefix, "o projection")));
+  if (o.bias.present()) {
+    return Error(prefix +
+                 "the o projection has a bias, which the package "
+                 "format does not hold");
+  }
+  w.o = o.weight;
+  std::optional<std::string> r1 = ResidualAdd(x, o.out);
+  if (!r1) {
+    return Error(absl::StrCat(prefix, "the o projection output '", o.out,
+                              "' is not added to the residual stream '", x,
+                              "'"));
+  }
+  std::optional<Norm> post = MatchNorm(*r1);
+  if (!post) {
+    return Error(absl::StrCat(prefix, "the attention residual '", *r1,
+                              "' does not feed an RMSNorm"));
+  }
+  w.post_norm = post->weight;
+  ASSIGN_OR_RETURN(std::vector<Linear> mlp, LinearConsumers(post->out));
+  if (mlp.size() != 2) {
+    return Error(absl::StrCat(prefix, "found ", mlp.size(),
+                              " MatMuls reading the MLP norm output '",
+                              post->out, "', expected 2 (gate and up)"));
+  }
+  auto is_gate = [&](const Linear& lin) {
+    for (const Use& use : g_.ConsumersThroughCasts(lin.out)) {
+      if (Is(*use.node, "Sigmoid") || Is(*use.node, "Silu") ||
+          Is(*use.node, "Swish") || Is(*use.node, "QuickGelu")) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const bool gate0 = is_gate(mlp[0]), gate1 = is_gate(mlp[1]);
+  if (gate0 == gate1) {
+    return Error(absl::StrCat(
+        prefix, gate0 ? "both" : "neither",
+        " of the MLP MatMuls feed a SiLU (Sigmoid*x); expected exactly one "
+        "(the gate)"));
+  }
+  const Linear& gate = gate0 ? mlp[0] : mlp[1];
+  const Linear& up = gate0 ? mlp[1] : mlp[0];
+  ASSIGN_OR_RETURN(Linear down,
+                   NextLinear(up.out, absl::StrCat(prefix, "down projection")));
+  ASSIGN_OR_RETURN(
+      Linear down_from_gate,
+      NextLinear(gate.out, absl::StrCat(prefix, "down projection")));
+  if (down.node != down_from_gate.node) {
+    return Error(prefix +
+                 "the gate and up branches do not meet in one down "
+                 "projection");
+  }
+  if (gate.bias.present() || up.bias.present() || down.bias.present()) {
+    return Error(prefix +
+                 "the MLP has biases, which the package format does "
+                 "not hold");
+  }
+  w.gate = gate.weight, w.up = up.weight, w.down = down.weight;
+  std::optional<std::string> r2 = ResidualAdd(*r1, down.out);
+  if (!r2) {
+    return Error(absl::StrCat(prefix, "the down projection output '", down.out,
+                              "' is not added to the residual stream '", *r1,
+                              "'"));
+  }
+  return *r2;
+}
+
+// RoPE: the Mul operands q meets on its way to the score MatMul lead back
+// (through Unsqueeze/Concat/...) to Cos/Sin of positions times a constant
+// vector of inverse frequencies.
+void Analyzer::FindInvFreq(const std::vector<std::string>& operands) {
+  // Backward from the operands to the Cos/Sin nodes, not past other Linears.
+  auto walk_back = [&](std::deque<std::string> queue, auto&& visit) {
+    std::set<std::string> seen(queue.begin(), queue.end());
+    while (!queue.empty() && seen.size() < kMaxTraceValues) {
+      const std::string v = queue.front();
+      queue.pop_front();
+      if (visit(v)) continue;
+      const NodeProto* p = g_.Producer(v);
+      if (p == nullptr ||
+          (Is(*p, "MatMul") && ResolveMatrix(p->input(1), true))) {
+        continue;
+      }
+      for (const std::string& in : p->input()) {
+        if (!in.empty() && seen.insert(in).second) queue.push_back(in);
+      }
+    }
+  };
+  std::deque<std::string> trig_inputs;
+  walk_back(std::deque<std::string>(operands.begin(), operands.end()),
+            [&](const std::string& v) {
+              const NodeProto* p = g_.Producer(v);
+              if (p == nullptr || !(Is(*p, "Cos") || Is(*p, "Sin"))) {
+                return false;
+              }
+              trig_inputs.push_back(p->input(0));
+              return true;
+            });
+  // The angle is positions times the inverse frequencies, whose first
+  // entry is theta^0 = 1.
+  walk_back(trig_inputs, [&](const std::string& v) {
+    if (!inv_freq_.empty()) return true;
+    if (m_.FindConstant(v) == nullptr) return false;
+    auto values = m_.FloatValues(v);
+    if (values.ok() && values->size() >= 2 && (*values)[0] == 1.0) {
+      inv_freq_ = *values;
+    }
+    return true;
+  });
+}
+
+absl::Status Analyzer::CheckShapes(RecoveredModel& model) {
+  GraphFacts& f = model.facts;
+  const LayerWeights& l0 = model.layers[0];
+  f.vocab_size = model.embedding.shape[0];
+  f.hidden_size = model.embedding.shape[1];
+  f.q_dim = l0.q.shape[0];
+  f.kv_dim = l0.k.shape[0];
+  // Three tensors carry ffn_size; the majority wins, so one malformed
+  // tensor is the one blamed.
+  f.ffn_size =
+      l0.up.shape[0] == l0.down.shape[1] ? l0.up.shape[0] : l0.gate.shape[0];
+  f.qkv_bias = l0.q_bias.present();
+  f.qk_norm = l0.q_norm.present();
+  const int64_t h = f.hidden_size;
+
+  // head_dim evidence, strongest first: the q reshape into heads, the
+  // per-head norm size, the RoPE frequency count.
+  if (reshape_dims_q_[0] > 0 && f.q_dim % reshape_dims_q_[0] == 0 &&
+      reshape_dims_q_[0] < f.q_dim) {
+    f.head_dim = reshape_dims_q_[0];
+    f.head_dim_from = "the Reshape of q into heads";
+  } else if (f.qk_norm) {
+    f.head_dim = l0.q_norm.shape[0];
+    f.head_dim_from = "the q_norm weight size";
+  } else if (!inv_freq_.empty()) {
+    f.head_dim = 2 * static_cast<int64_t>(inv_freq_.size());
+    f.head_dim_from = "the RoPE inverse-frequency count";
+  }
+  f.inv_freq = inv_freq_;
+  const int64_t hd = f.head_dim;
+
+  auto expect = [&](const std::string& where, const WeightRef& ref,
+                    std::vector<int64_t> shape) -> absl::Status {
+    if (ref.shape == shape) return absl::OkStatus();
+    return Error(absl::StrCat(where, " '", ref.value, "' has shape ",
+                              Shape(ref.shape), " in Hugging Face layout, ",
+                              "expected ", Shape(shape)));
+  };
+  RETURN_IF_ERROR(expect("final norm", model.final_norm, {h}));
+  RETURN_IF_ERROR(
+      expect("output projection", model.lm_head, {f.vocab_size, h}));
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const LayerWeights& w = model.layers[i];
+    const std::string p = absl::StrCat("layer ", i, ": ");
+    RETURN_IF_ERROR(expect(p + "input norm", w.input_norm, {h}));
+    RETURN_IF_ERROR(expect(p + "q projection", w.q, {f.q_dim, h}));
+    RETURN_IF_ERROR(expect(p + "k projection", w.k, {f.kv_dim, h}));
+    RETURN_IF_ERROR(expect(p + "v projection", w.v, {f.kv_dim, h}));
+    RETURN_IF_ERROR(expect(p + "o projection", w.o, {h, f.q_dim}));
+    RETURN_IF_ERROR(expect(p + "post-attention norm", w.post_norm, {h}));
+    RETURN_IF_ERROR(expect(p + "gate projection", w.gate, {f.ffn_size, h}));
+    RETURN_IF_ERROR(expect(p + "up projection", w.up, {f.ffn_size, h}));
+    RETURN_IF_ERROR(expect(p + "down projection", w.down, {h, f.ffn_size}));
+    if (w.q_bias.present() != f.qkv_bias || w.k_bias.present() != f.qkv_bias ||
+        w.v_bias.present() != f.qkv_bias) {
+      return Error(p + "q/k/v biases are present on some projections only");
+    }
+    if (f.qkv_bias) {
+      RETURN_IF_ERROR(expect(p + "q bias", w.q_bias, {f.q_dim}));
+      RETURN_IF_ERROR(expect(p + "k bias", w.k_bias, {f.kv_dim}));
+      RETURN_IF_ERROR(expect(p + "v bias", w.v_bias, {f.kv_dim}));
+    }
+    if (w.q_norm.present() != f.qk_norm || w.k_norm.present() != f.qk_norm) {
+      return Error(p +
+                   "q_norm/k_norm are present on some layers or "
+                   "projections only");
+    }
+    if (f.qk_norm) {
+      RETURN_IF_ERROR(expect(p + "q_norm", w.q_norm, {hd}));
+      RETURN_IF_ERROR(expect(p + "k_norm", w.k_norm, {hd}));
+    }
+    if (hd > 0 && (reshape_dims_q_[i] > 0 && reshape_dims_q_[i] != hd)) {
+      return Error(absl::StrCat(p, "q is reshaped into heads of ",
+                                reshape_dims_q_[i], ", but head_dim is ", hd,
+                                " (from ", f.head_dim_from, ")"));
+    }
+    if (hd > 0 && (reshape_dims_k_[i] > 0 && reshape_dims_k_[i] != hd)) {
+      return Error(absl::StrCat(p, "k is reshaped into heads of ",
+                                reshape_dims_k_[i], ", but head_dim is ", hd,
+                                " (from ", f.head_dim_from, ")"));
+    }
+  }
+  if (hd > 0 && (f.q_dim % hd != 0 || f.kv_dim % hd != 0)) {
+    return Error(absl::StrCat("q width ", f.q_dim, " and k/v width ", f.kv_dim,
+                              " are not multiples of head_dim ", hd, " (from ",
+                              f.head_dim_from, ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<RecoveredModel> RecoverModel(const Graph& graph) {
+  Analyzer analyzer(graph);
+  return analyzer.Run();
+}
+
+}  // namespace llmpack::onnx_import

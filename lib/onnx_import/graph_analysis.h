@@ -1,0 +1,64 @@
+// Recovers a decoder-only transformer (Llama / Qwen2 / Qwen3 family) from an
+// ONNX graph by its dataflow, not by tensor names: exporters rename or drop
+// names (torch dynamo turns every Linear into a MatMul with an anonymous
+// transposed constant). See docs/onnx_import.md for the patterns matched.
+// Pure function of the model; thread-compatible.
+#ifndef LLMPACK_ONNX_IMPORT_GRAPH_ANALYSIS_H_
+#define LLMPACK_ONNX_IMPORT_GRAPH_ANALYSIS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "onnx_import/graph.h"
+#include "onnx_import/onnx_model.h"
+
+namespace llmpack::onnx_import {
+
+// A weight: which constant holds it and how to bring it to the Hugging Face
+// layout ([out, in] for Linear weights, [n] for vectors).
+struct WeightRef {
+  std::string value;           // constant (initializer) name; empty if absent
+  bool transpose = false;      // stored [in, out]: transpose when reading
+  std::vector<int64_t> shape;  // Hugging Face shape after orientation
+
+  bool present() const { return !value.empty(); }
+};
+
+struct LayerWeights {
+  WeightRef input_norm, q, k, v, q_bias, k_bias, v_bias, q_norm, k_norm, o,
+      post_norm, gate, up, down;
+};
+
+// What the graph itself determines about the configuration.
+struct GraphFacts {
+  int64_t hidden_size = 0;
+  int64_t vocab_size = 0;
+  int64_t ffn_size = 0;
+  int64_t q_dim = 0;          // num_heads * head_dim
+  int64_t kv_dim = 0;         // num_kv_heads * head_dim
+  int64_t head_dim = 0;       // 0 when no reshape / norm / RoPE shows it
+  std::string head_dim_from;  // which evidence gave head_dim
+  double norm_eps = 0;
+  // RoPE inverse frequencies baked into the graph; empty if none found.
+  std::vector<double> inv_freq;
+  bool tied = false;  // lm_head reads the embedding table itself
+  bool qkv_bias = false;
+  bool qk_norm = false;
+};
+
+struct RecoveredModel {
+  WeightRef embedding, final_norm, lm_head;
+  std::vector<LayerWeights> layers;
+  GraphFacts facts;
+};
+
+// Errors name the layer, what was found and what was expected, e.g.
+// "layer 1: found 2 MatMuls reading the attention norm output 'x', expected
+// 3 (q, k and v projections)".
+absl::StatusOr<RecoveredModel> RecoverModel(const Graph& graph);
+
+}  // namespace llmpack::onnx_import
+
+#endif  // LLMPACK_ONNX_IMPORT_GRAPH_ANALYSIS_H_

@@ -1,0 +1,68 @@
+// Converts an ONNX export of a decoder-only transformer into an llmpack
+// package: roles recovered from the graph (graph_analysis.h), configuration
+// from a config.json beside the model or inferred from the graph, weights
+// streamed in Hugging Face layout through WritePackage. Not thread-safe.
+#ifndef LLMPACK_ONNX_IMPORT_ONNX_CONVERT_H_
+#define LLMPACK_ONNX_IMPORT_ONNX_CONVERT_H_
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "convert/package_writer.h"
+#include "llmpack/manifest.h"
+#include "llmpack/model_config.h"
+#include "onnx_import/graph_analysis.h"
+#include "onnx_import/onnx_model.h"
+
+namespace llmpack::onnx_import {
+
+// The recovered weights by Hugging Face name, read from the ONNX constants
+// (transposed into [out, in] where the graph stores [in, out]). Pages of
+// external data are released after each tensor. Holds a reference to the
+// model, which must outlive it.
+class OnnxTensorSource : public TensorSource {
+ public:
+  OnnxTensorSource(const OnnxModel& model, const RecoveredModel& recovered);
+
+  absl::StatusOr<SourceTensor> Get(const std::string& hf_name) override;
+  void Release(const std::string& hf_name) override;
+  uint64_t TotalBytes() const override { return total_bytes_; }
+
+  // Refuses weights whose ONNX dtype is not FLOAT, FLOAT16 or BFLOAT16,
+  // naming the tensor and its role; returns the dtype most weights have.
+  absl::StatusOr<DType> CheckDTypes() const;
+
+ private:
+  const OnnxModel& model_;
+  std::map<std::string, WeightRef> weights_;  // by Hugging Face name
+  uint64_t total_bytes_ = 0;
+};
+
+// An ONNX model opened for conversion: everything ConvertOnnx writes,
+// before writing it.
+struct OnnxImport {
+  std::unique_ptr<OnnxModel> model;
+  RecoveredModel recovered;
+  ModelConfig config;
+  SourceInfo source;
+  std::vector<std::filesystem::path> tokenizer_files;
+};
+
+// Loads and analyses `model_path`. With a config.json in the model's folder
+// the configuration comes from it (and must agree with the graph);
+// otherwise it is inferred from the graph and config.inferred_fields lists
+// what was inferred.
+absl::StatusOr<OnnxImport> OpenOnnx(const std::filesystem::path& model_path);
+
+// Full conversion of `model_path` (a .onnx file; external data beside it).
+// Keeps the ONNX weights' dtype unless options.output_dtype is set; copies
+// tokenizer files from the model's folder unless options.copy_files is set.
+absl::StatusOr<Manifest> ConvertOnnx(const std::filesystem::path& model_path,
+                                     WritePackageOptions options);
+
+}  // namespace llmpack::onnx_import
+
+#endif  // LLMPACK_ONNX_IMPORT_ONNX_CONVERT_H_
