@@ -1,0 +1,31 @@
+// The runtime's view of a tokenizer: text to ids and streaming ids to text.
+// The runtime does not depend on the tokenizer library; the llmverify front
+// end adapts llmpack::tok::Tokenizer to this interface when a package has a
+// tokenizer. Implementations need not be thread-safe.
+#ifndef LLMPACK_RUNTIME_TEXT_CODEC_H_
+#define LLMPACK_RUNTIME_TEXT_CODEC_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace llmpack::runtime {
+
+class TextCodec {
+ public:
+  virtual ~TextCodec() = default;
+  // `add_special`: apply the tokenizer's post-processor (e.g. add BOS).
+  virtual absl::StatusOr<std::vector<int32_t>> Encode(const std::string& text,
+                                                      bool add_special) = 0;
+  // Streaming decode: the text completed by this token (possibly empty while
+  // a multi-byte character is incomplete).
+  virtual std::string Push(int32_t id) = 0;
+  // Whatever text is still pending at the end of the stream.
+  virtual std::string Flush() = 0;
+};
+
+}  // namespace llmpack::runtime
+
+#endif  // LLMPACK_RUNTIME_TEXT_CODEC_H_

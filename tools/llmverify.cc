@@ -1,0 +1,285 @@
+// llmverify: runs a package with the streaming runtime and checks it
+// against references (parity, perplexity), generates text, and reports
+// throughput and memory. Thin front end over llmpack::runtime::RunVerify.
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "llmpack/version.h"
+#include "runtime/verify.h"
+
+namespace {
+
+constexpr int kExitPass = 0;
+constexpr int kExitGateFailed = 1;
+constexpr int kExitError = 2;
+
+constexpr char kDescription[] =
+    "llmverify: run an llmpack package with the streaming runtime and check "
+    "it.\n\n"
+    "Any combination of --reference (logit parity + greedy continuations), "
+    "--eval (perplexity), --prompt/--prompt-ids (generation) and "
+    "--save-reference may be given; with none of them the package is only "
+    "opened and validated. Every run reports prefill/decode throughput, time "
+    "to first token, peak RSS, block bytes read, blocks loaded and prefetch "
+    "wait (--json FILE writes all of it; fields in docs/llmverify.md).\n\n"
+    "Exit status: 0 every gate passed; 1 a gate failed (parity, perplexity); "
+    "2 error (bad usage, unreadable or inconsistent package, bad input "
+    "files).";
+
+// "0, 51 1083" -> {0, 51, 1083}.
+bool ParseIdList(const std::string& text, std::vector<int32_t>* ids) {
+  for (absl::string_view piece :
+       absl::StrSplit(text, absl::ByAnyChar(" ,\t\n"), absl::SkipEmpty())) {
+    int32_t id;
+    if (!absl::SimpleAtoi(piece, &id)) return false;
+    ids->push_back(id);
+  }
+  return !ids->empty();
+}
+
+// The tokenizer behind --prompt text and text --eval files. Returns null
+// while the project has no tokenizer library linked in.
+std::unique_ptr<llmpack::runtime::TextCodec> LoadCodec(
+    const std::filesystem::path& package) {
+  return nullptr;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace rt = llmpack::runtime;
+  rt::VerifyOptions o;
+  std::string package, reference, eval, prompt, prompt_ids, save_reference,
+      json_out, diagnose_against, kernels = "optimized",
+      save_positions = "all";
+  bool resident = false, stream = false, no_checksums = false,
+       no_greedy_gate = false, ignore_eos = false;
+  double expected_ppl = 0, max_ppl = 0;
+
+  CLI::App app{kDescription};
+  app.set_version_flag("--version",
+                       std::string("llmverify ") + llmpack::kToolVersion);
+  app.add_option("package", package, "package directory to verify")
+      ->required();
+
+  auto* checks = "Checks";
+  app.add_option("--reference", reference,
+                 "reference bundle: a fixture reference.json (input ids, "
+                 "float32 .npy logits, greedy continuation) or a bundle "
+                 "written by --save-reference; reports per case max abs "
+                 "error, NMSE, cosine, top-1 agreement and greedy match")
+      ->group(checks);
+  app.add_option("--eval", eval,
+                 "perplexity input: a JSON object with \"windows\" or "
+                 "\"sequences\" (token-id lists, BOS included), a file of "
+                 "whitespace/comma separated token ids, or a text file "
+                 "(needs a tokenizer); id and text files are cut into "
+                 "windows of --eval-window tokens, each preceded by BOS")
+      ->group(checks);
+  app.add_option("--eval-window", o.eval_window,
+                 "tokens per window for token-id and text eval files")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber)
+      ->group(checks);
+  app.add_option("--eval-max-windows", o.eval_max_windows,
+                 "score only the first N windows (0: all; the eval file's "
+                 "expected perplexity then no longer applies)")
+      ->capture_default_str()
+      ->group(checks);
+
+  auto* gen = "Generation";
+  auto* prompt_opt =
+      app.add_option("--prompt", prompt,
+                     "text prompt (needs a tokenizer); the continuation is "
+                     "printed as it is produced")
+          ->group(gen);
+  app.add_option("--prompt-ids", prompt_ids,
+                 "prompt as token ids, e.g. \"0,51,1083\" (include BOS "
+                 "yourself); generated ids (or text, with a tokenizer) are "
+                 "printed as produced")
+      ->excludes(prompt_opt)
+      ->group(gen);
+  app.add_option("-n,--max-new-tokens", o.max_new_tokens,
+                 "tokens to generate")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber)
+      ->group(gen);
+  app.add_option("--temperature", o.sampling.temperature,
+                 "sampling temperature; 0 = greedy")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber)
+      ->group(gen);
+  app.add_option("--top-k", o.sampling.top_k,
+                 "sample among the k most likely tokens (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber)
+      ->group(gen);
+  app.add_option("--top-p", o.sampling.top_p,
+                 "nucleus sampling: smallest set of tokens holding this "
+                 "probability mass")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0))
+      ->group(gen);
+  app.add_option("--seed", o.sampling.seed,
+                 "random seed; the same seed gives the same tokens")
+      ->capture_default_str()
+      ->group(gen);
+  app.add_flag("--ignore-eos", ignore_eos,
+               "keep generating after an end-of-sequence token")
+      ->group(gen);
+
+  auto* save = "Saving references";
+  app.add_option("--save-reference", save_reference,
+                 "write a zstd-compressed reference bundle from this "
+                 "(trusted) package: the inputs of --reference, the first "
+                 "--save-max-windows windows of --eval and --prompt-ids, "
+                 "with their logits and greedy continuations")
+      ->group(save);
+  app.add_option("--save-positions", save_positions,
+                 "logits rows to save per input: all positions or the last")
+      ->check(CLI::IsMember({"all", "last"}))
+      ->capture_default_str()
+      ->group(save);
+  app.add_option("--save-top-k", o.save_top_k,
+                 "keep only the k largest logits per row plus the row's "
+                 "mean, variance and log-sum-exp (0: full rows)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber)
+      ->group(save);
+  app.add_option("--save-greedy", o.save_greedy_tokens,
+                 "greedy continuation length per input (stops early before "
+                 "a step whose top-1/top-2 margin is below 1e-3)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber)
+      ->group(save);
+  app.add_option("--save-max-windows", o.save_max_windows,
+                 "eval windows to turn into saved cases")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber)
+      ->group(save);
+
+  auto* gates = "Gates (exit status 1 when one fails)";
+  app.add_option("--max-nmse", o.gates.max_nmse,
+                 "largest logits NMSE (mean squared error / reference "
+                 "variance) per reference case")
+      ->capture_default_str()
+      ->group(gates);
+  app.add_option("--min-top1", o.gates.min_top1,
+                 "smallest fraction of rows whose argmax matches the "
+                 "reference")
+      ->capture_default_str()
+      ->group(gates);
+  app.add_option("--max-abs-error", o.gates.max_abs_error,
+                 "largest absolute logit difference")
+      ->capture_default_str()
+      ->group(gates);
+  app.add_flag("--no-greedy-gate", no_greedy_gate,
+               "do not fail when a greedy continuation differs")
+      ->group(gates);
+  app.add_option("--ppl-tolerance", o.gates.ppl_rel_tolerance,
+                 "largest relative perplexity error against the expected "
+                 "value (--expected-ppl, else the eval file's fp32_ppl)")
+      ->capture_default_str()
+      ->group(gates);
+  auto* expected_opt =
+      app.add_option("--expected-ppl", expected_ppl,
+                     "expected perplexity (overrides the eval file's)")
+          ->group(gates);
+  auto* max_ppl_opt =
+      app.add_option("--max-ppl", max_ppl, "fail above this perplexity")
+          ->group(gates);
+
+  auto* diag = "Diagnosis";
+  app.add_option("--diagnose-against", diagnose_against,
+                 "when a gate fails, compare hidden states after every "
+                 "block with this trusted package and name the first block "
+                 "that diverges")
+      ->group(diag);
+  app.add_flag("--diagnose-resident", o.diagnose_resident,
+               "when a gate fails, compare block by block with a --resident "
+               "run of the same package (finds loader faults)")
+      ->group(diag);
+  app.add_flag("--diagnose", o.diagnose_always,
+               "run the diagnosis even when every gate passes")
+      ->group(diag);
+
+  auto* run = "Runtime";
+  auto* stream_flag =
+      app.add_flag("--stream", stream,
+                   "stream blocks through two reusable buffers, reading "
+                   "block i+1 while block i computes (default)")
+          ->group(run);
+  app.add_flag("--resident", resident,
+               "memory-map every block file once instead of streaming")
+      ->excludes(stream_flag)
+      ->group(run);
+  app.add_option("--threads", o.model.threads,
+                 "compute threads (0: all hardware threads)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber)
+      ->group(run);
+  app.add_option("--kernels", kernels,
+                 "optimized (Highway SIMD, best target at run time) or "
+                 "scalar (reference loops)")
+      ->check(CLI::IsMember({"optimized", "scalar"}))
+      ->capture_default_str()
+      ->group(run);
+  app.add_flag("--no-verify-checksums", no_checksums,
+               "skip XXH3 checksums of files and tensors (sizes, headers "
+               "and shapes are still checked)")
+      ->group(run);
+
+  app.add_option("--json", json_out,
+                 "write the full report (parity, perplexity, generation, "
+                 "metrics, gates) as JSON to this file");
+  app.add_flag("-q,--quiet", o.quiet,
+               "print only generated text (and errors)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitPass : kExitError;
+  }
+
+  o.package = package;
+  if (!reference.empty()) o.reference = reference;
+  if (!eval.empty()) o.eval = eval;
+  if (app.count("--prompt") > 0) o.prompt_text = prompt;
+  if (!prompt_ids.empty()) {
+    std::vector<int32_t> ids;
+    if (!ParseIdList(prompt_ids, &ids)) {
+      std::cerr << "llmverify: error: --prompt-ids: expected token ids, got '"
+                << prompt_ids << "'\n";
+      return kExitError;
+    }
+    o.prompt_ids = ids;
+  }
+  if (!save_reference.empty()) o.save_reference = save_reference;
+  o.save_all_positions = save_positions == "all";
+  if (!json_out.empty()) o.json_out = json_out;
+  if (!diagnose_against.empty()) o.diagnose_against = diagnose_against;
+  o.model.mode = resident ? rt::LoadMode::kResident : rt::LoadMode::kStream;
+  o.model.verify_checksums = !no_checksums;
+  rt::ParseKernelChoice(kernels, &o.model.kernels);
+  o.gates.require_greedy_match = !no_greedy_gate;
+  if (expected_opt->count() > 0) o.gates.expected_ppl = expected_ppl;
+  if (max_ppl_opt->count() > 0) o.gates.max_ppl = max_ppl;
+  o.stop_at_eos = !ignore_eos;
+  std::unique_ptr<rt::TextCodec> codec = LoadCodec(o.package);
+  o.codec = codec.get();
+  o.out = &std::cout;
+
+  absl::StatusOr<rt::VerifyOutcome> outcome = rt::RunVerify(o);
+  if (!outcome.ok()) {
+    std::cout.flush();
+    std::cerr << "llmverify: error: " << outcome.status().message() << "\n";
+    return kExitError;
+  }
+  return outcome->passed ? kExitPass : kExitGateFailed;
+}
