@@ -6,9 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
-export BUILD_DIR
-scripts/setup.sh
-cmake --build "$BUILD_DIR" -j"$(nproc)"
+BUILD_DIR=$BUILD_DIR scripts/build.sh
 
 MODEL=testdata/trained-llama
 OUT=${OUT:-out}

@@ -4,9 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
-export BUILD_DIR
-scripts/setup.sh
-cmake --build "$BUILD_DIR" -j"$(nproc)"
+BUILD_DIR=$BUILD_DIR scripts/build.sh
 if [ ! -d ../shared/fixtures ]; then
   echo "WARNING: ../shared/fixtures not found: fixture-based tests will be SKIPPED" >&2
 fi
