@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "convert/hf_convert.h"
 #include "llmpack/status_macros.h"
+#include "onnx_import/onnx_convert.h"
 
 namespace llmpack {
 namespace fs = std::filesystem;
@@ -32,8 +33,8 @@ absl::StatusOr<ConvertSummary> RunConvert(const ConvertRequest& request) {
     ASSIGN_OR_RETURN(summary.manifest,
                      ConvertHuggingFace(request.input, std::move(options)));
   } else if (request.input.extension() == ".onnx") {
-    return absl::UnimplementedError(absl::StrCat(
-        request.input.string(), ": ONNX input is not available in this build"));
+    ASSIGN_OR_RETURN(summary.manifest, onnx_import::ConvertOnnx(
+                                           request.input, std::move(options)));
   } else if (!fs::exists(request.input, ec)) {
     return absl::NotFoundError(
         absl::StrCat(request.input.string(), ": no such file or directory"));
