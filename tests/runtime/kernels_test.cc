@@ -1,0 +1,225 @@
+// Optimized (Highway) kernels against the scalar reference over odd sizes,
+// plus RoPE frequencies and the thread pool.
+#include <cmath>
+#include <numbers>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/kernels.h"
+#include "runtime/rope.h"
+#include "runtime/thread_pool.h"
+
+namespace llmpack::runtime {
+namespace {
+
+// Sums may be reordered (several SIMD accumulators): the error bound scales
+// with the sum of |terms|, times a few f32 epsilons per log2(n) level.
+constexpr double kSumRelTol = 1e-5;
+// Element-wise results that go through exp (Highway's Exp is within a few
+// ulp of std::exp).
+constexpr double kExpRelTol = 2e-6;
+// RMSNorm: one reordered reduction feeding a per-element scale.
+constexpr double kNormRelTol = 1e-5;
+
+const int64_t kSizes[] = {1, 3, 7, 16, 17, 31, 64, 100, 257};
+
+std::vector<float> Random(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+TEST(KernelsTest, OptimizedIsNotScalar) {
+  EXPECT_STREQ(ScalarKernels().name, "scalar");
+  EXPECT_NE(std::string(OptimizedKernels().name).find("highway"),
+            std::string::npos);
+}
+
+class MatMulTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatMulTest, MatchesScalarOverOddShapes) {
+  const DType dtype = GetParam();
+  const KernelTable& ref = ScalarKernels();
+  const KernelTable& opt = OptimizedKernels();
+  for (int64_t cols : kSizes) {
+    for (int64_t rows : {1, 5, 9}) {
+      for (int64_t tokens : {1, 3}) {
+        const auto wf = Random(rows * cols, 7 + cols);
+        std::vector<uint8_t> w(wf.size() * DTypeSize(dtype));
+        ASSERT_TRUE(ConvertElements(DType::kF32, wf.data(), dtype, w.data(),
+                                    wf.size())
+                        .ok());
+        const WeightMatrix m{dtype, w.data(), rows, cols};
+        const auto x = Random(tokens * cols, 11 + rows);
+        std::vector<float> a(tokens * rows, -1), b(tokens * rows, -2);
+        ref.matmul(x.data(), tokens, m, 0, rows, a.data(), rows);
+        opt.matmul(x.data(), tokens, m, 0, rows, b.data(), rows);
+        std::vector<float> wide(wf.size());
+        ToF32(dtype, w.data(), wide.data(), wide.size());
+        for (int64_t t = 0; t < tokens; ++t) {
+          for (int64_t r = 0; r < rows; ++r) {
+            double bound = 0;
+            for (int64_t c = 0; c < cols; ++c) {
+              bound += std::abs(x[t * cols + c] * wide[r * cols + c]);
+            }
+            EXPECT_NEAR(a[t * rows + r], b[t * rows + r],
+                        kSumRelTol * bound + 1e-30)
+                << DTypeName(dtype) << " cols " << cols << " row " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllWeightTypes, MatMulTest,
+                         ::testing::Values(DType::kF32, DType::kF16,
+                                           DType::kBF16));
+
+TEST(KernelsTest, MatMulRowRangeWritesOnlyItsRows) {
+  const int64_t rows = 10, cols = 13;
+  const auto wf = Random(rows * cols, 3);
+  const WeightMatrix m{DType::kF32, wf.data(), rows, cols};
+  const auto x = Random(cols, 4);
+  std::vector<float> out(rows, 42.0f);
+  OptimizedKernels().matmul(x.data(), 1, m, 3, 7, out.data(), rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    if (r < 3 || r >= 7) EXPECT_EQ(out[r], 42.0f) << r;
+    else EXPECT_NE(out[r], 42.0f) << r;
+  }
+}
+
+TEST(KernelsTest, ElementwiseKernelsMatchScalar) {
+  const KernelTable& ref = ScalarKernels();
+  const KernelTable& opt = OptimizedKernels();
+  for (int64_t n : kSizes) {
+    const auto x = Random(n, 100 + n, -4, 4);
+    const auto w = Random(n, 200 + n, 0.5, 1.5);
+    std::vector<float> a(n), b(n);
+    ref.rms_norm(x.data(), w.data(), n, 1e-5f, a.data());
+    opt.rms_norm(x.data(), w.data(), n, 1e-5f, b.data());
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(a[i], b[i], kNormRelTol * std::abs(a[i]) + 1e-7) << n;
+    }
+
+    a = x;
+    b = x;
+    ref.softmax(a.data(), n);
+    opt.softmax(b.data(), n);
+    double total = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(a[i], b[i], kExpRelTol * std::abs(a[i]) + 1e-9) << n;
+      total += b[i];
+    }
+    EXPECT_NEAR(total, 1.0, 1e-5);
+
+    a = x;
+    b = x;
+    ref.silu_mul(a.data(), w.data(), n);
+    opt.silu_mul(b.data(), w.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(a[i], b[i], kExpRelTol * std::abs(a[i]) + 1e-9) << n;
+    }
+
+    double bound = 0;
+    for (int64_t i = 0; i < n; ++i) bound += std::abs(x[i] * w[i]);
+    EXPECT_NEAR(ref.dot(x.data(), w.data(), n), opt.dot(x.data(), w.data(), n),
+                kSumRelTol * bound);
+
+    a = w;
+    b = w;
+    ref.axpy(0.37f, x.data(), a.data(), n);
+    opt.axpy(0.37f, x.data(), b.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      // One rounding (fused) vs two: at most one ulp apart.
+      EXPECT_NEAR(a[i], b[i], 2e-7 * (std::abs(a[i]) + 1)) << n;
+    }
+  }
+}
+
+TEST(KernelsTest, SiluSaturatesWithoutNan) {
+  std::vector<float> g(19, -1000.0f), up(19, 1.0f);
+  g[3] = 1000.0f;
+  OptimizedKernels().silu_mul(g.data(), up.data(), 19);
+  for (int i = 0; i < 19; ++i) {
+    EXPECT_FALSE(std::isnan(g[i])) << i;
+    EXPECT_NEAR(g[i], i == 3 ? 1000.0f : 0.0f, 1e-6) << i;
+  }
+}
+
+TEST(KernelsTest, RopeMatchesScalarForEveryHeadDim) {
+  for (int64_t hd : {2, 8, 16, 34, 64, 128}) {
+    const auto c = Random(hd / 2, 5, -1, 1);
+    const auto s = Random(hd / 2, 6, -1, 1);
+    auto a = Random(hd, 7);
+    auto b = a;
+    ScalarKernels().rope(a.data(), c.data(), s.data(), hd);
+    OptimizedKernels().rope(b.data(), c.data(), s.data(), hd);
+    for (int64_t i = 0; i < hd; ++i) EXPECT_NEAR(a[i], b[i], 1e-6) << hd;
+  }
+}
+
+TEST(RopeTest, DefaultFrequenciesAreThetaPowers) {
+  RopeConfig rope;
+  rope.theta = 10000;
+  const auto inv = RopeInverseFrequencies(rope, 16);
+  ASSERT_EQ(inv.size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_NEAR(inv[i], std::pow(10000.0, -2.0 * i / 16), 1e-6 * inv[i]) << i;
+  }
+  std::vector<float> cos, sin;
+  RopeTables(inv, 5, 2, &cos, &sin);
+  ASSERT_EQ(cos.size(), 16u);
+  EXPECT_NEAR(cos[0], std::cos(5.0), 1e-6);  // position 5, frequency 1
+  EXPECT_NEAR(sin[8], std::sin(6.0), 1e-6);  // position 6
+}
+
+TEST(RopeTest, Llama3ScalingKeepsHighAndDividesLowFrequencies) {
+  RopeConfig rope;
+  rope.type = "llama3";
+  rope.theta = 500000;
+  rope.factor = 8;
+  rope.low_freq_factor = 1;
+  rope.high_freq_factor = 4;
+  rope.original_max_positions = 256;
+  RopeConfig plain = rope;
+  plain.type = "default";
+  const auto scaled = RopeInverseFrequencies(rope, 16);
+  const auto base = RopeInverseFrequencies(plain, 16);
+  int kept = 0, divided = 0, smoothed = 0;
+  for (size_t i = 0; i < base.size(); ++i) {
+    const double wavelen = 2 * std::numbers::pi / base[i];
+    if (wavelen < 256.0 / 4) {
+      EXPECT_EQ(scaled[i], base[i]);
+      ++kept;
+    } else if (wavelen > 256.0) {
+      EXPECT_FLOAT_EQ(scaled[i], base[i] / 8);
+      ++divided;
+    } else {
+      EXPECT_LT(scaled[i], base[i]);
+      EXPECT_GT(scaled[i], base[i] / 8);
+      ++smoothed;
+    }
+  }
+  EXPECT_GT(kept, 0);
+  EXPECT_GT(divided, 0);
+  EXPECT_GT(smoothed, 0);
+}
+
+TEST(ThreadPoolTest, CoversEveryItemOnce) {
+  ThreadPool pool(3);
+  EXPECT_EQ(pool.num_threads(), 3);
+  for (int64_t n : {1, 2, 7, 100, 1001}) {
+    std::vector<std::atomic<int>> hits(n);
+    pool.ParallelFor(n, 4, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[i]++;
+    });
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << n;
+  }
+}
+
+}  // namespace
+}  // namespace llmpack::runtime

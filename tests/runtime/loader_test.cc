@@ -1,0 +1,229 @@
+// Package validation and the streaming block loader: the two-block bound,
+// prefetch overlapping compute, and clear errors for corrupt packages.
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "llmpack/file_util.h"
+#include "llmpack/package_layout.h"
+#include "nlohmann/json.hpp"
+#include "runtime/block_loader.h"
+#include "runtime/model.h"
+#include "runtime/package.h"
+#include "runtime/test_package.h"
+#include "support/test_paths.h"
+
+namespace llmpack::runtime {
+namespace {
+
+using ::llmpack::testing::ScopedTempDir;
+using ::llmpack::testing::TinyConfig;
+using ::llmpack::testing::WriteTestPackage;
+using ::testing::HasSubstr;
+
+class LoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_ = TinyConfig();
+    config_.num_layers = 4;
+    ASSERT_TRUE(WriteTestPackage(dir_.path(), config_, DType::kBF16, 1).ok());
+    auto package = Package::Open(dir_.path(), {});
+    ASSERT_TRUE(package.ok()) << package.status();
+    package_ = std::move(*package);
+  }
+  ScopedTempDir dir_;
+  ModelConfig config_;
+  std::unique_ptr<Package> package_;
+};
+
+int Count(const std::vector<LoaderEvent>& trace, LoaderEvent::Type type) {
+  int n = 0;
+  for (const LoaderEvent& e : trace) n += e.type == type ? 1 : 0;
+  return n;
+}
+
+TEST_F(LoaderTest, StreamNeverHoldsMoreThanTwoBlocks) {
+  LoaderOptions options;
+  options.trace = true;
+  auto loader = BlockLoader::Create(*package_, options);
+  ASSERT_TRUE(loader.ok()) << loader.status();
+  const int passes = 3;
+  for (int pass = 0; pass < passes; ++pass) {
+    for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
+      auto w = (*loader)->Acquire(layer);
+      ASSERT_TRUE(w.ok()) << w.status();
+      EXPECT_EQ((*w)->layer, layer);
+      EXPECT_EQ((*w)->q.rows, config_.q_dim());
+      EXPECT_EQ((*w)->input_norm.size(), size_t(config_.hidden_size));
+      (*loader)->Release(layer);
+    }
+  }
+  const LoaderStats stats = (*loader)->stats();
+  EXPECT_LE(stats.max_resident_blocks, 2);
+  EXPECT_EQ(stats.max_resident_blocks, 2);
+  // Four layers through two slots: every acquire reads its block once, and
+  // the prefetch of block 0 for a next pass also happens after the last.
+  EXPECT_GE(stats.blocks_loaded, uint64_t(passes * config_.num_layers));
+  EXPECT_LE(stats.blocks_loaded, uint64_t(passes * config_.num_layers + 1));
+  EXPECT_EQ(stats.sync_loads, 1u);  // only block 0 of the first pass
+  EXPECT_EQ(stats.bytes_read,
+            stats.blocks_loaded * package_->block(0).file().size());
+  const auto trace = (*loader)->trace();
+  EXPECT_EQ(Count(trace, LoaderEvent::kAcquired), passes * 4);
+  EXPECT_EQ(Count(trace, LoaderEvent::kReleased), passes * 4);
+}
+
+// A compute step that cannot finish until the loader has started reading
+// the next block proves the read runs concurrently with compute: a loader
+// that only read on Acquire would make this wait time out.
+TEST_F(LoaderTest, PrefetchOfNextBlockStartsBeforeComputeEnds) {
+  LoaderOptions options;
+  options.trace = true;
+  auto loader = BlockLoader::Create(*package_, options);
+  ASSERT_TRUE(loader.ok());
+  BlockLoader& l = **loader;
+  for (int64_t layer = 0; layer + 1 < config_.num_layers; ++layer) {
+    ASSERT_TRUE(l.Acquire(layer).ok());
+    bool started = false;
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!started && std::chrono::steady_clock::now() < deadline) {
+      for (const LoaderEvent& e : l.trace()) {
+        started = started || (e.type == LoaderEvent::kLoadStart &&
+                              e.layer == layer + 1 && e.background);
+      }
+      if (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_TRUE(started) << "prefetch of block " << layer + 1
+                         << " never started while block " << layer
+                         << " was computing";
+    l.Release(layer);
+  }
+  // In the recorded order, each prefetch start precedes the release (end of
+  // compute) of the block before it.
+  const auto trace = l.trace();
+  for (int64_t layer = 0; layer + 1 < config_.num_layers; ++layer) {
+    size_t start = trace.size(), release = trace.size();
+    for (size_t i = 0; i < trace.size(); ++i) {
+      const LoaderEvent& e = trace[i];
+      if (e.type == LoaderEvent::kLoadStart && e.layer == layer + 1 &&
+          start == trace.size()) {
+        start = i;
+      }
+      if (e.type == LoaderEvent::kReleased && e.layer == layer &&
+          release == trace.size()) {
+        release = i;
+      }
+    }
+    EXPECT_LT(start, release) << "layer " << layer;
+  }
+  EXPECT_LE(l.stats().max_resident_blocks, 2);
+}
+
+TEST_F(LoaderTest, ResidentAndStreamGiveTheSameWeights) {
+  auto stream = BlockLoader::Create(*package_, {});
+  LoaderOptions resident_options;
+  resident_options.mode = LoadMode::kResident;
+  auto resident = BlockLoader::Create(*package_, resident_options);
+  ASSERT_TRUE(stream.ok() && resident.ok());
+  for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
+    auto a = (*stream)->Acquire(layer);
+    auto b = (*resident)->Acquire(layer);
+    ASSERT_TRUE(a.ok() && b.ok());
+    const size_t bytes = (*a)->down.rows * (*a)->down.cols * 2;
+    EXPECT_EQ(std::memcmp((*a)->down.data, (*b)->down.data, bytes), 0);
+    EXPECT_EQ((*a)->post_attention_norm, (*b)->post_attention_norm);
+    (*stream)->Release(layer);
+    (*resident)->Release(layer);
+  }
+  EXPECT_EQ((*resident)->stats().blocks_loaded, uint64_t(config_.num_layers));
+}
+
+TEST_F(LoaderTest, AcquireOutOfRangeIsAnError) {
+  auto loader = BlockLoader::Create(*package_, {});
+  ASSERT_TRUE(loader.ok());
+  EXPECT_EQ((*loader)->Acquire(99).status().code(),
+            absl::StatusCode::kOutOfRange);
+}
+
+// Overwrites `count` bytes at `offset` of a file.
+void Scribble(const std::filesystem::path& path, uint64_t offset, int count) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(offset));
+  for (int i = 0; i < count; ++i) f.put(static_cast<char>(0x5A + i));
+}
+
+uint64_t TensorOffset(const std::filesystem::path& file, const char* name) {
+  auto reader = TensorFileReader::Open(file);
+  EXPECT_TRUE(reader.ok());
+  return (*reader).Find(name)->offset;
+}
+
+TEST_F(LoaderTest, ChecksumMismatchIsReportedWithTheFileName) {
+  const auto block = dir_.path() / "block_001.bin";
+  Scribble(block, TensorOffset(block, kUpProj) + 8, 4);
+  auto package = Package::Open(dir_.path(), {});
+  ASSERT_FALSE(package.ok());
+  EXPECT_EQ(package.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(package.status().message()),
+              HasSubstr("block_001.bin"));
+  EXPECT_THAT(std::string(package.status().message()), HasSubstr("checksum"));
+}
+
+TEST_F(LoaderTest, CorruptionAfterOpenIsCaughtWhenTheBlockIsRead) {
+  ModelOptions options;
+  options.threads = 1;
+  auto model = Model::Open(dir_.path(), options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const auto block = dir_.path() / "block_002.bin";
+  Scribble(block, TensorOffset(block, kGateProj) + 2, 4);
+  Session session(**model, 8);
+  std::vector<float> logits;
+  const int32_t tokens[] = {1, 5, 7};
+  absl::Status status = session.Forward(tokens, LogitsRows::kLast, &logits);
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("block_002.bin"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("checksum mismatch in tensor mlp.gate_proj.weight"));
+}
+
+TEST_F(LoaderTest, MissingBlockFileIsReported) {
+  std::filesystem::remove(dir_.path() / "block_003.bin");
+  auto package = Package::Open(dir_.path(), {});
+  ASSERT_FALSE(package.ok());
+  EXPECT_EQ(package.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(package.status().message()),
+              HasSubstr("block_003.bin"));
+  EXPECT_THAT(std::string(package.status().message()), HasSubstr("missing"));
+}
+
+TEST_F(LoaderTest, ShapeThatDisagreesWithTheManifestIsReported) {
+  // Claim a larger FFN in the manifest than the block files hold.
+  const auto path = dir_.path() / kManifestFile;
+  auto text = ReadFileToString(path);
+  ASSERT_TRUE(text.ok());
+  nlohmann::json manifest = nlohmann::json::parse(*text);
+  manifest["config"]["ffn_size"] = config_.ffn_size + 4;
+  ASSERT_TRUE(WriteStringToFile(path, manifest.dump()).ok());
+  auto package = Package::Open(dir_.path(), {});
+  ASSERT_FALSE(package.ok());
+  const std::string message(package.status().message());
+  EXPECT_THAT(message, HasSubstr("block_000.bin"));
+  EXPECT_THAT(message, HasSubstr("mlp.gate_proj.weight has shape [44, 32]"));
+  EXPECT_THAT(message, HasSubstr("implies [48, 32]"));
+}
+
+TEST_F(LoaderTest, SkippingChecksumsStillChecksSizes) {
+  std::ofstream(dir_.path() / "block_000.bin",
+                std::ios::app | std::ios::binary)
+      << "tail";
+  auto package = Package::Open(dir_.path(), {/*verify_checksums=*/false});
+  ASSERT_FALSE(package.ok());
+  EXPECT_THAT(std::string(package.status().message()),
+              HasSubstr("block_000.bin"));
+}
+
+}  // namespace
+}  // namespace llmpack::runtime
