@@ -1,0 +1,88 @@
+// Kernel and forward-pass throughput: scalar reference vs Highway kernels on
+// f32/f16/bf16 weights, and prefill/decode on a package given by
+// LLMPACK_BENCH_PACKAGE (e.g. a converted trained-llama), when set.
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "runtime/kernels.h"
+#include "runtime/model.h"
+
+namespace llmpack::runtime {
+namespace {
+
+// args: kernel (0 scalar, 1 optimized), dtype code, tokens.
+void BM_MatMul(benchmark::State& state) {
+  const KernelTable& k = state.range(0) == 0 ? ScalarKernels()
+                                             : OptimizedKernels();
+  const DType dtype = static_cast<DType>(state.range(1));
+  const int64_t tokens = state.range(2);
+  const int64_t rows = 704, cols = 256;  // trained-llama's up_proj
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> d(-1, 1);
+  std::vector<float> wf(rows * cols), x(tokens * cols), out(tokens * rows);
+  for (float& v : wf) v = d(rng);
+  for (float& v : x) v = d(rng);
+  std::vector<uint8_t> w(wf.size() * DTypeSize(dtype));
+  (void)ConvertElements(DType::kF32, wf.data(), dtype, w.data(), wf.size());
+  const WeightMatrix m{dtype, w.data(), rows, cols};
+  for (auto _ : state) {
+    k.matmul(x.data(), tokens, m, 0, rows, out.data(), rows);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel(std::string(k.name) + " " + DTypeName(dtype));
+  state.SetItemsProcessed(state.iterations() * rows * cols * tokens);
+}
+BENCHMARK(BM_MatMul)
+    ->ArgsProduct({{0, 1},
+                   {int(DType::kF32), int(DType::kF16), int(DType::kBF16)},
+                   {1, 64}});
+
+void BM_Softmax(benchmark::State& state) {
+  const KernelTable& k = state.range(0) == 0 ? ScalarKernels()
+                                             : OptimizedKernels();
+  std::vector<float> x(4096);
+  for (auto _ : state) {
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 97) * 0.1f;
+    k.softmax(x.data(), int64_t(x.size()));
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.SetLabel(k.name);
+}
+BENCHMARK(BM_Softmax)->Arg(0)->Arg(1);
+
+// args: stream (0) or resident (1); one prompt of 64 tokens, then decode.
+void BM_PackageForward(benchmark::State& state) {
+  const char* dir = std::getenv("LLMPACK_BENCH_PACKAGE");
+  if (dir == nullptr) {
+    state.SkipWithError("set LLMPACK_BENCH_PACKAGE to a package directory");
+    return;
+  }
+  ModelOptions options;
+  options.mode = state.range(0) == 0 ? LoadMode::kStream : LoadMode::kResident;
+  auto model = Model::Open(dir, options);
+  if (!model.ok()) {
+    state.SkipWithError(std::string(model.status().message()).c_str());
+    return;
+  }
+  std::vector<int32_t> prompt(64);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(i + 1);
+  std::vector<float> logits;
+  for (auto _ : state) {
+    Session session(**model, 96);
+    (void)session.Forward(prompt, LogitsRows::kLast, &logits);
+    for (int i = 0; i < 16; ++i) {
+      const int32_t one[] = {int32_t(i + 2)};
+      (void)session.Forward(one, LogitsRows::kLast, &logits);
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * (64 + 16));
+  state.SetLabel(state.range(0) == 0 ? "stream" : "resident");
+}
+BENCHMARK(BM_PackageForward)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace llmpack::runtime
+
+BENCHMARK_MAIN();
