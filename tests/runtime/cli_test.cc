@@ -138,6 +138,21 @@ TEST_F(CliPackageTest, PassFailExitCodesAndJsonReport) {
   EXPECT_EQ(ReadJson(json)["diagnosis"]["first_divergent_layer"], 0);
 }
 
+TEST_F(CliPackageTest, CorruptPackageIsAnErrorNotAGateFailure) {
+  {
+    std::fstream f(dir_.path() / "b" / "block_001.bin",
+                   std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-16, std::ios::end);
+    const int byte = f.get();
+    f.seekp(-16, std::ios::end);
+    f.put(static_cast<char>(byte ^ 0x40));
+  }
+  const ToolRun run = RunTool(Path("b") + " --prompt-ids 1,2");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("block_001.bin"));
+  EXPECT_THAT(run.output, HasSubstr("checksum"));
+}
+
 // The memory bound: with --stream, peak RSS stays below two blocks +
 // KV cache + lm + a fixed overhead, while --resident maps every block.
 TEST(LlmverifyMemoryTest, StreamPeakRssStaysNearTwoBlocks) {

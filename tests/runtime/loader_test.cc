@@ -141,6 +141,31 @@ TEST_F(LoaderTest, ResidentAndStreamGiveTheSameWeights) {
   EXPECT_EQ((*resident)->stats().blocks_loaded, uint64_t(config_.num_layers));
 }
 
+// One and two layers: the "next" block is the block itself or the other
+// slot's, so nothing is re-read after the first pass.
+TEST(LoaderEdgeTest, OneAndTwoLayerPackagesStayCached) {
+  for (int64_t layers : {1, 2}) {
+    ScopedTempDir dir;
+    ModelConfig config = TinyConfig();
+    config.num_layers = layers;
+    ASSERT_TRUE(WriteTestPackage(dir.path(), config, DType::kF32, 4).ok());
+    auto package = Package::Open(dir.path(), {});
+    ASSERT_TRUE(package.ok());
+    auto loader = BlockLoader::Create(**package, {});
+    ASSERT_TRUE(loader.ok());
+    for (int pass = 0; pass < 3; ++pass) {
+      for (int64_t layer = 0; layer < layers; ++layer) {
+        auto w = (*loader)->Acquire(layer);
+        ASSERT_TRUE(w.ok()) << w.status();
+        EXPECT_EQ((*w)->layer, layer);
+        (*loader)->Release(layer);
+      }
+    }
+    EXPECT_EQ((*loader)->stats().blocks_loaded, uint64_t(layers));
+    EXPECT_LE((*loader)->stats().max_resident_blocks, 2);
+  }
+}
+
 TEST_F(LoaderTest, AcquireOutOfRangeIsAnError) {
   auto loader = BlockLoader::Create(*package_, {});
   ASSERT_TRUE(loader.ok());
