@@ -1,0 +1,650 @@
+#include "tokenizer/chat_template.h"
+
+#include <cctype>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "llmpack/status_macros.h"
+
+namespace llmpack::tok {
+namespace {
+
+using json = nlohmann::json;
+
+// ---- Template segments ----------------------------------------------------
+
+struct Segment {
+  enum Kind { kText, kExpr, kStmt } kind;
+  std::string body;
+};
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+std::string Trim(std::string s) {
+  size_t b = 0, e = s.size();
+  while (b < e && IsSpace(s[b])) ++b;
+  while (e > b && IsSpace(s[e - 1])) --e;
+  return s.substr(b, e - b);
+}
+
+// Splits the source into text and tags, applying "-" whitespace control and
+// transformers' trim_blocks / lstrip_blocks for statement tags.
+absl::StatusOr<std::vector<Segment>> Lex(const std::string& src) {
+  std::vector<Segment> out;
+  size_t i = 0;
+  while (i <= src.size()) {
+    size_t p = i;
+    while (p < src.size() &&
+           !(src[p] == '{' && p + 1 < src.size() &&
+             (src[p + 1] == '{' || src[p + 1] == '%' || src[p + 1] == '#'))) {
+      ++p;
+    }
+    std::string text = src.substr(i, p - i);
+    if (p >= src.size()) {
+      if (!text.empty()) out.push_back({Segment::kText, text});
+      break;
+    }
+    const char open = src[p + 1];
+    const char* close = open == '{' ? "}}" : open == '%' ? "%}" : "#}";
+    const size_t q = src.find(close, p + 2);
+    if (q == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "chat template: unterminated tag at offset ", p));
+    }
+    const bool strip_before = p + 2 < q && src[p + 2] == '-';
+    const bool strip_after = q > p + 2 && src[q - 1] == '-';
+    const bool block = open != '{';
+    if (strip_before) {
+      while (!text.empty() && IsSpace(text.back())) text.pop_back();
+    } else if (block) {
+      // lstrip_blocks: drop spaces/tabs between a line start and the tag.
+      size_t k = text.size();
+      while (k > 0 && (text[k - 1] == ' ' || text[k - 1] == '\t')) --k;
+      const bool line_start = k > 0 ? text[k - 1] == '\n' : (i == 0 || src[i - 1] == '\n');
+      if (line_start) text.resize(k);
+    }
+    if (!text.empty()) out.push_back({Segment::kText, text});
+    const size_t body_start = p + 2 + (strip_before ? 1 : 0);
+    const size_t body_end = q - (strip_after ? 1 : 0);
+    if (open != '#') {
+      out.push_back({open == '{' ? Segment::kExpr : Segment::kStmt,
+                     Trim(src.substr(body_start, body_end - body_start))});
+    }
+    i = q + 2;
+    if (strip_after) {
+      while (i < src.size() && IsSpace(src[i])) ++i;
+    } else if (block && i < src.size() && src[i] == '\n') {
+      ++i;  // trim_blocks
+    }
+  }
+  return out;
+}
+
+// ---- Expression tokens ----------------------------------------------------
+
+struct Tok {
+  enum Kind { kName, kString, kInt, kOp, kEnd } kind;
+  std::string s;
+  int64_t i = 0;
+};
+using Toks = std::vector<Tok>;
+
+absl::StatusOr<Toks> Tokenize(const std::string& e) {
+  Toks out;
+  size_t i = 0;
+  while (i < e.size()) {
+    const char c = e[i];
+    if (IsSpace(c)) {
+      ++i;
+    } else if (std::isalpha(uint8_t(c)) || c == '_') {
+      size_t j = i;
+      while (j < e.size() && (std::isalnum(uint8_t(e[j])) || e[j] == '_')) ++j;
+      out.push_back({Tok::kName, e.substr(i, j - i)});
+      i = j;
+    } else if (std::isdigit(uint8_t(c))) {
+      size_t j = i;
+      while (j < e.size() && std::isdigit(uint8_t(e[j]))) ++j;
+      out.push_back({Tok::kInt, "", std::stoll(e.substr(i, j - i))});
+      i = j;
+    } else if (c == '\'' || c == '"') {
+      std::string s;
+      size_t j = i + 1;
+      for (; j < e.size() && e[j] != c; ++j) {
+        if (e[j] == '\\' && j + 1 < e.size()) {
+          const char n = e[++j];
+          s += n == 'n' ? '\n' : n == 't' ? '\t' : n == 'r' ? '\r' : n;
+        } else {
+          s += e[j];
+        }
+      }
+      if (j >= e.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("chat template: unterminated string in '", e, "'"));
+      }
+      out.push_back({Tok::kString, s});
+      i = j + 1;
+    } else {
+      static const char* kTwo[] = {"==", "!=", "<=", ">="};
+      std::string op(1, c);
+      for (const char* t : kTwo) {
+        if (e.compare(i, 2, t) == 0) op = t;
+      }
+      if (op.size() == 1 && std::string("()[]{}.,:+-~|<>=*/%").find(c) ==
+                                std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "chat template: unexpected character '", op, "' in '", e, "'"));
+      }
+      out.push_back({Tok::kOp, op});
+      i += op.size();
+    }
+  }
+  out.push_back({Tok::kEnd, ""});
+  return out;
+}
+
+// ---- Nodes ----------------------------------------------------------------
+
+struct Node {
+  enum Kind { kText, kOutput, kFor, kIf, kSet } kind = kText;
+  std::string text;  // kText; loop or set variable name
+  Toks expr;         // kOutput, kFor (iterable), kSet (value)
+  std::vector<Node> body;
+  std::vector<std::pair<Toks, std::vector<Node>>> branches;  // kIf
+  std::vector<Node> else_body;
+};
+
+std::string FirstWord(const std::string& s) {
+  size_t e = 0;
+  while (e < s.size() && !IsSpace(s[e])) ++e;
+  return s.substr(0, e);
+}
+
+std::string AfterFirstWord(const std::string& s) {
+  return Trim(s.substr(FirstWord(s).size()));
+}
+
+// Parses until one of `ends` (statement keywords); stores the one found.
+absl::StatusOr<std::vector<Node>> ParseBlock(
+    const std::vector<Segment>& segs, size_t* pos,
+    const std::vector<std::string>& ends, std::string* found) {
+  std::vector<Node> nodes;
+  while (*pos < segs.size()) {
+    const Segment& seg = segs[(*pos)++];
+    if (seg.kind == Segment::kText) {
+      Node n;
+      n.kind = Node::kText;
+      n.text = seg.body;
+      nodes.push_back(std::move(n));
+      continue;
+    }
+    if (seg.kind == Segment::kExpr) {
+      Node n;
+      n.kind = Node::kOutput;
+      ASSIGN_OR_RETURN(n.expr, Tokenize(seg.body));
+      nodes.push_back(std::move(n));
+      continue;
+    }
+    const std::string word = FirstWord(seg.body);
+    for (const std::string& e : ends) {
+      if (word == e) {
+        *found = seg.body;
+        return nodes;
+      }
+    }
+    if (word == "for") {
+      const std::string rest = AfterFirstWord(seg.body);
+      const size_t in = rest.find(" in ");
+      if (in == std::string::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("chat template: malformed '{% ", seg.body, " %}'"));
+      }
+      Node n;
+      n.kind = Node::kFor;
+      n.text = Trim(rest.substr(0, in));
+      ASSIGN_OR_RETURN(n.expr, Tokenize(rest.substr(in + 4)));
+      std::string end;
+      ASSIGN_OR_RETURN(n.body, ParseBlock(segs, pos, {"endfor"}, &end));
+      if (end.empty()) {
+        return absl::InvalidArgumentError("chat template: missing endfor");
+      }
+      nodes.push_back(std::move(n));
+    } else if (word == "if") {
+      Node n;
+      n.kind = Node::kIf;
+      std::string cond = AfterFirstWord(seg.body);
+      while (true) {
+        ASSIGN_OR_RETURN(Toks t, Tokenize(cond));
+        std::string end;
+        ASSIGN_OR_RETURN(std::vector<Node> body,
+                         ParseBlock(segs, pos, {"elif", "else", "endif"}, &end));
+        n.branches.emplace_back(std::move(t), std::move(body));
+        const std::string w = FirstWord(end);
+        if (w == "elif") {
+          cond = AfterFirstWord(end);
+          continue;
+        }
+        if (w == "else") {
+          ASSIGN_OR_RETURN(n.else_body, ParseBlock(segs, pos, {"endif"}, &end));
+        }
+        if (end.empty()) {
+          return absl::InvalidArgumentError("chat template: missing endif");
+        }
+        break;
+      }
+      nodes.push_back(std::move(n));
+    } else if (word == "set") {
+      const std::string rest = AfterFirstWord(seg.body);
+      const size_t eq = rest.find('=');
+      if (eq == std::string::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("chat template: malformed '{% ", seg.body, " %}'"));
+      }
+      Node n;
+      n.kind = Node::kSet;
+      n.text = Trim(rest.substr(0, eq));
+      ASSIGN_OR_RETURN(n.expr, Tokenize(rest.substr(eq + 1)));
+      nodes.push_back(std::move(n));
+    } else {
+      return absl::UnimplementedError(absl::StrCat(
+          "chat template: unsupported statement '{% ", seg.body, " %}'"));
+    }
+  }
+  return nodes;
+}
+
+// ---- Evaluation -----------------------------------------------------------
+
+bool Truthy(const json& v) {
+  if (v.is_null()) return false;
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_number_integer()) return v.get<int64_t>() != 0;
+  if (v.is_number()) return v.get<double>() != 0;
+  if (v.is_string() || v.is_array() || v.is_object()) return !v.empty();
+  return true;
+}
+
+std::string ToText(const json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
+  return v.dump();
+}
+
+std::string StripChars(std::string s, bool left, bool right) {
+  size_t b = 0, e = s.size();
+  while (left && b < e && IsSpace(s[b])) ++b;
+  while (right && e > b && IsSpace(s[e - 1])) --e;
+  return s.substr(b, e - b);
+}
+
+class Evaluator {
+ public:
+  explicit Evaluator(const json& globals) { scopes_.push_back(globals); }
+
+  absl::Status Render(const std::vector<Node>& nodes, std::string* out) {
+    for (const Node& n : nodes) {
+      switch (n.kind) {
+        case Node::kText:
+          *out += n.text;
+          break;
+        case Node::kOutput: {
+          ASSIGN_OR_RETURN(json v, Eval(n.expr));
+          *out += ToText(v);
+          break;
+        }
+        case Node::kSet: {
+          ASSIGN_OR_RETURN(json v, Eval(n.expr));
+          scopes_.back()[n.text] = v;
+          break;
+        }
+        case Node::kIf: {
+          bool done = false;
+          for (const auto& [cond, body] : n.branches) {
+            ASSIGN_OR_RETURN(json v, Eval(cond));
+            if (Truthy(v)) {
+              RETURN_IF_ERROR(Render(body, out));
+              done = true;
+              break;
+            }
+          }
+          if (!done) RETURN_IF_ERROR(Render(n.else_body, out));
+          break;
+        }
+        case Node::kFor: {
+          ASSIGN_OR_RETURN(json seq, Eval(n.expr));
+          if (seq.is_null()) break;
+          if (!seq.is_array()) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "chat template: 'for ", n.text, "' over a non-list"));
+          }
+          const int64_t len = static_cast<int64_t>(seq.size());
+          for (int64_t k = 0; k < len; ++k) {
+            json scope = json::object();
+            scope[n.text] = seq[k];
+            scope["loop"] = {{"index0", k}, {"index", k + 1},
+                             {"first", k == 0}, {"last", k + 1 == len},
+                             {"length", len}};
+            scopes_.push_back(std::move(scope));
+            absl::Status s = Render(n.body, out);
+            scopes_.pop_back();
+            RETURN_IF_ERROR(s);
+          }
+          break;
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<json> Eval(const Toks& toks) {
+    toks_ = &toks;
+    pos_ = 0;
+    ASSIGN_OR_RETURN(json v, Or());
+    if (Peek().kind != Tok::kEnd) {
+      return Error(absl::StrCat("unexpected '", Peek().s, "'"));
+    }
+    return v;
+  }
+
+ private:
+  const Tok& Peek() const { return (*toks_)[pos_]; }
+  bool IsOp(const char* op) const {
+    return Peek().kind == Tok::kOp && Peek().s == op;
+  }
+  bool IsWord(const char* w) const {
+    return Peek().kind == Tok::kName && Peek().s == w;
+  }
+  absl::Status Error(const std::string& what) const {
+    return absl::InvalidArgumentError(absl::StrCat("chat template: ", what));
+  }
+  absl::Status Expect(const char* op) {
+    if (!IsOp(op)) return Error(absl::StrCat("expected '", op, "'"));
+    ++pos_;
+    return absl::OkStatus();
+  }
+
+  json Lookup(const std::string& name) const {
+    for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
+      auto f = it->find(name);
+      if (f != it->end()) return *f;
+    }
+    return nullptr;
+  }
+
+  absl::StatusOr<json> Or() {
+    ASSIGN_OR_RETURN(json v, And());
+    while (IsWord("or")) {
+      ++pos_;
+      ASSIGN_OR_RETURN(json r, And());
+      v = Truthy(v) || Truthy(r);
+    }
+    return v;
+  }
+  absl::StatusOr<json> And() {
+    ASSIGN_OR_RETURN(json v, Not());
+    while (IsWord("and")) {
+      ++pos_;
+      ASSIGN_OR_RETURN(json r, Not());
+      v = Truthy(v) && Truthy(r);
+    }
+    return v;
+  }
+  absl::StatusOr<json> Not() {
+    if (IsWord("not")) {
+      ++pos_;
+      ASSIGN_OR_RETURN(json v, Not());
+      return json(!Truthy(v));
+    }
+    return Compare();
+  }
+  absl::StatusOr<json> Compare() {
+    ASSIGN_OR_RETURN(json l, Concat());
+    if (IsWord("is")) {
+      ++pos_;
+      bool negate = false;
+      if (IsWord("not")) {
+        ++pos_;
+        negate = true;
+      }
+      const std::string test = Peek().s;
+      ++pos_;
+      bool r;
+      if (test == "defined") {
+        r = !l.is_null();
+      } else if (test == "none") {
+        r = l.is_null();
+      } else if (test == "string") {
+        r = l.is_string();
+      } else {
+        return Error(absl::StrCat("unsupported test 'is ", test, "'"));
+      }
+      return json(r != negate);
+    }
+    bool negate_in = false;
+    if (IsWord("not") && (*toks_)[pos_ + 1].kind == Tok::kName &&
+        (*toks_)[pos_ + 1].s == "in") {
+      ++pos_;
+      negate_in = true;
+    }
+    if (IsWord("in")) {
+      ++pos_;
+      ASSIGN_OR_RETURN(json r, Concat());
+      bool found = false;
+      if (r.is_string() && l.is_string()) {
+        found = r.get<std::string>().find(l.get<std::string>()) != std::string::npos;
+      } else if (r.is_array()) {
+        for (const json& e : r) found = found || e == l;
+      } else if (r.is_object() && l.is_string()) {
+        found = r.contains(l.get<std::string>());
+      }
+      return json(found != negate_in);
+    }
+    for (const char* op : {"==", "!=", "<", ">", "<=", ">="}) {
+      if (!IsOp(op)) continue;
+      ++pos_;
+      ASSIGN_OR_RETURN(json r, Concat());
+      const std::string o = op;
+      if (o == "==") return json(l == r);
+      if (o == "!=") return json(l != r);
+      if (o == "<") return json(l < r);
+      if (o == ">") return json(l > r);
+      if (o == "<=") return json(l <= r);
+      return json(l >= r);
+    }
+    return l;
+  }
+  absl::StatusOr<json> Concat() {
+    ASSIGN_OR_RETURN(json v, Add());
+    while (IsOp("~")) {
+      ++pos_;
+      ASSIGN_OR_RETURN(json r, Add());
+      v = ToText(v) + ToText(r);
+    }
+    return v;
+  }
+  absl::StatusOr<json> Add() {
+    ASSIGN_OR_RETURN(json v, Unary());
+    while (IsOp("+") || IsOp("-")) {
+      const bool plus = IsOp("+");
+      ++pos_;
+      ASSIGN_OR_RETURN(json r, Unary());
+      if (v.is_number_integer() && r.is_number_integer()) {
+        v = plus ? v.get<int64_t>() + r.get<int64_t>()
+                 : v.get<int64_t>() - r.get<int64_t>();
+      } else if (plus && v.is_string() && r.is_string()) {
+        v = v.get<std::string>() + r.get<std::string>();
+      } else if (plus && v.is_array() && r.is_array()) {
+        for (const json& e : r) v.push_back(e);
+      } else {
+        return Error(absl::StrCat("cannot apply '", plus ? "+" : "-", "' to ",
+                                  v.type_name(), " and ", r.type_name()));
+      }
+    }
+    return v;
+  }
+  absl::StatusOr<json> Unary() {
+    if (IsOp("-")) {
+      ++pos_;
+      ASSIGN_OR_RETURN(json v, Unary());
+      if (!v.is_number_integer()) return Error("unary '-' on a non-integer");
+      return json(-v.get<int64_t>());
+    }
+    return Postfix();
+  }
+  absl::StatusOr<std::vector<json>> Args() {
+    std::vector<json> args;
+    RETURN_IF_ERROR(Expect("("));
+    while (!IsOp(")")) {
+      ASSIGN_OR_RETURN(json a, Or());
+      args.push_back(std::move(a));
+      if (!IsOp(",")) break;
+      ++pos_;
+    }
+    RETURN_IF_ERROR(Expect(")"));
+    return args;
+  }
+  absl::StatusOr<json> Postfix() {
+    ASSIGN_OR_RETURN(json v, Primary());
+    while (true) {
+      if (IsOp(".")) {
+        ++pos_;
+        const std::string name = Peek().s;
+        ++pos_;
+        if (IsOp("(")) {
+          ASSIGN_OR_RETURN(std::vector<json> args, Args());
+          ASSIGN_OR_RETURN(v, Method(v, name, args));
+        } else {
+          v = v.is_object() && v.contains(name) ? v[name] : json(nullptr);
+        }
+      } else if (IsOp("[")) {
+        ++pos_;
+        ASSIGN_OR_RETURN(json key, Or());
+        RETURN_IF_ERROR(Expect("]"));
+        if (v.is_object() && key.is_string()) {
+          v = v.contains(key.get<std::string>()) ? v[key.get<std::string>()]
+                                                 : json(nullptr);
+        } else if (v.is_array() && key.is_number_integer()) {
+          int64_t k = key.get<int64_t>();
+          if (k < 0) k += static_cast<int64_t>(v.size());
+          v = k >= 0 && k < static_cast<int64_t>(v.size()) ? v[k] : json(nullptr);
+        } else {
+          v = nullptr;
+        }
+      } else if (IsOp("|")) {
+        ++pos_;
+        const std::string f = Peek().s;
+        ++pos_;
+        if (f == "trim") {
+          v = StripChars(ToText(v), true, true);
+        } else if (f == "length") {
+          v = v.is_string() ? v.get<std::string>().size() : v.size();
+        } else if (f == "upper" || f == "lower") {
+          std::string s = ToText(v);
+          for (char& c : s) c = f == "upper" ? std::toupper(uint8_t(c)) : std::tolower(uint8_t(c));
+          v = s;
+        } else {
+          return Error(absl::StrCat("unsupported filter '", f, "'"));
+        }
+      } else {
+        return v;
+      }
+    }
+  }
+  absl::StatusOr<json> Method(const json& v, const std::string& name,
+                              const std::vector<json>& args) {
+    const std::string s = ToText(v);
+    if (name == "strip" || name == "lstrip" || name == "rstrip") {
+      return json(StripChars(s, name != "rstrip", name != "lstrip"));
+    }
+    if ((name == "startswith" || name == "endswith") && args.size() == 1 &&
+        args[0].is_string()) {
+      const std::string a = args[0].get<std::string>();
+      const bool r = a.size() <= s.size() &&
+                     (name == "startswith" ? s.compare(0, a.size(), a) == 0
+                                           : s.compare(s.size() - a.size(),
+                                                       a.size(), a) == 0);
+      return json(r);
+    }
+    if (name == "upper" || name == "lower") {
+      std::string t = s;
+      for (char& c : t) c = name == "upper" ? std::toupper(uint8_t(c)) : std::tolower(uint8_t(c));
+      return json(t);
+    }
+    return Error(absl::StrCat("unsupported method '.", name, "()'"));
+  }
+  absl::StatusOr<json> Primary() {
+    const Tok t = Peek();
+    ++pos_;
+    switch (t.kind) {
+      case Tok::kString:
+        return json(t.s);
+      case Tok::kInt:
+        return json(t.i);
+      case Tok::kName:
+        if (t.s == "true" || t.s == "True") return json(true);
+        if (t.s == "false" || t.s == "False") return json(false);
+        if (t.s == "none" || t.s == "None") return json(nullptr);
+        if (t.s == "raise_exception" && IsOp("(")) {
+          ASSIGN_OR_RETURN(std::vector<json> args, Args());
+          return Error(absl::StrCat("template raised: ",
+                                    args.empty() ? "" : ToText(args[0])));
+        }
+        return Lookup(t.s);
+      case Tok::kOp:
+        if (t.s == "(") {
+          ASSIGN_OR_RETURN(json v, Or());
+          RETURN_IF_ERROR(Expect(")"));
+          return v;
+        }
+        if (t.s == "[") {
+          json list = json::array();
+          while (!IsOp("]")) {
+            ASSIGN_OR_RETURN(json e, Or());
+            list.push_back(std::move(e));
+            if (!IsOp(",")) break;
+            ++pos_;
+          }
+          RETURN_IF_ERROR(Expect("]"));
+          return list;
+        }
+        return Error(absl::StrCat("unexpected '", t.s, "'"));
+      case Tok::kEnd:
+        return Error("expression ends early");
+    }
+    return Error("bad expression");
+  }
+
+  std::vector<json> scopes_;
+  const Toks* toks_ = nullptr;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> RenderJinjaTemplate(const std::string& source,
+                                                const json& variables) {
+  ASSIGN_OR_RETURN(std::vector<Segment> segs, Lex(source));
+  size_t pos = 0;
+  std::string end;
+  ASSIGN_OR_RETURN(std::vector<Node> nodes, ParseBlock(segs, &pos, {}, &end));
+  Evaluator eval(variables.is_object() ? variables : json::object());
+  std::string out;
+  RETURN_IF_ERROR(eval.Render(nodes, &out));
+  return out;
+}
+
+absl::StatusOr<std::string> RenderChatTemplate(
+    const std::string& chat_template, const std::vector<ChatMessage>& messages,
+    const ChatTemplateOptions& options) {
+  json vars = json::object();
+  vars["messages"] = json::array();
+  for (const ChatMessage& m : messages) {
+    vars["messages"].push_back({{"role", m.role}, {"content", m.content}});
+  }
+  vars["add_generation_prompt"] = options.add_generation_prompt;
+  vars["bos_token"] = options.bos_token;
+  vars["eos_token"] = options.eos_token;
+  return RenderJinjaTemplate(chat_template, vars);
+}
+
+}  // namespace llmpack::tok

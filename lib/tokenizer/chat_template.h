@@ -1,0 +1,47 @@
+// A small renderer for the Jinja chat templates of ChatML / Llama 3 style
+// models (tokenizer_config.json "chat_template" or chat_template.jinja).
+//
+// Supported (as transformers renders them, with trim_blocks and
+// lstrip_blocks): text, {{ expr }}, {# comments #}, "-" whitespace control,
+// {% for x in expr %}...{% endfor %} with loop.index/index0/first/last/length,
+// {% if %}/{% elif %}/{% else %}/{% endif %}, {% set name = expr %}.
+// Expressions: string/integer/boolean/none literals, list literals,
+// variables, a.b and a[expr] access, + - ~, == != < > <= >=, in / not in,
+// and/or/not, "is [not] defined|none|string", filters trim/length/upper/
+// lower, string methods strip/lstrip/rstrip/startswith/endswith/upper/
+// lower, and raise_exception(msg). Anything else is an error naming the
+// construct. Stateless and thread-safe.
+#ifndef LLMPACK_TOKENIZER_CHAT_TEMPLATE_H_
+#define LLMPACK_TOKENIZER_CHAT_TEMPLATE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace llmpack::tok {
+
+struct ChatMessage {
+  std::string role;
+  std::string content;
+};
+
+struct ChatTemplateOptions {
+  bool add_generation_prompt = true;
+  std::string bos_token;
+  std::string eos_token;
+};
+
+absl::StatusOr<std::string> RenderChatTemplate(
+    const std::string& chat_template, const std::vector<ChatMessage>& messages,
+    const ChatTemplateOptions& options);
+
+// General form: `variables` is a JSON object of top-level names (messages,
+// add_generation_prompt, bos_token, ...).
+absl::StatusOr<std::string> RenderJinjaTemplate(const std::string& source,
+                                                const nlohmann::json& variables);
+
+}  // namespace llmpack::tok
+
+#endif  // LLMPACK_TOKENIZER_CHAT_TEMPLATE_H_

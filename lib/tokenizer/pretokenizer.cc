@@ -1,0 +1,132 @@
+#include "tokenizer/pretokenizer.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "tokenizer/utf8_util.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <utf8proc.h>
+
+namespace llmpack::tok {
+namespace {
+
+// Per-thread match scratch: PCRE2 match data and a JIT stack large enough
+// for long whitespace runs. One ovector pair is all Split needs.
+struct MatchScratch {
+  MatchScratch()
+      : data(pcre2_match_data_create(1, nullptr)),
+        context(pcre2_match_context_create(nullptr)),
+        jit_stack(pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, nullptr)) {
+    pcre2_jit_stack_assign(context, nullptr, jit_stack);
+  }
+  ~MatchScratch() {
+    pcre2_jit_stack_free(jit_stack);
+    pcre2_match_context_free(context);
+    pcre2_match_data_free(data);
+  }
+  pcre2_match_data* data;
+  pcre2_match_context* context;
+  pcre2_jit_stack* jit_stack;
+};
+
+MatchScratch& Scratch() {
+  thread_local MatchScratch scratch;
+  return scratch;
+}
+
+bool IsAscii(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+struct SplitRegex::Impl {
+  pcre2_code* code = nullptr;
+  bool jit = false;
+};
+
+std::string Normalize(std::string_view text, const std::string& form) {
+  if (form == "none" || IsAscii(text)) return std::string(text);
+  int options = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
+  if (form == "nfkc") options |= UTF8PROC_COMPAT;
+  utf8proc_uint8_t* out = nullptr;
+  const utf8proc_ssize_t n = utf8proc_map(
+      reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+      static_cast<utf8proc_ssize_t>(text.size()), &out,
+      static_cast<utf8proc_option_t>(options));
+  if (n < 0) return std::string(text);  // invalid UTF-8: leave as is
+  std::string result(reinterpret_cast<char*>(out), static_cast<size_t>(n));
+  std::free(out);
+  return result;
+}
+
+absl::StatusOr<std::unique_ptr<SplitRegex>> SplitRegex::Compile(
+    const std::string& pattern) {
+  int error = 0;
+  PCRE2_SIZE offset = 0;
+  pcre2_code* code = pcre2_compile(
+      reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+      PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error, &offset,
+      nullptr);
+  if (code == nullptr) {
+    PCRE2_UCHAR message[256];
+    pcre2_get_error_message(error, message, sizeof(message));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pre-tokenizer regex '", pattern, "' does not compile at offset ",
+        offset, ": ", reinterpret_cast<const char*>(message)));
+  }
+  std::unique_ptr<SplitRegex> r(new SplitRegex());
+  r->impl_ = std::make_unique<Impl>();
+  r->impl_->code = code;
+  r->impl_->jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
+  return r;
+}
+
+SplitRegex::~SplitRegex() {
+  if (impl_ && impl_->code) pcre2_code_free(impl_->code);
+}
+
+void SplitRegex::Split(std::string_view text, Piece piece,
+                       std::vector<Piece>* out) const {
+  MatchScratch& scratch = Scratch();
+  const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  const size_t end = piece.start + piece.len;
+  size_t pos = piece.start;
+  size_t gap_start = piece.start;
+  while (pos < end) {
+    // The piece is matched as its own subject (length `end`) so that
+    // lookaheads do not see text beyond it.
+    const int rc =
+        impl_->jit
+            ? pcre2_jit_match(impl_->code, subject, end, pos, 0, scratch.data,
+                              scratch.context)
+            : pcre2_match(impl_->code, subject, end, pos, 0, scratch.data,
+                          scratch.context);
+    if (rc < 0) break;  // no match, or a match error: the rest is a gap
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(scratch.data);
+    size_t ms = ov[0], me = ov[1];
+    if (me == ms) {  // empty match: step one character and retry
+      pos = ms + std::min(CharStep(text, ms), end - ms);
+      continue;
+    }
+    if (ms > gap_start) out->push_back({gap_start, ms - gap_start});
+    out->push_back({ms, me - ms});
+    pos = gap_start = me;
+  }
+  if (end > gap_start) out->push_back({gap_start, end - gap_start});
+}
+
+bool IsUnicodeWhitespace(int32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 ||
+         cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) ||
+         cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
+}
+
+}  // namespace llmpack::tok

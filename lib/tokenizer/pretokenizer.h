@@ -1,0 +1,54 @@
+// Pre-tokenization pieces: Unicode normalization (utf8proc) and regex
+// splitting (PCRE2 with JIT). A SplitRegex is immutable after Compile and
+// safe to use from several threads at once (match scratch is per thread).
+#ifndef LLMPACK_TOKENIZER_PRETOKENIZER_H_
+#define LLMPACK_TOKENIZER_PRETOKENIZER_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace llmpack::tok {
+
+// Returns the NFC ("nfc") or NFKC ("nfkc") form of `text`, or `text`
+// unchanged for "none", for pure ASCII, and for invalid UTF-8.
+std::string Normalize(std::string_view text, const std::string& form);
+
+// A byte range of the text being split.
+struct Piece {
+  size_t start;
+  size_t len;
+};
+
+// One Hugging Face `Split` pre-tokenizer with behavior "Isolated": every
+// match becomes a piece and so does every non-empty gap between matches.
+class SplitRegex {
+ public:
+  // The pattern uses the Oniguruma syntax of tokenizer.json. Compiled with
+  // PCRE2_UCP, where \s is \p{Z}, \h and \v: Oniguruma's Unicode
+  // White_Space plus U+180E.
+  static absl::StatusOr<std::unique_ptr<SplitRegex>> Compile(
+      const std::string& pattern);
+  ~SplitRegex();
+  SplitRegex(const SplitRegex&) = delete;
+  SplitRegex& operator=(const SplitRegex&) = delete;
+
+  // Appends the pieces of text[piece.start, +piece.len) to `out`.
+  void Split(std::string_view text, Piece piece, std::vector<Piece>* out) const;
+
+ private:
+  SplitRegex() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// True for Unicode White_Space characters (what Rust's char::is_whitespace
+// accepts).
+bool IsUnicodeWhitespace(int32_t cp);
+
+}  // namespace llmpack::tok
+
+#endif  // LLMPACK_TOKENIZER_PRETOKENIZER_H_
