@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "llmpack/status_macros.h"
+#include "onnx_import/rope_graph.h"
 
 namespace llmpack::onnx_import {
 namespace {
@@ -79,6 +80,14 @@ struct Norm {
   std::string out;
 };
 
+// The residual stream after a block's Add. ONNX Runtime fuses that Add with
+// the next RMSNorm (SkipSimplifiedLayerNormalization); then `norm` is set
+// and `value` may be empty when nothing else reads the sum.
+struct Residual {
+  std::string value;
+  std::optional<Norm> norm;
+};
+
 // Where a projection's output ends up inside the attention block.
 struct ProjectionTrace {
   Role role = Role::kUnknown;
@@ -113,15 +122,13 @@ class Analyzer {
   ProjectionTrace TraceProjection(const std::string& start) const;
   absl::StatusOr<Linear> NextLinear(const std::string& value,
                                     const std::string& what) const;
-  std::optional<std::string> ResidualAdd(const std::string& residual,
-                                         const std::string& branch) const;
+  std::optional<Residual> ResidualAdd(const std::string& residual,
+                                      const std::string& branch) const;
   bool ReachesGraphOutput(const std::string& value) const;
   absl::StatusOr<Linear> FindEmbedding();
-  absl::StatusOr<std::string> AnalyzeLayer(int layer, const std::string& x,
-                                           const Norm& attn_norm,
-                                           std::vector<Linear> qkv,
-                                           LayerWeights& w);
-  void FindInvFreq(const std::vector<std::string>& operands);
+  absl::StatusOr<Residual> AnalyzeLayer(int layer, const std::string& x,
+                                        std::vector<Linear> qkv,
+                                        LayerWeights& w);
   absl::Status CheckShapes(RecoveredModel& model);
 
   const Graph& g_;
@@ -129,7 +136,7 @@ class Analyzer {
   std::string where_;
   std::vector<int64_t> reshape_dims_q_, reshape_dims_k_;
   std::vector<std::string> rope_operands_;
-  std::vector<double> inv_freq_;
+  RopeEvidence rope_;
 };
 
 std::optional<WeightRef> Analyzer::ResolveMatrix(std::string value,
@@ -317,6 +324,14 @@ bool Analyzer::ComesFromSoftmax(std::string value) const {
 
 ProjectionTrace Analyzer::TraceProjection(const std::string& start) const {
   ProjectionTrace trace;
+  // The first attention MatMul reached decides the role; the rest of the
+  // frontier is still explored (without passing that MatMul) so every RoPE
+  // operand on the way is seen.
+  auto set_sink = [&](const NodeProto& n, Role role) {
+    if (trace.sink != nullptr) return;
+    trace.sink = &n;
+    trace.role = role;
+  };
   std::set<std::string> seen = {start};
   std::deque<std::string> queue = {start};
   while (!queue.empty() && static_cast<int>(seen.size()) < kMaxTraceValues) {
@@ -327,24 +342,31 @@ ProjectionTrace Analyzer::TraceProjection(const std::string& start) const {
       const NodeProto& n = *use.node;
       if (IsMetadataOp(n)) continue;
       if (DataIsInputZeroOnly(n) && use.input != 0) continue;
+      if (Is(n, "RotaryEmbedding") && use.input == 0) {
+        // ONNX Runtime's rotary op: inputs 2 and 3 are the cos/sin caches.
+        for (int i = 2; i < std::min(n.input_size(), 4); ++i) {
+          trace.rope_operands.push_back(n.input(i));
+        }
+      }
       if (IsFusedAttention(n) && use.input <= 2) {
-        trace.role = use.input == 0   ? Role::kQuery
-                     : use.input == 1 ? Role::kKey
-                                      : Role::kValue;
-        trace.sink = &n;
-        return trace;
+        // GroupQueryAttention may rotate q and k itself (cos/sin caches at
+        // inputs 7 and 8).
+        for (int i = 7; i < std::min(n.input_size(), 9); ++i) {
+          if (!n.input(i).empty()) trace.rope_operands.push_back(n.input(i));
+        }
+        set_sink(n, use.input == 0   ? Role::kQuery
+                    : use.input == 1 ? Role::kKey
+                                     : Role::kValue);
+        continue;
       }
       if (Is(n, "MatMul")) {
         if (ResolveMatrix(n.input(1), true)) continue;  // another Linear
         if (FeedsSoftmax(n.output(0))) {
-          trace.role = use.input == 0 ? Role::kQuery : Role::kKey;
+          set_sink(n, use.input == 0 ? Role::kQuery : Role::kKey);
         } else if (use.input == 1 && ComesFromSoftmax(n.input(0))) {
-          trace.role = Role::kValue;
-        } else {
-          continue;
+          set_sink(n, Role::kValue);
         }
-        trace.sink = &n;
-        return trace;
+        continue;
       }
       if (Is(n, "Reshape") && trace.reshape_last_dim == 0) {
         auto shape = m_.IntValues(n.input(1));
@@ -393,14 +415,25 @@ absl::StatusOr<Linear> Analyzer::NextLinear(const std::string& value,
   return found[0];
 }
 
-std::optional<std::string> Analyzer::ResidualAdd(
-    const std::string& residual, const std::string& branch) const {
+std::optional<Residual> Analyzer::ResidualAdd(const std::string& residual,
+                                              const std::string& branch) const {
   const std::string base = g_.SkipCastsBackward(residual);
   for (const Use& use : g_.ConsumersThroughCasts(branch)) {
     const NodeProto& n = *use.node;
-    if (Is(n, "Add") && n.input_size() == 2 &&
-        g_.SkipCastsBackward(n.input(1 - use.input)) == base) {
-      return n.output(0);
+    if (use.input > 1 || n.input_size() < 2 ||
+        g_.SkipCastsBackward(n.input(1 - use.input)) != base) {
+      continue;
+    }
+    if (Is(n, "Add")) return Residual{n.output(0), std::nullopt};
+    // Inputs (input, skip, gamma[, bias]); outputs (normed, mean,
+    // inv_std_var, input + skip).
+    const bool has_bias = n.input_size() > 3 && !n.input(3).empty();
+    if (Is(n, "SkipSimplifiedLayerNormalization") && !has_bias &&
+        n.input_size() >= 3) {
+      if (std::optional<WeightRef> w = ResolveVector(n.input(2))) {
+        return Residual{n.output_size() > 3 ? n.output(3) : "",
+                        Norm{*w, FloatAttr(n, "epsilon", 1e-5f), n.output(0)}};
+      }
     }
   }
   return std::nullopt;
@@ -442,8 +475,9 @@ absl::StatusOr<RecoveredModel> Analyzer::Run() {
   ASSIGN_OR_RETURN(Linear embed, FindEmbedding());
   model.embedding = embed.weight;
   std::string x = embed.out;
+  std::optional<Norm> fused_norm;  // computed with the previous residual Add
   for (int layer = 0;; ++layer) {
-    std::optional<Norm> norm = MatchNorm(x);
+    std::optional<Norm> norm = fused_norm ? fused_norm : MatchNorm(x);
     if (!norm) {
       return Error(absl::StrCat(
           layer == 0 ? "the embedding output '"
@@ -476,21 +510,21 @@ absl::StatusOr<RecoveredModel> Analyzer::Run() {
     LayerWeights w;
     w.input_norm = norm->weight;
     if (layer == 0) model.facts.norm_eps = norm->eps;
-    ASSIGN_OR_RETURN(x, AnalyzeLayer(layer, x, *norm, std::move(lins), w));
+    ASSIGN_OR_RETURN(Residual next, AnalyzeLayer(layer, x, std::move(lins), w));
+    x = next.value;
+    fused_norm = next.norm;
     model.layers.push_back(std::move(w));
   }
   model.facts.tied = model.lm_head.value == model.embedding.value &&
                      model.lm_head.transpose == model.embedding.transpose;
-  FindInvFreq(rope_operands_);
+  rope_ = FindRopeFrequencies(g_, rope_operands_);
   RETURN_IF_ERROR(CheckShapes(model));
   return model;
 }
 
-absl::StatusOr<std::string> Analyzer::AnalyzeLayer(int layer,
-                                                   const std::string& x,
-                                                   const Norm& attn_norm,
-                                                   std::vector<Linear> qkv,
-                                                   LayerWeights& w) {
+absl::StatusOr<Residual> Analyzer::AnalyzeLayer(int layer, const std::string& x,
+                                                std::vector<Linear> qkv,
+                                                LayerWeights& w) {
   const std::string prefix = absl::StrCat("layer ", layer, ": ");
   const Linear* by_role[4] = {nullptr, nullptr, nullptr, nullptr};
   ProjectionTrace traces[4];
@@ -536,15 +570,15 @@ absl::StatusOr<std::string> Analyzer::AnalyzeLayer(int layer,
                  "format does not hold");
   }
   w.o = o.weight;
-  std::optional<std::string> r1 = ResidualAdd(x, o.out);
+  std::optional<Residual> r1 = ResidualAdd(x, o.out);
   if (!r1) {
     return Error(absl::StrCat(prefix, "the o projection output '", o.out,
                               "' is not added to the residual stream '", x,
                               "'"));
   }
-  std::optional<Norm> post = MatchNorm(*r1);
+  std::optional<Norm> post = r1->norm ? r1->norm : MatchNorm(r1->value);
   if (!post) {
-    return Error(absl::StrCat(prefix, "the attention residual '", *r1,
+    return Error(absl::StrCat(prefix, "the attention residual '", r1->value,
                               "' does not feed an RMSNorm"));
   }
   w.post_norm = post->weight;
@@ -588,57 +622,13 @@ absl::StatusOr<std::string> Analyzer::AnalyzeLayer(int layer,
                  "not hold");
   }
   w.gate = gate.weight, w.up = up.weight, w.down = down.weight;
-  std::optional<std::string> r2 = ResidualAdd(*r1, down.out);
+  std::optional<Residual> r2 = ResidualAdd(r1->value, down.out);
   if (!r2) {
     return Error(absl::StrCat(prefix, "the down projection output '", down.out,
-                              "' is not added to the residual stream '", *r1,
-                              "'"));
+                              "' is not added to the residual stream '",
+                              r1->value, "'"));
   }
   return *r2;
-}
-
-// RoPE: the Mul operands q meets on its way to the score MatMul lead back
-// (through Unsqueeze/Concat/...) to Cos/Sin of positions times a constant
-// vector of inverse frequencies.
-void Analyzer::FindInvFreq(const std::vector<std::string>& operands) {
-  // Backward from the operands to the Cos/Sin nodes, not past other Linears.
-  auto walk_back = [&](std::deque<std::string> queue, auto&& visit) {
-    std::set<std::string> seen(queue.begin(), queue.end());
-    while (!queue.empty() && seen.size() < kMaxTraceValues) {
-      const std::string v = queue.front();
-      queue.pop_front();
-      if (visit(v)) continue;
-      const NodeProto* p = g_.Producer(v);
-      if (p == nullptr ||
-          (Is(*p, "MatMul") && ResolveMatrix(p->input(1), true))) {
-        continue;
-      }
-      for (const std::string& in : p->input()) {
-        if (!in.empty() && seen.insert(in).second) queue.push_back(in);
-      }
-    }
-  };
-  std::deque<std::string> trig_inputs;
-  walk_back(std::deque<std::string>(operands.begin(), operands.end()),
-            [&](const std::string& v) {
-              const NodeProto* p = g_.Producer(v);
-              if (p == nullptr || !(Is(*p, "Cos") || Is(*p, "Sin"))) {
-                return false;
-              }
-              trig_inputs.push_back(p->input(0));
-              return true;
-            });
-  // The angle is positions times the inverse frequencies, whose first
-  // entry is theta^0 = 1.
-  walk_back(trig_inputs, [&](const std::string& v) {
-    if (!inv_freq_.empty()) return true;
-    if (m_.FindConstant(v) == nullptr) return false;
-    auto values = m_.FloatValues(v);
-    if (values.ok() && values->size() >= 2 && (*values)[0] == 1.0) {
-      inv_freq_ = *values;
-    }
-    return true;
-  });
 }
 
 absl::Status Analyzer::CheckShapes(RecoveredModel& model) {
@@ -665,11 +655,13 @@ absl::Status Analyzer::CheckShapes(RecoveredModel& model) {
   } else if (f.qk_norm) {
     f.head_dim = l0.q_norm.shape[0];
     f.head_dim_from = "the q_norm weight size";
-  } else if (!inv_freq_.empty()) {
-    f.head_dim = 2 * static_cast<int64_t>(inv_freq_.size());
+  } else if (!rope_.inv_freq.empty()) {
+    f.head_dim = 2 * static_cast<int64_t>(rope_.inv_freq.size());
     f.head_dim_from = "the RoPE inverse-frequency count";
   }
-  f.inv_freq = inv_freq_;
+  f.inv_freq = rope_.inv_freq;
+  f.rope_table_rows = rope_.table_rows;
+  f.rope_note = rope_.note;
   const int64_t hd = f.head_dim;
 
   auto expect = [&](const std::string& where, const WeightRef& ref,

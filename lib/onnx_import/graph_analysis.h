@@ -43,7 +43,9 @@ struct GraphFacts {
   double norm_eps = 0;
   // RoPE inverse frequencies baked into the graph; empty if none found.
   std::vector<double> inv_freq;
-  bool tied = false;  // lm_head reads the embedding table itself
+  int64_t rope_table_rows = 0;  // positions of cos/sin tables, if used
+  std::string rope_note;        // why no frequencies were found
+  bool tied = false;            // lm_head reads the embedding table itself
   bool qkv_bias = false;
   bool qk_norm = false;
 };

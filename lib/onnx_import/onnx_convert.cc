@@ -155,9 +155,11 @@ absl::StatusOr<ModelConfig> InferConfig(const RecoveredModel& r,
   if (f.inv_freq.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         where,
-        ": no config.json beside the model and no RoPE inverse "
-        "frequencies found in the graph (expected Cos/Sin of positions "
-        "times a constant); put config.json beside the model"));
+        ": no config.json beside the model and no RoPE inverse frequencies "
+        "in the graph (",
+        f.rope_note,
+        "; expected Cos/Sin of positions times a constant, or cos/sin "
+        "tables); put config.json beside the model"));
   }
   absl::StatusOr<RopeConfig> rope = InferRope(f.inv_freq, c.head_dim);
   if (!rope.ok()) {
@@ -173,6 +175,11 @@ absl::StatusOr<ModelConfig> InferConfig(const RecoveredModel& r,
                        "head_dim",   "ffn_size",     "vocab_size",
                        "norm_eps",   "rope",         "tie_word_embeddings",
                        "qkv_bias",   "qk_norm"};
+  // Precomputed cos/sin tables bound the positions the export supports.
+  if (f.rope_table_rows > 0) {
+    c.max_positions = f.rope_table_rows;
+    c.inferred_fields.push_back("max_positions");
+  }
   if (absl::Status s = ValidateModelConfig(c); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         where, ": configuration inferred from the graph is invalid: ",

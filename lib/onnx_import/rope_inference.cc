@@ -83,6 +83,46 @@ std::vector<double> RopeInverseFrequencies(const RopeConfig& rope,
   return inv;
 }
 
+absl::StatusOr<std::vector<double>> InverseFrequenciesFromTables(
+    absl::Span<const double> cos, absl::Span<const double> sin, int64_t rows,
+    int64_t cols) {
+  if (rows < 2 || cols < 1 || cos.size() != static_cast<size_t>(rows * cols) ||
+      sin.size() != cos.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cos/sin tables must be [positions >= 2, n]; found ", rows,
+                     " x ", cols));
+  }
+  auto at = [&](absl::Span<const double> t, int64_t p, int64_t i) {
+    return t[p * cols + i];
+  };
+  int64_t n = cols;
+  if (cols % 2 == 0) {
+    bool repeated = true;
+    for (int64_t p = 0; p < rows && repeated; ++p) {
+      for (int64_t i = 0; i < cols / 2 && repeated; ++i) {
+        repeated = at(cos, p, i) == at(cos, p, i + cols / 2) &&
+                   at(sin, p, i) == at(sin, p, i + cols / 2);
+      }
+    }
+    if (repeated) n = cols / 2;
+  }
+  std::vector<double> inv(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double estimate = std::atan2(at(sin, 1, i), at(cos, 1, i));
+    if (!(estimate > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("column ", i, " does not rotate forward (angle ",
+                       estimate, " at position 1)"));
+    }
+    const int64_t p =
+        std::clamp<int64_t>(static_cast<int64_t>(3.0 / estimate), 1, rows - 1);
+    inv[i] = std::atan2(at(sin, p, i), at(cos, p, i)) / p;
+  }
+  // Position 0 is angle 0 for every frequency; the first frequency is 1.
+  if (std::fabs(inv[0] - 1) < 1e-6) inv[0] = 1;
+  return inv;
+}
+
 absl::StatusOr<RopeConfig> InferRope(absl::Span<const double> inv,
                                      int64_t head_dim) {
   const size_t n = inv.size();

@@ -18,6 +18,15 @@ namespace llmpack::onnx_import {
 std::vector<double> RopeInverseFrequencies(const RopeConfig& rope,
                                            int64_t head_dim);
 
+// Recovers the inverse frequencies from cos/sin tables of `rows` positions
+// and `cols` columns (cols = n, or 2n with the two halves repeated as Hugging
+// Face's cos_cached is), values as stored (f32). Row p holds cos/sin of
+// p * inv_i; each frequency is read at the largest position whose angle is
+// still below 3 radians, so its error is a few f32 ulps, not an ulp of 1.
+absl::StatusOr<std::vector<double>> InverseFrequenciesFromTables(
+    absl::Span<const double> cos, absl::Span<const double> sin, int64_t rows,
+    int64_t cols);
+
 // Finds a RopeConfig whose frequencies match `inv_freq` (f32 values from the
 // graph) to float precision. Llama 3 scaling is defined up to a common scale
 // of (original_max_positions, low_freq_factor, high_freq_factor); the result

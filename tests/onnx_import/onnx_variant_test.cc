@@ -11,6 +11,7 @@
 #include <set>
 
 #include "convert/hf_convert.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "llmpack/dtype.h"
 #include "llmpack/tensor_file.h"
@@ -236,6 +237,139 @@ TEST_F(OnnxVariantTest, FusedRmsNormOperators) {
   EXPECT_EQ(got->config.norm_eps, 1e-6);
   ::llmpack::testing::ExpectSamePackageTensors(tmp_.path() / "onnx_pkg",
                                                HfPackage(), false);
+}
+
+// Turns each decomposed-then-fused norm that follows a residual Add into one
+// SkipSimplifiedLayerNormalization (Add inside, sum as output 3), as ONNX
+// Runtime's transformer optimizer does.
+void FuseResidualAdds(onnx::ModelProto& m) {
+  FuseRmsNorms(m);
+  std::map<std::string, int> producer;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    for (const std::string& out : m.graph().node(i).output()) producer[out] = i;
+  }
+  std::map<int, onnx::NodeProto> fused;  // by the index of the Add
+  std::set<int> removed;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    const onnx::NodeProto& norm = m.graph().node(i);
+    if (norm.op_type() != "SimplifiedLayerNormalization") continue;
+    auto it = producer.find(norm.input(0));
+    if (it == producer.end() || m.graph().node(it->second).op_type() != "Add") {
+      continue;
+    }
+    const onnx::NodeProto& add = m.graph().node(it->second);
+    onnx::NodeProto skip = norm;
+    skip.set_op_type("SkipSimplifiedLayerNormalization");
+    skip.clear_input();
+    skip.add_input(add.input(1));
+    skip.add_input(add.input(0));
+    skip.add_input(norm.input(1));
+    skip.clear_output();
+    skip.add_output(norm.output(0));
+    skip.add_output("");
+    skip.add_output("");
+    skip.add_output(add.output(0));
+    fused[it->second] = std::move(skip);
+    removed.insert(i);
+  }
+  ASSERT_EQ(fused.size(), 6u);  // 3 layers x (post-attention, next/final)
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    if (fused.contains(i)) {
+      *kept.Add() = fused[i];
+    } else if (!removed.contains(i)) {
+      *kept.Add() = m.graph().node(i);
+    }
+  }
+  m.mutable_graph()->mutable_node()->Swap(&kept);
+}
+
+TEST_F(OnnxVariantTest, ResidualAddsFusedIntoSkipNorms) {
+  LLMPACK_REQUIRE_FIXTURES();
+  absl::StatusOr<Manifest> got =
+      ConvertRewritten(kQwen3, FuseResidualAdds, DType::kF16);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->config.num_layers, 3);
+  ::llmpack::testing::ExpectSamePackageTensors(tmp_.path() / "onnx_pkg",
+                                               HfPackage(), false);
+}
+
+TEST_F(OnnxVariantTest, CosSinTablesInsteadOfCos) {
+  LLMPACK_REQUIRE_FIXTURES();
+  constexpr int64_t kRows = 2048;
+  absl::StatusOr<Manifest> got = ConvertRewritten(
+      kLlamaDynamo,
+      [](onnx::ModelProto& m) {
+        // Precompute cos/sin of positions x the graph's own f32 inverse
+        // frequencies (halves repeated, as Hugging Face's cos_cached) and
+        // read rows by position instead of computing Cos/Sin.
+        const onnx::TensorProto* inv_t = nullptr;
+        for (const onnx::TensorProto& t : m.graph().initializer()) {
+          if (t.data_type() == onnx::TensorProto::FLOAT && t.dims_size() == 3 &&
+              Floats(t)[0] == 1.0f) {
+            inv_t = &t;
+          }
+        }
+        ASSERT_NE(inv_t, nullptr);
+        const std::vector<float> inv = Floats(*inv_t);
+        const size_t n = inv.size();
+        std::vector<float> cos_v, sin_v;
+        for (int64_t p = 0; p < kRows; ++p) {
+          for (size_t c = 0; c < 2 * n; ++c) {
+            const float angle = static_cast<float>(p) * inv[c % n];
+            cos_v.push_back(std::cos(angle));
+            sin_v.push_back(std::sin(angle));
+          }
+        }
+        for (const auto& [name, values] :
+             {std::pair{"cos_table", &cos_v}, std::pair{"sin_table", &sin_v}}) {
+          onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+          t->set_name(name);
+          t->set_data_type(onnx::TensorProto::FLOAT);
+          t->add_dims(kRows);
+          t->add_dims(static_cast<int64_t>(2 * n));
+          SetFloats(*t, *values);
+        }
+        onnx::TensorProto* axes = m.mutable_graph()->add_initializer();
+        axes->set_name("axis0");
+        axes->set_data_type(onnx::TensorProto::INT64);
+        axes->add_dims(1);
+        axes->add_int64_data(0);
+        int replaced = 0;
+        for (int i = m.graph().node_size() - 1; i >= 0; --i) {
+          onnx::NodeProto* node = m.mutable_graph()->mutable_node(i);
+          const bool is_cos = node->op_type() == "Cos";
+          if (!is_cos && node->op_type() != "Sin") continue;
+          // positions: the Range output the fixture's mask code also uses
+          const std::string out = node->output(0);
+          node->set_op_type("Gather");
+          node->clear_input();
+          node->add_input(is_cos ? "cos_table" : "sin_table");
+          node->add_input("arange");
+          node->set_output(0, out + "_rows");
+          onnx::NodeProto unsqueeze;
+          unsqueeze.set_op_type("Unsqueeze");
+          unsqueeze.add_input(out + "_rows");
+          unsqueeze.add_input("axis0");
+          unsqueeze.add_output(out);
+          InsertNode(m, i + 1, std::move(unsqueeze));
+          ++replaced;
+        }
+        ASSERT_EQ(replaced, 2);
+      },
+      DType::kBF16);
+  ASSERT_TRUE(got.ok()) << got.status();
+  const Manifest hf = *ReadManifest(HfPackage());
+  EXPECT_EQ(got->config.rope.type, hf.config.rope.type);
+  EXPECT_EQ(got->config.rope.theta, hf.config.rope.theta);
+  EXPECT_EQ(got->config.rope.factor, hf.config.rope.factor);
+  EXPECT_EQ(got->config.rope.original_max_positions,
+            hf.config.rope.original_max_positions);
+  EXPECT_EQ(got->config.max_positions, kRows);
+  EXPECT_THAT(got->config.inferred_fields,
+              ::testing::Contains("max_positions"));
+  ::llmpack::testing::ExpectSamePackageTensors(tmp_.path() / "onnx_pkg",
+                                               tmp_.path() / "hf_pkg", false);
 }
 
 TEST_F(OnnxVariantTest, Float16WeightsBehindCasts) {

@@ -75,6 +75,53 @@ TEST(RopeInference, EquivalentLlama3ParametersReproduceTheFrequencies) {
   }
 }
 
+// Tables as torch builds them: angles p * inv in f32, cos/sin in f32, the
+// halves repeated (Hugging Face's cos_cached) or not (ONNX Runtime's cache).
+struct Tables {
+  std::vector<double> cos, sin;
+  int64_t cols = 0;
+};
+Tables MakeTables(const std::vector<double>& inv, int64_t rows, bool repeat) {
+  Tables t;
+  const int64_t n = static_cast<int64_t>(inv.size());
+  t.cols = repeat ? 2 * n : n;
+  for (int64_t p = 0; p < rows; ++p) {
+    for (int64_t c = 0; c < t.cols; ++c) {
+      const float angle =
+          static_cast<float>(p) * static_cast<float>(inv[c % n]);
+      t.cos.push_back(std::cos(angle));
+      t.sin.push_back(std::sin(angle));
+    }
+  }
+  return t;
+}
+
+TEST(RopeInference, RecoversFrequenciesFromCosSinTables) {
+  RopeConfig plain;
+  plain.theta = 1000000;
+  for (const auto& [want, head_dim] :
+       {std::pair{Llama3(500000, 8, 1, 4, 8192), int64_t{128}},
+        std::pair{plain, int64_t{32}}}) {
+    for (bool repeat : {false, true}) {
+      const std::vector<double> stored = AsStoredInGraph(want, head_dim);
+      const Tables t = MakeTables(stored, 4096, repeat);
+      absl::StatusOr<std::vector<double>> inv =
+          InverseFrequenciesFromTables(t.cos, t.sin, 4096, t.cols);
+      ASSERT_TRUE(inv.ok()) << inv.status();
+      ASSERT_EQ(inv->size(), stored.size());
+      for (size_t i = 0; i < stored.size(); ++i) {
+        EXPECT_NEAR((*inv)[i], stored[i], 1e-6 * stored[i]) << i;
+      }
+      absl::StatusOr<RopeConfig> got = InferRope(*inv, head_dim);
+      ASSERT_TRUE(got.ok()) << got.status();
+      EXPECT_EQ(got->type, want.type);
+      EXPECT_EQ(got->theta, want.theta);
+      EXPECT_EQ(got->factor, want.factor);
+      EXPECT_EQ(got->original_max_positions, want.original_max_positions);
+    }
+  }
+}
+
 TEST(RopeInference, RefusesPartialRotary) {
   RopeConfig rope;
   absl::StatusOr<RopeConfig> got = InferRope(AsStoredInGraph(rope, 32), 64);
