@@ -1,0 +1,120 @@
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "support/test_paths.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/convert_tokenizer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llmpack::tok {
+namespace {
+
+using ::llmpack::testing::FixturesDir;
+using ::llmpack::testing::ScopedTempDir;
+using json = nlohmann::json;
+
+// The bpe4k model folder's chat template, carried into the config by
+// ConvertTokenizerDir, renders and tokenizes to the recorded ids.
+TEST(ChatTemplate, Bpe4kChatCase) {
+  LLMPACK_REQUIRE_FIXTURES();
+  ScopedTempDir tmp;
+  ModelConfig config;
+  const auto out = tmp.path() / "tokenizer.txt";
+  ASSERT_TRUE(
+      ConvertTokenizerDir(FixturesDir() / "tiny-llama" / "hf", out, &config).ok());
+  ASSERT_FALSE(config.chat_template.empty());
+  std::ifstream in(FixturesDir() / "tokenizers" / "bpe4k_chat_case.json");
+  const json chat = json::parse(in);
+  std::vector<ChatMessage> messages;
+  for (const json& m : chat["messages"]) {
+    messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  ChatTemplateOptions options;
+  options.add_generation_prompt = true;
+  auto prompt = RenderChatTemplate(config.chat_template, messages, options);
+  ASSERT_TRUE(prompt.ok()) << prompt.status();
+  EXPECT_EQ(*prompt, chat["prompt"].get<std::string>());
+  auto tok = Tokenizer::Load(out);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ((*tok)->Encode(*prompt, /*add_special=*/false),
+            chat["ids"].get<std::vector<int32_t>>());
+}
+
+// The tiny-llama folder: BOS from the post-processor, stop ids from
+// generation_config.json and tokenizer_config.json.
+TEST(ConvertTokenizerDir, FillsConfig) {
+  LLMPACK_REQUIRE_FIXTURES();
+  ScopedTempDir tmp;
+  ModelConfig config;
+  ASSERT_TRUE(ConvertTokenizerDir(FixturesDir() / "tiny-llama" / "hf",
+                                  tmp.path() / "tokenizer.txt", &config)
+                  .ok());
+  EXPECT_EQ(config.bos_id, 0);
+  EXPECT_TRUE(config.add_bos);
+  EXPECT_THAT(config.eos_ids, ::testing::ElementsAre(3));
+}
+
+TEST(ConvertTokenizerDir, NotFoundWithoutTokenizer) {
+  ScopedTempDir tmp;
+  ModelConfig config;
+  const absl::Status s =
+      ConvertTokenizerDir(tmp.path(), tmp.path() / "tokenizer.txt", &config);
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+}
+
+// The Llama 3 template uses set, loop.index0, filters and bos_token.
+TEST(ChatTemplate, Llama3Style) {
+  const std::string tmpl =
+      "{% set loop_messages = messages %}{% for message in loop_messages %}"
+      "{% set content = '<|start_header_id|>' + message['role'] + "
+      "'<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}"
+      "{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+      "{% endif %}{{ content }}{% endfor %}"
+      "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}";
+  ChatTemplateOptions options;
+  options.bos_token = "<|begin_of_text|>";
+  auto out = RenderChatTemplate(tmpl, {{"system", " Be brief. "}, {"user", "Hi"}},
+                                options);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out,
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+            "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+            "Hi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+TEST(ChatTemplate, WhitespaceControlAndBranches) {
+  const std::string tmpl =
+      "{%- for m in messages %}\n"
+      "  {%- if m.role == 'system' %}[S]{{ m.content }}\n"
+      "  {%- elif m.role not in ['user'] %}[?]\n"
+      "  {%- else %}[U]{{ m.content | upper }}\n"
+      "  {%- endif %}\n"
+      "{%- endfor %}\n"
+      "{%- if add_generation_prompt %}[A]{% endif %}";
+  auto out = RenderJinjaTemplate(
+      tmpl, {{"messages", {{{"role", "system"}, {"content", "x"}},
+                           {{"role", "user"}, {"content", "hi"}},
+                           {{"role", "tool"}, {"content", "t"}}}},
+             {"add_generation_prompt", true}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, "[S]x[U]HI[?][A]");
+}
+
+TEST(ChatTemplate, ErrorsNameTheConstruct) {
+  auto unsupported = RenderJinjaTemplate("{% macro f() %}{% endmacro %}", json::object());
+  EXPECT_FALSE(unsupported.ok());
+  EXPECT_THAT(std::string(unsupported.status().message()),
+              ::testing::HasSubstr("macro"));
+  auto raised = RenderJinjaTemplate("{{ raise_exception('bad role') }}", json::object());
+  EXPECT_FALSE(raised.ok());
+  EXPECT_THAT(std::string(raised.status().message()),
+              ::testing::HasSubstr("bad role"));
+  EXPECT_FALSE(RenderJinjaTemplate("{% if x %}never closed", json::object()).ok());
+}
+
+}  // namespace
+}  // namespace llmpack::tok
