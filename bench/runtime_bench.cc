@@ -14,8 +14,8 @@ namespace {
 
 // args: kernel (0 scalar, 1 optimized), dtype code, tokens.
 void BM_MatMul(benchmark::State& state) {
-  const KernelTable& k = state.range(0) == 0 ? ScalarKernels()
-                                             : OptimizedKernels();
+  const KernelTable& k =
+      state.range(0) == 0 ? ScalarKernels() : OptimizedKernels();
   const DType dtype = static_cast<DType>(state.range(1));
   const int64_t tokens = state.range(2);
   const int64_t rows = 704, cols = 256;  // trained-llama's up_proj
@@ -34,14 +34,12 @@ void BM_MatMul(benchmark::State& state) {
   state.SetLabel(std::string(k.name) + " " + DTypeName(dtype));
   state.SetItemsProcessed(state.iterations() * rows * cols * tokens);
 }
-BENCHMARK(BM_MatMul)
-    ->ArgsProduct({{0, 1},
-                   {int(DType::kF32), int(DType::kF16), int(DType::kBF16)},
-                   {1, 64}});
+BENCHMARK(BM_MatMul)->ArgsProduct(
+    {{0, 1}, {int(DType::kF32), int(DType::kF16), int(DType::kBF16)}, {1, 64}});
 
 void BM_Softmax(benchmark::State& state) {
-  const KernelTable& k = state.range(0) == 0 ? ScalarKernels()
-                                             : OptimizedKernels();
+  const KernelTable& k =
+      state.range(0) == 0 ? ScalarKernels() : OptimizedKernels();
   std::vector<float> x(4096);
   for (auto _ : state) {
     for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 97) * 0.1f;

@@ -24,9 +24,8 @@ absl::Status BuildWeights(const TensorFileReader& reader, const uint8_t* base,
   auto info = [&](const char* name) -> absl::StatusOr<const TensorInfo*> {
     ASSIGN_OR_RETURN(const TensorInfo* t, reader.Get(name));
     if (verify && Checksum64(base + t->offset, t->size_bytes) != t->checksum) {
-      return absl::DataLossError(absl::StrCat(reader.path().string(),
-                                              ": checksum mismatch in tensor ",
-                                              name));
+      return absl::DataLossError(absl::StrCat(
+          reader.path().string(), ": checksum mismatch in tensor ", name));
     }
     return t;
   };
@@ -67,8 +66,7 @@ absl::Status BuildWeights(const TensorFileReader& reader, const uint8_t* base,
 
 absl::StatusOr<std::unique_ptr<BlockLoader>> BlockLoader::Create(
     const Package& package, const LoaderOptions& options) {
-  auto loader =
-      std::unique_ptr<BlockLoader>(new BlockLoader(package, options));
+  auto loader = std::unique_ptr<BlockLoader>(new BlockLoader(package, options));
   if (options.mode == LoadMode::kResident) {
     loader->resident_.resize(static_cast<size_t>(package.num_layers()));
     for (int64_t l = 0; l < package.num_layers(); ++l) {
@@ -81,8 +79,7 @@ absl::StatusOr<std::unique_ptr<BlockLoader>> BlockLoader::Create(
       loader->stats_.blocks_loaded += 1;
       loader->maps_.push_back(std::move(map));
     }
-    loader->stats_.max_resident_blocks =
-        static_cast<int>(package.num_layers());
+    loader->stats_.max_resident_blocks = static_cast<int>(package.num_layers());
     return loader;
   }
   loader->prefetcher_ = std::thread([l = loader.get()] { l->PrefetchLoop(); });

@@ -50,8 +50,8 @@ struct LoaderOptions {
 };
 
 struct LoaderStats {
-  uint64_t bytes_read = 0;     // block file bytes read (or mapped)
-  uint64_t blocks_loaded = 0;  // block reads (or maps)
+  uint64_t bytes_read = 0;        // block file bytes read (or mapped)
+  uint64_t blocks_loaded = 0;     // block reads (or maps)
   uint64_t prefetched_loads = 0;  // reads done by the background thread
   uint64_t sync_loads = 0;        // reads the compute thread had to do
   int max_resident_blocks = 0;    // most blocks held in memory at once

@@ -24,8 +24,9 @@ absl::StatusOr<EvalSet> FromJson(const std::string& text,
                                                  : nullptr;
   if (key == nullptr || !root[key].is_array()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        ctx, ": expected an array \"windows\" or \"sequences\" of token-id "
-             "lists"));
+        ctx,
+        ": expected an array \"windows\" or \"sequences\" of token-id "
+        "lists"));
   }
   EvalSet set;
   set.kind = "windows-json";
@@ -38,8 +39,8 @@ absl::StatusOr<EvalSet> FromJson(const std::string& text,
     }
     for (const nlohmann::json& id : w) {
       if (!id.is_number_integer()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            ctx, ": ", key, "[", index, "] holds a non-integer"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(ctx, ": ", key, "[", index, "] holds a non-integer"));
       }
       ids.push_back(id.get<int32_t>());
     }
@@ -85,9 +86,10 @@ absl::StatusOr<EvalSet> LoadEvalSet(const std::filesystem::path& path,
     set.kind = "text";
     if (options.codec == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
-          ctx, ": is a text file, but no tokenizer is available (the "
-               "package has no tokenizer.txt or this build has no tokenizer); "
-               "pass token ids instead"));
+          ctx,
+          ": is a text file, but no tokenizer is available (the "
+          "package has no tokenizer.txt or this build has no tokenizer); "
+          "pass token ids instead"));
     }
     ids.clear();
     ASSIGN_OR_RETURN(ids, options.codec->Encode(text, /*add_special=*/false));
@@ -130,8 +132,8 @@ absl::StatusOr<PerplexityResult> EvaluatePerplexity(Model& model,
       const float* row = logits.data() + t * vocab;
       const int32_t target = window[t + 1];
       if (target < 0 || target >= vocab) {
-        return absl::OutOfRangeError(absl::StrCat(
-            "eval target token ", target, " outside the vocabulary"));
+        return absl::OutOfRangeError(absl::StrCat("eval target token ", target,
+                                                  " outside the vocabulary"));
       }
       const float max = *std::max_element(row, row + vocab);
       double sum = 0;

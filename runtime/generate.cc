@@ -43,8 +43,8 @@ absl::Status DecodeStep(Session& session, int32_t token,
 }
 
 int32_t Argmax(absl::Span<const float> logits) {
-  return static_cast<int32_t>(
-      std::max_element(logits.begin(), logits.end()) - logits.begin());
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
+                              logits.begin());
 }
 
 double Top2Margin(absl::Span<const float> logits) {
@@ -103,8 +103,7 @@ int32_t Sampler::Sample(absl::Span<const float> logits) {
 
 absl::StatusOr<GreedyResult> GreedyContinue(
     Session& session, std::vector<float> logits, int64_t max_tokens,
-    double stop_margin, const std::vector<int32_t>* expected,
-    RunStats* stats) {
+    double stop_margin, const std::vector<int32_t>* expected, RunStats* stats) {
   GreedyResult result;
   result.min_margin = INFINITY;
   for (int64_t i = 0; i < max_tokens; ++i) {

@@ -70,8 +70,7 @@ struct GreedyResult {
 // `expected` (if given), since later steps would compare different inputs.
 absl::StatusOr<GreedyResult> GreedyContinue(
     Session& session, std::vector<float> logits, int64_t max_tokens,
-    double stop_margin, const std::vector<int32_t>* expected,
-    RunStats* stats);
+    double stop_margin, const std::vector<int32_t>* expected, RunStats* stats);
 
 }  // namespace llmpack::runtime
 

@@ -38,7 +38,8 @@ struct KernelTable {
   void (*rms_norm)(const float* x, const float* weight, int64_t n, float eps,
                    float* out);
   // Rotate-half RoPE on one head in place: for i < half = head_dim / 2,
-  // (v[i], v[i+half]) <- (v[i] c[i] - v[i+half] s[i], v[i+half] c[i] + v[i] s[i]).
+  // (v[i], v[i+half]) <- (v[i] c[i] - v[i+half] s[i], v[i+half] c[i] + v[i]
+  // s[i]).
   void (*rope)(float* v, const float* cos, const float* sin, int64_t head_dim);
   // x <- softmax(x), computed stably (max subtracted first).
   void (*softmax)(float* x, int64_t n);

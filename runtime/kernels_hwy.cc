@@ -6,12 +6,17 @@
 #include <cmath>
 #include <vector>
 
+#include "runtime/kernels.h"
+
+// Highway re-includes this file once per target: foreach_target.h must come
+// before highway.h and the per-target math header.
+// clang-format off
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "runtime/kernels_hwy.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
-#include "runtime/kernels.h"
+// clang-format on
 
 HWY_BEFORE_NAMESPACE();
 namespace llmpack::runtime {
@@ -153,9 +158,9 @@ void RmsNorm(const float* x, const float* weight, int64_t n, float eps,
   const auto vs = hn::Set(df, scale);
   i = 0;
   for (; i + lanes <= n; i += lanes) {
-    hn::StoreU(hn::Mul(hn::LoadU(df, weight + i),
-                       hn::Mul(hn::LoadU(df, x + i), vs)),
-               df, out + i);
+    hn::StoreU(
+        hn::Mul(hn::LoadU(df, weight + i), hn::Mul(hn::LoadU(df, x + i), vs)),
+        df, out + i);
   }
   for (; i < n; ++i) out[i] = weight[i] * (x[i] * scale);
 }
@@ -227,8 +232,8 @@ void SiluMul(float* gate, const float* up, int64_t n) {
   for (; i + lanes <= n; i += lanes) {
     const auto g = hn::LoadU(df, gate + i);
     const auto e = hn::Exp(df, hn::Min(hn::Neg(g), limit));
-    hn::StoreU(hn::Mul(hn::Div(g, hn::Add(one, e)), hn::LoadU(df, up + i)),
-               df, gate + i);
+    hn::StoreU(hn::Mul(hn::Div(g, hn::Add(one, e)), hn::LoadU(df, up + i)), df,
+               gate + i);
   }
   for (; i < n; ++i) {
     const float g = gate[i];
@@ -274,8 +279,8 @@ namespace {
 void DispatchMatMul(const float* x, int64_t tokens, const WeightMatrix& w,
                     int64_t row_begin, int64_t row_end, float* out,
                     int64_t out_stride) {
-  HWY_DYNAMIC_DISPATCH(MatMul)(x, tokens, w, row_begin, row_end, out,
-                               out_stride);
+  HWY_DYNAMIC_DISPATCH(MatMul)
+  (x, tokens, w, row_begin, row_end, out, out_stride);
 }
 void DispatchRmsNorm(const float* x, const float* weight, int64_t n, float eps,
                      float* out) {

@@ -77,15 +77,14 @@ void ScalarAxpy(float a, const float* x, float* y, int64_t n) {
 
 const KernelTable& ScalarKernels() {
   static const KernelTable table = {
-      "scalar",      ScalarMatMul, ScalarRmsNorm, ScalarRope,
-      ScalarSoftmax, ScalarSiluMul, ScalarDot,    ScalarAxpy,
+      "scalar",      ScalarMatMul,  ScalarRmsNorm, ScalarRope,
+      ScalarSoftmax, ScalarSiluMul, ScalarDot,     ScalarAxpy,
   };
   return table;
 }
 
 const KernelTable& GetKernels(KernelChoice choice) {
-  return choice == KernelChoice::kScalar ? ScalarKernels()
-                                         : OptimizedKernels();
+  return choice == KernelChoice::kScalar ? ScalarKernels() : OptimizedKernels();
 }
 
 bool ParseKernelChoice(const std::string& text, KernelChoice* choice) {

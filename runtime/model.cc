@@ -38,9 +38,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
     const size_t size = lm.file().size();
     void* p = std::aligned_alloc(64, (size + 63) / 64 * 64);
     if (p == nullptr) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("cannot allocate ", size, " bytes for ",
-                       lm.path().string()));
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot allocate ", size, " bytes for ", lm.path().string()));
     }
     model->lm_buffer_ = {static_cast<uint8_t*>(p), std::free};
     RETURN_IF_ERROR(lm.file().ReadAt(0, {model->lm_buffer_.get(), size}));
@@ -103,8 +102,7 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
           "token id ", id, " at input position ", t,
           " is outside the vocabulary [0, ", config_.vocab_size, ")"));
     }
-    RETURN_IF_ERROR(file.ReadRows(*table, id, 1,
-                                  absl::MakeSpan(row_bytes_)));
+    RETURN_IF_ERROR(file.ReadRows(*table, id, 1, absl::MakeSpan(row_bytes_)));
     ToF32(table->dtype, row_bytes_.data(), x_.data() + t * h,
           static_cast<size_t>(h));
     model_.embedding_bytes_read_ += row_bytes_.size();
@@ -196,15 +194,15 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   k.axpy(1.0f, tmp_.data(), x_.data(), n * h);
 }
 
-absl::Status Session::Forward(absl::Span<const int32_t> tokens,
-                              LogitsRows rows, std::vector<float>* logits,
+absl::Status Session::Forward(absl::Span<const int32_t> tokens, LogitsRows rows,
+                              std::vector<float>* logits,
                               const BlockObserver* observer) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return absl::InvalidArgumentError("Forward: no tokens");
   if (position_ + n > capacity_) {
-    return absl::OutOfRangeError(absl::StrCat(
-        "sequence of ", position_ + n, " tokens exceeds the session capacity ",
-        capacity_));
+    return absl::OutOfRangeError(
+        absl::StrCat("sequence of ", position_ + n,
+                     " tokens exceeds the session capacity ", capacity_));
   }
   const int64_t h = config_.hidden_size;
   const size_t nh = static_cast<size_t>(n * h);

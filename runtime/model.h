@@ -31,7 +31,7 @@ struct ModelOptions {
   bool verify_checksums = true;  // whole files at open, tensors at load
   int threads = 0;               // <= 0: all hardware threads
   KernelChoice kernels = KernelChoice::kOptimized;
-  bool trace_loader = false;     // record LoaderEvents (tests)
+  bool trace_loader = false;  // record LoaderEvents (tests)
 };
 
 class Model {

@@ -64,9 +64,9 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes,
   const std::string header = bytes.substr(header_start, header_len);
   ASSIGN_OR_RETURN(std::string descr, HeaderValue(header, "descr", context));
   if (descr.rfind("'<f4'", 0) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        context, ": dtype ", descr.substr(0, descr.find(',')),
-        " is not little-endian float32 ('<f4')"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": dtype ", descr.substr(0, descr.find(',')),
+                     " is not little-endian float32 ('<f4')"));
   }
   ASSIGN_OR_RETURN(std::string order,
                    HeaderValue(header, "fortran_order", context));
@@ -99,9 +99,9 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes,
   const size_t data_start = header_start + header_len;
   const size_t want = static_cast<size_t>(count) * sizeof(float);
   if (bytes.size() - data_start != want) {
-    return absl::DataLossError(absl::StrCat(
-        context, ": holds ", bytes.size() - data_start,
-        " data bytes, shape needs ", want));
+    return absl::DataLossError(absl::StrCat(context, ": holds ",
+                                            bytes.size() - data_start,
+                                            " data bytes, shape needs ", want));
   }
   array.data.resize(static_cast<size_t>(count));
   std::memcpy(array.data.data(), bytes.data() + data_start, want);

@@ -19,18 +19,18 @@ absl::StatusOr<TensorFileReader> OpenChecked(const std::filesystem::path& dir,
                                              const Manifest& manifest,
                                              const ExpectedFile& expected) {
   if (manifest.FindFile(expected.file_name) == nullptr) {
-    return absl::NotFoundError(absl::StrCat(
-        (dir / kManifestFile).string(), ": the config needs file ",
-        expected.file_name, " but the manifest does not list it"));
+    return absl::NotFoundError(
+        absl::StrCat((dir / kManifestFile).string(), ": the config needs file ",
+                     expected.file_name, " but the manifest does not list it"));
   }
-  ASSIGN_OR_RETURN(TensorFileReader reader,
-                   TensorFileReader::Open(dir / expected.file_name,
-                                          expected.kind));
+  ASSIGN_OR_RETURN(
+      TensorFileReader reader,
+      TensorFileReader::Open(dir / expected.file_name, expected.kind));
   const std::string path = reader.path().string();
   if (reader.block_index() != expected.block_index) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": header says block index ", reader.block_index(),
-        ", expected ", expected.block_index));
+    return absl::DataLossError(absl::StrCat(path, ": header says block index ",
+                                            reader.block_index(), ", expected ",
+                                            expected.block_index));
   }
   for (const ExpectedTensor& want : expected.tensors) {
     ASSIGN_OR_RETURN(const TensorInfo* have, reader.Get(want.name));
@@ -52,9 +52,9 @@ absl::StatusOr<TensorFileReader> OpenChecked(const std::filesystem::path& dir,
         known = known || want.name == t.name;
       }
       if (!known) {
-        return absl::DataLossError(absl::StrCat(
-            path, ": unexpected tensor ", t.name,
-            " (not part of the layout for this config)"));
+        return absl::DataLossError(
+            absl::StrCat(path, ": unexpected tensor ", t.name,
+                         " (not part of the layout for this config)"));
       }
     }
   }
@@ -74,8 +74,8 @@ absl::StatusOr<std::unique_ptr<Package>> Package::Open(
     return absl::InvalidArgumentError(
         absl::StrCat(manifest_path, ": ", std::string(valid.message())));
   }
-  RETURN_IF_ERROR(VerifyPackageFiles(dir, package->manifest_,
-                                     options.verify_checksums));
+  RETURN_IF_ERROR(
+      VerifyPackageFiles(dir, package->manifest_, options.verify_checksums));
   for (const ExpectedFile& expected :
        ExpectedPackageFiles(package->manifest_.config)) {
     ASSIGN_OR_RETURN(TensorFileReader reader,

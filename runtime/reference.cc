@@ -45,8 +45,9 @@ absl::StatusOr<ReferenceBundle> ReadFixture(const fs::path& path,
   const std::string ctx = path.string();
   if (root.is_discarded() || !root.is_object() || !root.contains("refs")) {
     return absl::DataLossError(absl::StrCat(
-        ctx, ": neither an llmpack reference bundle nor a JSON object with "
-             "'refs'"));
+        ctx,
+        ": neither an llmpack reference bundle nor a JSON object with "
+        "'refs'"));
   }
   ReferenceBundle bundle;
   bundle.format = "fixture-reference";
@@ -67,8 +68,9 @@ absl::StatusOr<ReferenceBundle> ReadFixture(const fs::path& path,
     if (!ref.contains("logits_file") || !ref["logits_file"].is_string()) {
       return absl::DataLossError(absl::StrCat(cctx, ": missing logits_file"));
     }
-    ASSIGN_OR_RETURN(NpyArray npy, ReadNpy(path.parent_path() /
-                                           ref["logits_file"].get<std::string>()));
+    ASSIGN_OR_RETURN(
+        NpyArray npy,
+        ReadNpy(path.parent_path() / ref["logits_file"].get<std::string>()));
     const std::string rows = ref.value("logits_rows", "all positions");
     const int64_t n = static_cast<int64_t>(c.input_ids.size());
     if (rows == "last position only") {
@@ -82,10 +84,10 @@ absl::StatusOr<ReferenceBundle> ReadFixture(const fs::path& path,
     }
     if (npy.shape.size() != 2 ||
         npy.shape[0] != static_cast<int64_t>(c.logits.positions.size())) {
-      return absl::DataLossError(absl::StrCat(
-          cctx, ": logits file has ", npy.shape.size(), " dims / ",
-          npy.shape.empty() ? 0 : npy.shape[0], " rows, expected ",
-          c.logits.positions.size(), " rows (", rows, ")"));
+      return absl::DataLossError(
+          absl::StrCat(cctx, ": logits file has ", npy.shape.size(), " dims / ",
+                       npy.shape.empty() ? 0 : npy.shape[0], " rows, expected ",
+                       c.logits.positions.size(), " rows (", rows, ")"));
     }
     c.logits.vocab = npy.shape[1];
     c.logits.full = std::move(npy.data);
@@ -98,7 +100,8 @@ absl::StatusOr<ReferenceBundle> ReadFixture(const fs::path& path,
 template <typename T>
 json PutArray(const std::vector<T>& v, std::string* payload) {
   json d = {{"offset", payload->size()}, {"count", v.size()}};
-  payload->append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+  payload->append(reinterpret_cast<const char*>(v.data()),
+                  v.size() * sizeof(T));
   return d;
 }
 
@@ -112,9 +115,10 @@ absl::Status GetArray(const json& arrays, const char* key,
   }
   const uint64_t offset = arrays[key].value("offset", uint64_t{0});
   const uint64_t count = arrays[key].value("count", uint64_t{0});
-  if (offset > payload.size() || count > (payload.size() - offset) / sizeof(T)) {
-    return absl::DataLossError(absl::StrCat(ctx, ": array '", key,
-                                            "' runs past the end of the data"));
+  if (offset > payload.size() ||
+      count > (payload.size() - offset) / sizeof(T)) {
+    return absl::DataLossError(
+        absl::StrCat(ctx, ": array '", key, "' runs past the end of the data"));
   }
   out->resize(count);
   std::memcpy(out->data(), payload.data() + offset, count * sizeof(T));
@@ -242,11 +246,11 @@ absl::Status WriteReferenceBundle(const fs::path& path,
                      {"top_k", c.logits.top_k},
                      {"arrays", arrays}});
   }
-  const std::string header = json{{"format", kBundleFormat},
-                                  {"version", kBundleVersion},
-                                  {"info", bundle.info},
-                                  {"cases", cases}}
-                                 .dump();
+  const std::string header = json{
+      {"format", kBundleFormat},
+      {"version", kBundleVersion},
+      {"info", bundle.info},
+      {"cases", cases}}.dump();
   std::string raw(kBundleMagic, 8);
   const uint64_t len = header.size();
   raw.append(reinterpret_cast<const char*>(&len), 8);

@@ -67,9 +67,9 @@ ReferenceLogits ReduceToTopK(const std::vector<float>& rows, int64_t vocab,
 struct LogitsComparison {
   int64_t rows = 0;
   double max_abs_error = 0;
-  double nmse = 0;        // mean squared error / reference variance
-  double min_cosine = 1;  // lowest per-row cosine similarity
-  double top1_agreement = 0;  // fraction of rows with the same argmax
+  double nmse = 0;                 // mean squared error / reference variance
+  double min_cosine = 1;           // lowest per-row cosine similarity
+  double top1_agreement = 0;       // fraction of rows with the same argmax
   double max_logsumexp_error = 0;  // top-k references only
 };
 

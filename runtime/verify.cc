@@ -35,9 +35,7 @@ struct Context {
   std::vector<int32_t> diagnosis_tokens;  // input of the first failure
   std::ostringstream sink;                // stands in for a null `out`
 
-  std::ostream& out() {
-    return (o.out != nullptr && !o.quiet) ? *o.out : sink;
-  }
+  std::ostream& out() { return (o.out != nullptr && !o.quiet) ? *o.out : sink; }
   void Fail(const std::vector<int32_t>& tokens) {
     if (passed) diagnosis_tokens = tokens;
     passed = false;
@@ -94,14 +92,14 @@ absl::Status RunReference(Context& c, const ReferenceBundle& bundle) {
     const int64_t n = static_cast<int64_t>(rc.input_ids.size());
     Session session(c.model, n + static_cast<int64_t>(rc.greedy.size()) + 1);
     std::vector<float> last;
-    ASSIGN_OR_RETURN(std::vector<float> rows,
-                     LogitsAt(c, session, rc.input_ids, rc.logits.positions,
-                              &last));
+    ASSIGN_OR_RETURN(
+        std::vector<float> rows,
+        LogitsAt(c, session, rc.input_ids, rc.logits.positions, &last));
     ASSIGN_OR_RETURN(LogitsComparison cmp, CompareLogits(rows, rc.logits));
     ASSIGN_OR_RETURN(
         GreedyResult greedy,
-        GreedyContinue(session, last, static_cast<int64_t>(rc.greedy.size()),
-                       0, &rc.greedy, &c.stats));
+        GreedyContinue(session, last, static_cast<int64_t>(rc.greedy.size()), 0,
+                       &rc.greedy, &c.stats));
     int64_t matched = 0;
     while (matched < static_cast<int64_t>(greedy.tokens.size()) &&
            greedy.tokens[matched] == rc.greedy[matched]) {
@@ -153,20 +151,17 @@ absl::Status RunReference(Context& c, const ReferenceBundle& bundle) {
 
 absl::Status RunEval(Context& c, const EvalSet& set) {
   const Gates& g = c.o.gates;
-  ASSIGN_OR_RETURN(PerplexityResult r,
-                   EvaluatePerplexity(c.model, set, c.o.eval_max_windows,
-                                      &c.stats));
+  ASSIGN_OR_RETURN(
+      PerplexityResult r,
+      EvaluatePerplexity(c.model, set, c.o.eval_max_windows, &c.stats));
   std::optional<double> expected = g.expected_ppl;
   // A fixture's expected value holds for all of its windows only.
-  const bool whole_set =
-      r.windows == static_cast<int64_t>(set.windows.size());
+  const bool whole_set = r.windows == static_cast<int64_t>(set.windows.size());
   if (!expected.has_value() && whole_set) expected = set.expected_perplexity;
-  json je = {{"path", c.o.eval->string()},
-             {"kind", set.kind},
-             {"windows", r.windows},
-             {"predicted_tokens", r.predicted_tokens},
-             {"mean_nll", r.mean_nll},
-             {"perplexity", r.perplexity}};
+  json je = {
+      {"path", c.o.eval->string()}, {"kind", set.kind},
+      {"windows", r.windows},       {"predicted_tokens", r.predicted_tokens},
+      {"mean_nll", r.mean_nll},     {"perplexity", r.perplexity}};
   bool ok = true;
   std::string line = absl::StrFormat(
       "eval %s (%s): %d windows, %d predicted tokens, perplexity %.6f",
@@ -221,9 +216,8 @@ absl::Status RunGeneration(Context& c) {
   for (int64_t i = 0; i < o.max_new_tokens; ++i) {
     const int32_t token = sampler.Sample(logits);
     generated.push_back(token);
-    const std::string piece = o.codec != nullptr
-                                  ? o.codec->Push(token)
-                                  : absl::StrCat(token, " ");
+    const std::string piece =
+        o.codec != nullptr ? o.codec->Push(token) : absl::StrCat(token, " ");
     text += piece;
     stream << piece << std::flush;
     if (o.stop_at_eos &&
@@ -279,12 +273,13 @@ absl::Status SaveReference(Context& c, const ReferenceBundle* from_reference,
   const Manifest& m = c.model.package().manifest();
   ReferenceBundle bundle;
   bundle.format = kBundleFormat;
-  bundle.info = {{"package", c.o.package.string()},
-                 {"tool_version", kToolVersion},
-                 {"weights_dtype", m.weights_dtype},
-                 {"family", m.config.family},
-                 {"source_content_xxh3_64", ChecksumToHex(m.source.content_hash)},
-                 {"greedy_stop_margin", kGreedyStopMargin}};
+  bundle.info = {
+      {"package", c.o.package.string()},
+      {"tool_version", kToolVersion},
+      {"weights_dtype", m.weights_dtype},
+      {"family", m.config.family},
+      {"source_content_xxh3_64", ChecksumToHex(m.source.content_hash)},
+      {"greedy_stop_margin", kGreedyStopMargin}};
   const int64_t vocab = c.model.config().vocab_size;
   for (auto& [name, ids] : inputs) {
     RETURN_IF_ERROR(CheckIds(c, ids, name));
@@ -341,9 +336,9 @@ absl::Status RunDiagnosis(Context& c) {
     against = "resident run of the same package";
   }
   ASSIGN_OR_RETURN(auto trusted, Model::Open(trusted_path, trusted_options));
-  ASSIGN_OR_RETURN(Diagnosis d,
-                   DiagnoseBlocks(c.model, *trusted, c.diagnosis_tokens,
-                                  o.gates.max_nmse));
+  ASSIGN_OR_RETURN(
+      Diagnosis d,
+      DiagnoseBlocks(c.model, *trusted, c.diagnosis_tokens, o.gates.max_nmse));
   json blocks = json::array();
   c.out() << "diagnosis against " << against << " ("
           << c.diagnosis_tokens.size() << " tokens):\n";
@@ -351,11 +346,10 @@ absl::Status RunDiagnosis(Context& c) {
     blocks.push_back({{"layer", b.layer},
                       {"nmse", b.nmse},
                       {"max_abs_error", b.max_abs_error}});
-    c.out() << absl::StrFormat("  block %d: hidden-state nmse %.3g, max_abs %.3g%s\n",
-                               b.layer, b.nmse, b.max_abs_error,
-                               b.layer == d.first_divergent_layer
-                                   ? "  <- first divergence"
-                                   : "");
+    c.out() << absl::StrFormat(
+        "  block %d: hidden-state nmse %.3g, max_abs %.3g%s\n", b.layer, b.nmse,
+        b.max_abs_error,
+        b.layer == d.first_divergent_layer ? "  <- first divergence" : "");
   }
   if (d.first_divergent_layer < 0) {
     c.out() << "  no block exceeds nmse " << d.threshold << "\n";
@@ -447,8 +441,8 @@ absl::StatusOr<VerifyOutcome> RunVerify(const VerifyOptions& o) {
   c.out() << "llmverify " << kToolVersion << ": " << o.package.string() << " ("
           << config.family << ", " << manifest.weights_dtype << ", "
           << config.num_layers << " layers, "
-          << (o.model.mode == LoadMode::kStream ? "stream" : "resident")
-          << ", " << model->pool().num_threads() << " threads, "
+          << (o.model.mode == LoadMode::kStream ? "stream" : "resident") << ", "
+          << model->pool().num_threads() << " threads, "
           << model->kernels().name << ")\n";
   c.report["tool"] = "llmverify";
   c.report["version"] = kToolVersion;
@@ -526,8 +520,7 @@ absl::StatusOr<VerifyOutcome> RunVerify(const VerifyOptions& o) {
                "--diagnose-resident to find the first block that diverges\n";
   }
   c.report["passed"] = c.passed;
-  c.out() << "result: " << (c.passed ? "PASS" : "FAIL (a gate failed)")
-          << "\n";
+  c.out() << "result: " << (c.passed ? "PASS" : "FAIL (a gate failed)") << "\n";
   if (o.json_out.has_value()) {
     RETURN_IF_ERROR(WriteStringToFile(*o.json_out, c.report.dump(2) + "\n"));
   }

@@ -25,11 +25,11 @@ namespace llmpack::runtime {
 // package (f32 runtime vs an f32 reference of the same weights).
 struct Gates {
   double max_nmse = 1e-8;
-  double min_top1 = 1.0;          // fraction of rows with the same argmax
-  double max_abs_error = 1e-3;    // logits
+  double min_top1 = 1.0;        // fraction of rows with the same argmax
+  double max_abs_error = 1e-3;  // logits
   bool require_greedy_match = true;
-  double ppl_rel_tolerance = 1e-4;      // |ppl - expected| / expected
-  std::optional<double> expected_ppl;   // overrides the eval file's fp32_ppl
+  double ppl_rel_tolerance = 1e-4;     // |ppl - expected| / expected
+  std::optional<double> expected_ppl;  // overrides the eval file's fp32_ppl
   std::optional<double> max_ppl;
 };
 
@@ -38,7 +38,7 @@ struct VerifyOptions {
   ModelOptions model;
   std::optional<std::filesystem::path> reference;
   std::optional<std::filesystem::path> eval;
-  int64_t eval_window = 256;   // tokens per window for id/text files
+  int64_t eval_window = 256;     // tokens per window for id/text files
   int64_t eval_max_windows = 0;  // 0: all
   std::optional<std::string> prompt_text;
   std::optional<std::vector<int32_t>> prompt_ids;
@@ -50,14 +50,14 @@ struct VerifyOptions {
   bool save_all_positions = true;  // false: last position only
   int64_t save_top_k = 0;          // 0: full logits rows
   int64_t save_greedy_tokens = 32;
-  int64_t save_max_windows = 4;    // eval windows turned into cases
+  int64_t save_max_windows = 4;  // eval windows turned into cases
   // Diagnosis.
   std::optional<std::filesystem::path> diagnose_against;
   bool diagnose_resident = false;
   bool diagnose_always = false;  // even when every gate passes
   Gates gates;
   std::optional<std::filesystem::path> json_out;
-  TextCodec* codec = nullptr;  // tokenizer, when available
+  TextCodec* codec = nullptr;   // tokenizer, when available
   std::ostream* out = nullptr;  // human-readable output (may be null)
   bool quiet = false;           // only generated text on `out`
 };

@@ -55,8 +55,7 @@ int main(int argc, char** argv) {
   namespace rt = llmpack::runtime;
   rt::VerifyOptions o;
   std::string package, reference, eval, prompt, prompt_ids, save_reference,
-      json_out, diagnose_against, kernels = "optimized",
-      save_positions = "all";
+      json_out, diagnose_against, kernels = "optimized", save_positions = "all";
   bool resident = false, stream = false, no_checksums = false,
        no_greedy_gate = false, ignore_eos = false;
   double expected_ppl = 0, max_ppl = 0;
@@ -64,8 +63,7 @@ int main(int argc, char** argv) {
   CLI::App app{kDescription};
   app.set_version_flag("--version",
                        std::string("llmverify ") + llmpack::kToolVersion);
-  app.add_option("package", package, "package directory to verify")
-      ->required();
+  app.add_option("package", package, "package directory to verify")->required();
 
   auto* checks = "Checks";
   app.add_option("--reference", reference,
@@ -104,8 +102,7 @@ int main(int argc, char** argv) {
                  "printed as produced")
       ->excludes(prompt_opt)
       ->group(gen);
-  app.add_option("-n,--max-new-tokens", o.max_new_tokens,
-                 "tokens to generate")
+  app.add_option("-n,--max-new-tokens", o.max_new_tokens, "tokens to generate")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber)
       ->group(gen);
@@ -237,8 +234,7 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_out,
                  "write the full report (parity, perplexity, generation, "
                  "metrics, gates) as JSON to this file");
-  app.add_flag("-q,--quiet", o.quiet,
-               "print only generated text (and errors)");
+  app.add_flag("-q,--quiet", o.quiet, "print only generated text (and errors)");
 
   try {
     app.parse(argc, argv);

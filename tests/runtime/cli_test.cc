@@ -50,16 +50,41 @@ nlohmann::json ReadJson(const std::filesystem::path& path) {
 TEST(LlmverifyCliTest, HelpExplainsEveryOptionAndExitCodes) {
   const ToolRun run = RunTool("--help");
   EXPECT_EQ(run.exit_code, 0);
-  for (const char* option :
-       {"--reference", "--eval", "--eval-window", "--eval-max-windows",
-        "--prompt", "--prompt-ids", "--max-new-tokens", "--temperature",
-        "--top-k", "--top-p", "--seed", "--ignore-eos", "--save-reference",
-        "--save-positions", "--save-top-k", "--save-greedy",
-        "--save-max-windows", "--max-nmse", "--min-top1", "--max-abs-error",
-        "--no-greedy-gate", "--ppl-tolerance", "--expected-ppl", "--max-ppl",
-        "--diagnose-against", "--diagnose-resident", "--diagnose", "--stream",
-        "--resident", "--threads", "--kernels", "--no-verify-checksums",
-        "--json", "--quiet", "--version"}) {
+  for (const char* option : {"--reference",
+                             "--eval",
+                             "--eval-window",
+                             "--eval-max-windows",
+                             "--prompt",
+                             "--prompt-ids",
+                             "--max-new-tokens",
+                             "--temperature",
+                             "--top-k",
+                             "--top-p",
+                             "--seed",
+                             "--ignore-eos",
+                             "--save-reference",
+                             "--save-positions",
+                             "--save-top-k",
+                             "--save-greedy",
+                             "--save-max-windows",
+                             "--max-nmse",
+                             "--min-top1",
+                             "--max-abs-error",
+                             "--no-greedy-gate",
+                             "--ppl-tolerance",
+                             "--expected-ppl",
+                             "--max-ppl",
+                             "--diagnose-against",
+                             "--diagnose-resident",
+                             "--diagnose",
+                             "--stream",
+                             "--resident",
+                             "--threads",
+                             "--kernels",
+                             "--no-verify-checksums",
+                             "--json",
+                             "--quiet",
+                             "--version"}) {
     EXPECT_THAT(run.output, HasSubstr(option));
   }
   EXPECT_THAT(run.output, HasSubstr("Exit status: 0"));
@@ -104,8 +129,10 @@ TEST_F(CliPackageTest, GeneratesFromIdsAndRejectsTextWithoutTokenizer) {
 
 TEST_F(CliPackageTest, PassFailExitCodesAndJsonReport) {
   const std::string bundle = Path("a.llmref");
-  const ToolRun save = RunTool(Path("a") + " --prompt-ids 1,5,9,11 -n 4 "
-                           "--save-reference " + bundle);
+  const ToolRun save = RunTool(Path("a") +
+                               " --prompt-ids 1,5,9,11 -n 4 "
+                               "--save-reference " +
+                               bundle);
   ASSERT_EQ(save.exit_code, 0) << save.output;
 
   const std::string json = Path("report.json");
@@ -119,8 +146,7 @@ TEST_F(CliPackageTest, PassFailExitCodesAndJsonReport) {
         "decode_tokens_per_second", "time_to_first_token_ms", "peak_rss_bytes",
         "block_bytes_read", "blocks_loaded", "prefetched_block_loads",
         "sync_block_loads", "max_resident_blocks", "prefetch_wait_ms",
-        "embedding_bytes_read", "lm_bytes", "kv_cache_bytes",
-        "wall_seconds"}) {
+        "embedding_bytes_read", "lm_bytes", "kv_cache_bytes", "wall_seconds"}) {
     EXPECT_TRUE(report["metrics"].contains(key)) << key;
   }
   for (const char* key : {"max_abs_error", "nmse", "min_cosine",
@@ -130,9 +156,9 @@ TEST_F(CliPackageTest, PassFailExitCodesAndJsonReport) {
 
   // Different weights: the gate fails (exit 1), and the diagnosis against
   // the trusted package already diverges at block 0.
-  const ToolRun fail = RunTool(Path("b") + " --reference " + bundle +
-                           " --diagnose-against " + Path("a") + " --json " +
-                           json);
+  const ToolRun fail =
+      RunTool(Path("b") + " --reference " + bundle + " --diagnose-against " +
+              Path("a") + " --json " + json);
   EXPECT_EQ(fail.exit_code, 1) << fail.output;
   EXPECT_THAT(fail.output, HasSubstr("FAIL"));
   EXPECT_EQ(ReadJson(json)["diagnosis"]["first_divergent_layer"], 0);
@@ -166,7 +192,8 @@ TEST(LlmverifyMemoryTest, StreamPeakRssStaysNearTwoBlocks) {
   config.num_layers = 8;
   config.vocab_size = 512;
   ASSERT_TRUE(WriteTestPackage(dir.path(), config, DType::kF32, 3).ok());
-  const uint64_t block = std::filesystem::file_size(dir.path() / "block_000.bin");
+  const uint64_t block =
+      std::filesystem::file_size(dir.path() / "block_000.bin");
   const uint64_t lm = std::filesystem::file_size(dir.path() / "lm.bin");
   const auto json = (dir.path() / "m.json").string();
   const std::string common =

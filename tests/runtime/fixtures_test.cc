@@ -28,8 +28,7 @@ class FixturePackages {
     if (it != instance->packages_.end()) return it->second;
     WritePackageOptions options;
     options.output_dir = instance->dir_.path() / model;
-    auto manifest =
-        ConvertHuggingFace(FixturesDir() / model / "hf", options);
+    auto manifest = ConvertHuggingFace(FixturesDir() / model / "hf", options);
     EXPECT_TRUE(manifest.ok()) << manifest.status();
     instance->packages_[model] = options.output_dir;
     return options.output_dir;

@@ -1,12 +1,13 @@
 // Optimized (Highway) kernels against the scalar reference over odd sizes,
 // plus RoPE frequencies and the thread pool.
+#include "runtime/kernels.h"
+
 #include <cmath>
 #include <numbers>
 #include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "runtime/kernels.h"
 #include "runtime/rope.h"
 #include "runtime/thread_pool.h"
 
@@ -24,7 +25,8 @@ constexpr double kNormRelTol = 1e-5;
 
 const int64_t kSizes[] = {1, 3, 7, 16, 17, 31, 64, 100, 257};
 
-std::vector<float> Random(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
+std::vector<float> Random(size_t n, uint32_t seed, float lo = -1,
+                          float hi = 1) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> d(lo, hi);
   std::vector<float> v(n);
@@ -49,9 +51,9 @@ TEST_P(MatMulTest, MatchesScalarOverOddShapes) {
       for (int64_t tokens : {1, 3}) {
         const auto wf = Random(rows * cols, 7 + cols);
         std::vector<uint8_t> w(wf.size() * DTypeSize(dtype));
-        ASSERT_TRUE(ConvertElements(DType::kF32, wf.data(), dtype, w.data(),
-                                    wf.size())
-                        .ok());
+        ASSERT_TRUE(
+            ConvertElements(DType::kF32, wf.data(), dtype, w.data(), wf.size())
+                .ok());
         const WeightMatrix m{dtype, w.data(), rows, cols};
         const auto x = Random(tokens * cols, 11 + rows);
         std::vector<float> a(tokens * rows, -1), b(tokens * rows, -2);
@@ -87,8 +89,10 @@ TEST(KernelsTest, MatMulRowRangeWritesOnlyItsRows) {
   std::vector<float> out(rows, 42.0f);
   OptimizedKernels().matmul(x.data(), 1, m, 3, 7, out.data(), rows);
   for (int64_t r = 0; r < rows; ++r) {
-    if (r < 3 || r >= 7) EXPECT_EQ(out[r], 42.0f) << r;
-    else EXPECT_NE(out[r], 42.0f) << r;
+    if (r < 3 || r >= 7)
+      EXPECT_EQ(out[r], 42.0f) << r;
+    else
+      EXPECT_NE(out[r], 42.0f) << r;
   }
 }
 

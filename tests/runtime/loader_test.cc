@@ -241,8 +241,7 @@ TEST_F(LoaderTest, ShapeThatDisagreesWithTheManifestIsReported) {
 }
 
 TEST_F(LoaderTest, SkippingChecksumsStillChecksSizes) {
-  std::ofstream(dir_.path() / "block_000.bin",
-                std::ios::app | std::ios::binary)
+  std::ofstream(dir_.path() / "block_000.bin", std::ios::app | std::ios::binary)
       << "tail";
   auto package = Package::Open(dir_.path(), {/*verify_checksums=*/false});
   ASSERT_FALSE(package.ok());

@@ -1,13 +1,14 @@
 // Forward-pass invariants on synthetic packages: stream == resident,
 // thread count does not change results, prefill == token-by-token decode,
 // scalar and optimized kernels agree; sampling.
+#include "runtime/model.h"
+
 #include <cmath>
 #include <map>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/generate.h"
-#include "runtime/model.h"
 #include "runtime/test_package.h"
 #include "support/test_paths.h"
 
@@ -116,10 +117,11 @@ TEST_P(ModelTest, PrefillMatchesTokenByTokenDecode) {
 
 INSTANTIATE_TEST_SUITE_P(
     Families, ModelTest,
-    ::testing::Values(Variant{"llama_bf16", false, false, "default", DType::kBF16},
-                      Variant{"qwen2_bias_f32", true, false, "default", DType::kF32},
-                      Variant{"qwen3_qknorm_f16", false, true, "default", DType::kF16},
-                      Variant{"llama3_rope_f32", false, false, "llama3", DType::kF32}),
+    ::testing::Values(
+        Variant{"llama_bf16", false, false, "default", DType::kBF16},
+        Variant{"qwen2_bias_f32", true, false, "default", DType::kF32},
+        Variant{"qwen3_qknorm_f16", false, true, "default", DType::kF16},
+        Variant{"llama3_rope_f32", false, false, "llama3", DType::kF32}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(ModelErrorsTest, RejectsTokensOutsideVocabularyAndOverCapacity) {

@@ -1,11 +1,12 @@
 // .npy parsing, reference bundles (full and top-k) and logits comparison.
+#include "runtime/reference.h"
+
 #include <cstring>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "llmpack/file_util.h"
 #include "runtime/npy.h"
-#include "runtime/reference.h"
 #include "support/test_paths.h"
 
 namespace llmpack::runtime {
@@ -54,7 +55,7 @@ ReferenceBundle SampleBundle() {
   c.greedy = {7, 8};
   c.logits.positions = {0, 1, 2};
   c.logits.vocab = 5;
-  c.logits.full = {0, 1, 2, 3, 4,  4, 3, 2, 1, 0,  1, 9, 1, 1, 1};
+  c.logits.full = {0, 1, 2, 3, 4, 4, 3, 2, 1, 0, 1, 9, 1, 1, 1};
   b.cases.push_back(c);
   b.info = {{"package", "somewhere"}};
   return b;

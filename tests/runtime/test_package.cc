@@ -42,11 +42,13 @@ absl::Status WriteTestPackage(const std::filesystem::path& dir,
   for (const ExpectedFile& file : ExpectedPackageFiles(config)) {
     std::vector<TensorSpec> specs;
     for (const ExpectedTensor& t : file.tensors) {
-      specs.push_back({t.name, dtype, t.shape, FloatTensorBytes(dtype, t.shape)});
+      specs.push_back(
+          {t.name, dtype, t.shape, FloatTensorBytes(dtype, t.shape)});
     }
     const std::filesystem::path path = dir / file.file_name;
-    ASSIGN_OR_RETURN(auto writer, TensorFileWriter::Create(
-                                      path, file.kind, file.block_index, specs));
+    ASSIGN_OR_RETURN(
+        auto writer,
+        TensorFileWriter::Create(path, file.kind, file.block_index, specs));
     for (const ExpectedTensor& t : file.tensors) {
       int64_t n = 1;
       for (int64_t d : t.shape) n *= d;
