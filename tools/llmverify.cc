@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "llmpack/version.h"
 #include "runtime/verify.h"
+#include "tokenizer/tokenize_command.h"
 
 namespace {
 
@@ -191,6 +192,24 @@ int main(int argc, char** argv) {
       app.add_option("--max-ppl", max_ppl, "fail above this perplexity")
           ->group(gates);
 
+  auto* tok = "Tokenizer (the positional argument may also be a tokenizer.txt)";
+  std::string tokenize_text, detokenize_ids;
+  bool add_special = false;
+  auto* tokenize_opt =
+      app.add_option("--tokenize", tokenize_text,
+                     "print the token ids of TEXT (or of @FILE's contents) "
+                     "as a JSON array, then exit")
+          ->group(tok);
+  app.add_flag("--add-special", add_special,
+               "with --tokenize: add BOS/EOS as the tokenizer's "
+               "post-processor does")
+      ->group(tok);
+  app.add_option("--detokenize", detokenize_ids,
+                 "print the text of token ids (a JSON array, whitespace or "
+                 "comma separated, or @FILE), then exit")
+      ->excludes(tokenize_opt)
+      ->group(tok);
+
   auto* diag = "Diagnosis";
   app.add_option("--diagnose-against", diagnose_against,
                  "when a gate fails, compare hidden states after every "
@@ -243,6 +262,18 @@ int main(int argc, char** argv) {
     return code == 0 ? kExitPass : kExitError;
   }
 
+  if (app.count("--tokenize") > 0 || app.count("--detokenize") > 0) {
+    const absl::StatusOr<std::string> result =
+        app.count("--tokenize") > 0
+            ? llmpack::tok::TokenizeToJson(package, tokenize_text, add_special)
+            : llmpack::tok::DetokenizeIds(package, detokenize_ids);
+    if (!result.ok()) {
+      std::cerr << "llmverify: error: " << result.status().message() << "\n";
+      return kExitError;
+    }
+    std::cout << *result << "\n";
+    return kExitPass;
+  }
   o.package = package;
   if (!reference.empty()) o.reference = reference;
   if (!eval.empty()) o.eval = eval;
