@@ -1,0 +1,158 @@
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "llmpack/file_util.h"
+#include "support/test_paths.h"
+#include "tokenizer/convert_tokenizer.h"
+#include "tokenizer/tokenize_command.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_file.h"
+#include "tokenizer/utf8_util.h"
+
+namespace llmpack::tok {
+namespace {
+
+using ::llmpack::testing::FixturesDir;
+using ::llmpack::testing::ScopedTempDir;
+using ::testing::ElementsAre;
+
+TEST(Base64, RoundTripsEveryLengthAndByte) {
+  std::string bytes;
+  for (int i = 0; i < 256; ++i) bytes += char(i);
+  for (size_t n = 0; n <= bytes.size(); n += 1) {
+    const std::string s = bytes.substr(256 - n);
+    auto back = Base64Decode(Base64Encode(s));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, s);
+  }
+  EXPECT_EQ(Base64Encode("ab"), "YWI=");
+  EXPECT_FALSE(Base64Decode("YW=I").ok());
+  EXPECT_FALSE(Base64Decode("YWI").ok());
+}
+
+TEST(Utf8, LossyFollowsMaximalSubparts) {
+  const std::string fffd = kReplacementChar;
+  EXPECT_EQ(Utf8Lossy("a\xE4\xB8\xAD" "b"), "a\xE4\xB8\xAD" "b");
+  EXPECT_EQ(Utf8Lossy("\xE4\xB8"), fffd);             // truncated: one
+  EXPECT_EQ(Utf8Lossy("\xFF\xFE"), fffd + fffd);      // bad leads: each
+  EXPECT_EQ(Utf8Lossy("\xED\xA0\x80"), fffd + fffd + fffd);  // surrogate
+  EXPECT_EQ(Utf8ReplacePerByte("\xE4\xB8x"), fffd + fffd + "x");
+  EXPECT_EQ(IncompleteTailLength("a\xE4\xB8"), 2u);
+  EXPECT_EQ(IncompleteTailLength("a\xE4\xB8\xAD"), 0u);
+  EXPECT_EQ(IncompleteTailLength("a\xFF"), 0u);
+}
+
+// A byte-level vocabulary of the 256 bytes plus "ab" (merge a + b).
+TokenizerSpec ByteSpec() {
+  TokenizerSpec spec;
+  for (int b = 0; b < 256; ++b) spec.tokens.push_back(std::string(1, char(b)));
+  spec.tokens.push_back("ab");
+  spec.tokens.push_back("<|end|>");
+  spec.added.push_back({.id = 257, .special = true});
+  spec.stop_ids = {257};
+  return spec;
+}
+
+TEST(TokenizerSpecFile, SerializeParseRoundTrip) {
+  TokenizerSpec spec = ByteSpec();
+  spec.split_regexes = {R"(\p{L}+|\s+)"};
+  spec.normalizer = "nfc";
+  spec.merge_mode = MergeMode::kExplicit;
+  spec.merges = {{'a', 'b'}};
+  const std::string text = SerializeTokenizerSpec(spec);
+  auto back = ParseTokenizerSpec(text, "t");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(SerializeTokenizerSpec(*back), text);
+  EXPECT_EQ(back->tokens, spec.tokens);
+  EXPECT_EQ(back->merges, spec.merges);
+  EXPECT_EQ(back->split_regexes, spec.split_regexes);
+}
+
+TEST(Tokenizer, RankedByIdMergesAndSpecialText) {
+  auto tok = Tokenizer::FromSpec(ByteSpec(), "test");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_THAT((*tok)->Encode("xab<|end|>", false), ElementsAre('x', 256, 257));
+  EncodeOptions literal;
+  literal.parse_special = false;
+  EXPECT_EQ((*tok)->Encode("<|end|>", literal).size(), 7u);
+}
+
+TEST(StreamingDecoder, HoldsBackIncompleteCharacters) {
+  auto tok = Tokenizer::FromSpec(ByteSpec(), "test");
+  ASSERT_TRUE(tok.ok());
+  const std::vector<int32_t> ids = (*tok)->Encode("a中", false);
+  ASSERT_EQ(ids.size(), 4u);
+  StreamingDecoder stream(**tok);
+  EXPECT_EQ(stream.Push(ids[0]), "a");
+  EXPECT_EQ(stream.Push(ids[1]), "");
+  EXPECT_EQ(stream.Push(ids[2]), "");
+  EXPECT_EQ(stream.Push(ids[3]), "中");
+  EXPECT_EQ(stream.Push(0xE4), "");
+  EXPECT_EQ(stream.Flush(), kReplacementChar);
+}
+
+TEST(Tiktoken, RanksFileConverts) {
+  // Bytes a, b, c, then "ab", "abc".
+  const std::string ranks = "YQ== 0\nYg== 1\nYw== 2\nYWI= 3\nYWJj 4\n";
+  TiktokenOptions options;
+  options.pattern = R"(\p{L}+|\s+)";
+  options.special_tokens = {{"<|eot|>", 5}};
+  options.stop_ids = {5};
+  auto spec = SpecFromTiktokenRanks(ranks, options, "r");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto tok = Tokenizer::FromSpec(*spec, "r");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  // " " has no token: bytes without a token are dropped (as in HF).
+  EXPECT_THAT((*tok)->Encode("abcab ab<|eot|>", false), ElementsAre(4, 3, 3, 5));
+  EXPECT_THAT((*tok)->Encode("cab<|eot|>", false), ElementsAre(2, 3, 5));
+}
+
+TEST(Tokenizer, ConcurrentEncodeMatchesSerial) {
+  LLMPACK_REQUIRE_FIXTURES();
+  ScopedTempDir tmp;
+  const auto out = tmp.path() / "tokenizer.txt";
+  ASSERT_TRUE(ConvertTokenizerFile(
+                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json", out)
+                  .ok());
+  auto tok = Tokenizer::Load(out);
+  ASSERT_TRUE(tok.ok());
+  const std::string text =
+      "The quick brown fox 跳过 the lazy dog. <|im_start|> 12345 ";
+  const std::vector<int32_t> expected = (*tok)->Encode(text, true);
+  std::vector<bool> same(4, false);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      bool ok = true;
+      for (int i = 0; i < 200; ++i) ok = ok && (*tok)->Encode(text, true) == expected;
+      same[t] = ok;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_THAT(same, ::testing::Each(true));
+}
+
+TEST(TokenizeCommand, PackageDirTextFileAndIds) {
+  LLMPACK_REQUIRE_FIXTURES();
+  ScopedTempDir tmp;
+  ASSERT_TRUE(ConvertTokenizerFile(
+                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json",
+                  tmp.path() / "tokenizer.txt")
+                  .ok());
+  ASSERT_TRUE(WriteStringToFile(tmp.path() / "in.txt", "Hello world").ok());
+  auto json = TokenizeToJson(tmp.path(), "@" + (tmp.path() / "in.txt").string(),
+                             /*add_special=*/true);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(*json, "[0, 44, 546, 83, 1029]");  // bpe4k_cases.json
+  auto text = DetokenizeIds(tmp.path() / "tokenizer.txt", "44,546 83\n1029");
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(*text, "Hello world");
+  EXPECT_EQ(TokenizeToJson(tmp.path() / "missing", "x", false).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace llmpack::tok
