@@ -47,9 +47,16 @@ bool IsFusedAttention(const NodeProto& n) {
 }
 
 bool IsQuantizedMatMul(const NodeProto& n) {
-  return Is(n, "MatMulNBits") || Is(n, "MatMulInteger") ||
-         Is(n, "QLinearMatMul") || Is(n, "DynamicQuantizeMatMul") ||
-         Is(n, "MatMulIntegerToFloat") || Is(n, "MatMulBnb4");
+  return Is(n, "MatMulInteger") || Is(n, "QLinearMatMul") ||
+         Is(n, "DynamicQuantizeMatMul") || Is(n, "MatMulIntegerToFloat") ||
+         Is(n, "MatMulBnb4");
+}
+
+// Nodes that multiply by a weight or combine two activations: searches for
+// the Softmax around attention must not run through them.
+bool IsMatMulLike(const NodeProto& n) {
+  return Is(n, "MatMul") || Is(n, "Gemm") || Is(n, "MatMulNBits") ||
+         IsQuantizedMatMul(n);
 }
 
 enum class Role { kUnknown, kQuery, kKey, kValue };
@@ -112,6 +119,7 @@ class Analyzer {
   std::optional<WeightRef> ResolveMatrix(std::string value,
                                          bool stored_in_out) const;
   std::optional<WeightRef> ResolveVector(std::string value) const;
+  absl::StatusOr<WeightRef> ResolveNBits(const NodeProto& n) const;
   absl::StatusOr<std::vector<Linear>> LinearConsumers(
       const std::string& value) const;
   std::optional<Norm> MatchNorm(const std::string& x) const;
@@ -145,7 +153,7 @@ std::optional<WeightRef> Analyzer::ResolveMatrix(std::string value,
   for (int step = 0; step < 8; ++step) {
     if (const onnx::TensorProto* t = m_.FindConstant(value)) {
       if (t->dims_size() != 2) return std::nullopt;
-      WeightRef ref{value, transpose, {t->dims(0), t->dims(1)}};
+      WeightRef ref{value, transpose, {t->dims(0), t->dims(1)}, std::nullopt};
       if (transpose) std::swap(ref.shape[0], ref.shape[1]);
       return ref;
     }
@@ -177,7 +185,41 @@ std::optional<WeightRef> Analyzer::ResolveVector(std::string value) const {
     non_unit += d != 1;
   }
   if (non_unit > 1 || n < 2) return std::nullopt;
-  return WeightRef{value, false, {n}};
+  return WeightRef{value, false, {n}, std::nullopt};
+}
+
+// MatMulNBits(A, B, scales[, zero_points[, g_idx[, bias]]]) with attributes
+// K, N, bits, block_size; B is already [N = out, K = in] row by row.
+absl::StatusOr<WeightRef> Analyzer::ResolveNBits(const NodeProto& n) const {
+  const int64_t k = IntAttr(n, "K", 0), out = IntAttr(n, "N", 0);
+  NBitsWeight q{n.name(), n.input_size() > 2 ? n.input(2) : "",
+                n.input_size() > 3 ? n.input(3) : "", IntAttr(n, "bits", 4),
+                IntAttr(n, "block_size", 0)};
+  const bool g_idx = n.input_size() > 4 && !n.input(4).empty();
+  std::vector<std::string> bad;
+  if (k <= 0 || out <= 0) bad.push_back("K and N attributes must be positive");
+  if (q.bits != 4 && q.bits != 8) {
+    bad.push_back(absl::StrCat("bits ", q.bits, " (supported: 4, 8)"));
+  }
+  if (q.block_size < 16 || (q.block_size & (q.block_size - 1)) != 0) {
+    bad.push_back(absl::StrCat("block_size ", q.block_size,
+                               " (must be a power of two >= 16)"));
+  }
+  if (g_idx) bad.push_back("g_idx (act-order) is not supported");
+  for (const std::string& c : {n.input(1), q.scales, q.zero_points}) {
+    if (!c.empty() && !m_.FindConstant(g_.SkipCastsBackward(c))) {
+      bad.push_back(absl::StrCat("input '", c, "' is not a constant"));
+    }
+  }
+  if (q.scales.empty()) bad.push_back("no scales input");
+  if (!bad.empty()) {
+    return absl::UnimplementedError(absl::StrCat(
+        where_, ": ", Graph::Describe(n), ": ", absl::StrJoin(bad, "; ")));
+  }
+  q.scales = g_.SkipCastsBackward(q.scales);
+  if (!q.zero_points.empty())
+    q.zero_points = g_.SkipCastsBackward(q.zero_points);
+  return WeightRef{g_.SkipCastsBackward(n.input(1)), false, {out, k}, q};
 }
 
 absl::StatusOr<std::vector<Linear>> Analyzer::LinearConsumers(
@@ -188,11 +230,13 @@ absl::StatusOr<std::vector<Linear>> Analyzer::LinearConsumers(
     if (IsQuantizedMatMul(n)) {
       return absl::UnimplementedError(absl::StrCat(
           where_, ": ", Graph::Describe(n),
-          " holds quantized weights; only float MatMul/Gemm weights are "
-          "imported"));
+          " holds quantized weights; only float MatMul/Gemm weights and "
+          "MatMulNBits are imported"));
     }
     std::optional<WeightRef> w;
-    if (Is(n, "MatMul") && use.input == 0 && n.input_size() == 2) {
+    if (Is(n, "MatMulNBits") && use.input == 0) {
+      ASSIGN_OR_RETURN(w, ResolveNBits(n));
+    } else if (Is(n, "MatMul") && use.input == 0 && n.input_size() == 2) {
       w = ResolveMatrix(n.input(1), /*stored_in_out=*/true);
     } else if (Is(n, "Gemm") && use.input == 0 &&
                IntAttr(n, "transA", 0) == 0) {
@@ -200,8 +244,11 @@ absl::StatusOr<std::vector<Linear>> Analyzer::LinearConsumers(
     }
     if (!w) continue;
     Linear lin{&n, *w, {}, n.output(0)};
-    if (Is(n, "Gemm") && n.input_size() > 2 && !n.input(2).empty()) {
-      if (auto b = ResolveVector(n.input(2))) lin.bias = *b;
+    // Gemm's bias is input 2, MatMulNBits' input 5.
+    const int bias_input = Is(n, "Gemm") ? 2 : Is(n, "MatMulNBits") ? 5 : -1;
+    if (bias_input > 0 && n.input_size() > bias_input &&
+        !n.input(bias_input).empty()) {
+      if (auto b = ResolveVector(n.input(bias_input))) lin.bias = *b;
     }
     // A bias is an Add of a constant vector right after the MatMul.
     const std::vector<Use> after = g_.ConsumersThroughCasts(lin.out);
@@ -304,7 +351,7 @@ bool Analyzer::FeedsSoftmax(const std::string& value) const {
       ++visited;
       const NodeProto& n = *use.node;
       if (Is(n, "Softmax")) return true;
-      if (Is(n, "MatMul") || IsMetadataOp(n)) continue;
+      if (IsMatMulLike(n) || IsMetadataOp(n)) continue;
       for (const std::string& out : n.output()) queue.push_back(out);
     }
   }
@@ -316,7 +363,7 @@ bool Analyzer::ComesFromSoftmax(std::string value) const {
     const NodeProto* p = g_.Producer(value);
     if (p == nullptr || p->input_size() == 0) return false;
     if (Is(*p, "Softmax")) return true;
-    if (Is(*p, "MatMul")) return false;
+    if (IsMatMulLike(*p)) return false;
     value = p->input(0);
   }
   return false;
@@ -359,6 +406,7 @@ ProjectionTrace Analyzer::TraceProjection(const std::string& start) const {
                                      : Role::kValue);
         continue;
       }
+      if (IsMatMulLike(n) && !Is(n, "MatMul")) continue;  // a Linear
       if (Is(n, "MatMul")) {
         if (ResolveMatrix(n.input(1), true)) continue;  // another Linear
         if (FeedsSoftmax(n.output(0))) {

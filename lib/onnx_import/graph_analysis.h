@@ -7,6 +7,7 @@
 #define LLMPACK_ONNX_IMPORT_GRAPH_ANALYSIS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,12 +17,23 @@
 
 namespace llmpack::onnx_import {
 
+// A Linear weight stored as ONNX Runtime MatMulNBits blocks (B holds
+// [out][block][packed codes]); dequantized when read.
+struct NBitsWeight {
+  std::string node;         // for error messages
+  std::string scales;       // constant, [out * blocks]
+  std::string zero_points;  // constant, or empty: 2^(bits-1)
+  int64_t bits = 4;
+  int64_t block_size = 0;
+};
+
 // A weight: which constant holds it and how to bring it to the Hugging Face
 // layout ([out, in] for Linear weights, [n] for vectors).
 struct WeightRef {
   std::string value;           // constant (initializer) name; empty if absent
   bool transpose = false;      // stored [in, out]: transpose when reading
   std::vector<int64_t> shape;  // Hugging Face shape after orientation
+  std::optional<NBitsWeight> nbits;  // set for MatMulNBits weights
 
   bool present() const { return !value.empty(); }
 };

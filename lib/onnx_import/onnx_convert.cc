@@ -12,6 +12,7 @@
 #include "llmpack/package_layout.h"
 #include "llmpack/status_macros.h"
 #include "onnx_import/graph.h"
+#include "onnx_import/nbits.h"
 #include "onnx_import/rope_inference.h"
 
 namespace llmpack::onnx_import {
@@ -201,9 +202,15 @@ OnnxTensorSource::OnnxTensorSource(const OnnxModel& model,
   }
 }
 
-absl::StatusOr<DType> OnnxTensorSource::CheckDTypes() const {
+absl::StatusOr<std::string> OnnxTensorSource::CheckDTypes() const {
   std::map<DType, uint64_t> bytes;
+  int64_t quantized_bits = 0;
   for (const auto& [name, ref] : weights_) {
+    if (ref.nbits) {
+      RETURN_IF_ERROR(ValidateNBits(model_, ref));
+      quantized_bits = ref.nbits->bits;
+      continue;
+    }
     const onnx::TensorProto* t = model_.FindConstant(ref.value);
     absl::StatusOr<DType> dtype = ToDType(t->data_type());
     if (!dtype.ok()) {
@@ -211,14 +218,25 @@ absl::StatusOr<DType> OnnxTensorSource::CheckDTypes() const {
           absl::StrCat(model_.path().string(), ": tensor '", ref.value, "' (",
                        name, "): ", dtype.status().message()));
     }
-    bytes[*dtype] += OnnxTypeSize(t->data_type());
+    int64_t n = 1;
+    for (int64_t d : ref.shape) n *= d;
+    bytes[*dtype] += n * OnnxTypeSize(t->data_type());
   }
+  // Quantized Linears hold most of a model's weights.
+  if (quantized_bits > 0) return absl::StrCat("int", quantized_bits);
   DType main = DType::kF32;
   uint64_t most = 0;
   for (const auto& [dtype, n] : bytes) {
     if (n > most) main = dtype, most = n;
   }
-  return main;
+  return std::string(DTypeName(main));
+}
+
+bool OnnxTensorSource::HasQuantizedWeights() const {
+  for (const auto& [name, ref] : weights_) {
+    if (ref.nbits) return true;
+  }
+  return false;
 }
 
 absl::StatusOr<SourceTensor> OnnxTensorSource::Get(const std::string& hf_name) {
@@ -227,6 +245,15 @@ absl::StatusOr<SourceTensor> OnnxTensorSource::Get(const std::string& hf_name) {
     return absl::NotFoundError(absl::StrCat("tensor ", hf_name, " not found"));
   }
   const WeightRef& ref = it->second;
+  const std::string label = absl::StrCat(hf_name, " (ONNX '", ref.value, "')");
+  if (ref.nbits) {
+    ASSIGN_OR_RETURN(std::vector<float> values, DequantizeNBits(model_, ref));
+    auto owned = std::make_shared<std::vector<uint8_t>>(
+        reinterpret_cast<const uint8_t*>(values.data()),
+        reinterpret_cast<const uint8_t*>(values.data() + values.size()));
+    const absl::Span<const uint8_t> bytes(*owned);
+    return SourceTensor{label, DType::kF32, ref.shape, bytes, std::move(owned)};
+  }
   ASSIGN_OR_RETURN(ConstantData data, model_.Data(ref.value));
   absl::StatusOr<DType> dtype = ToDType(data.onnx_type);
   if (!dtype.ok()) {
@@ -234,8 +261,7 @@ absl::StatusOr<SourceTensor> OnnxTensorSource::Get(const std::string& hf_name) {
         absl::StrCat(model_.path().string(), ": tensor '", ref.value, "' (",
                      hf_name, "): ", dtype.status().message()));
   }
-  SourceTensor out{absl::StrCat(hf_name, " (ONNX '", ref.value, "')"), *dtype,
-                   ref.shape, data.bytes, data.owned};
+  SourceTensor out{label, *dtype, ref.shape, data.bytes, data.owned};
   if (ref.transpose) {
     // Stored [in, out] = shape reversed; the package wants [out, in].
     auto owned = std::make_shared<std::vector<uint8_t>>(
@@ -272,13 +298,13 @@ absl::StatusOr<OnnxImport> OpenOnnx(const fs::path& model_path) {
                      InferConfig(imp.recovered, model_path.string()));
   }
   OnnxTensorSource probe(*imp.model, imp.recovered);
-  ASSIGN_OR_RETURN(DType main_dtype, probe.CheckDTypes());
+  ASSIGN_OR_RETURN(imp.source.dtype, probe.CheckDTypes());
+  imp.quantized = probe.HasQuantizedWeights();
 
   SourceInfo& s = imp.source;
   s.path = model_path.string();
   s.format = "onnx";
   s.architecture = imp.config.architecture;
-  s.dtype = DTypeName(main_dtype);
   s.files = {model_path.filename().string()};
   for (const std::string& f : imp.model->ExternalFiles()) s.files.push_back(f);
   if (has_config) s.files.push_back("config.json");
@@ -306,6 +332,10 @@ absl::StatusOr<Manifest> ConvertOnnx(const fs::path& model_path,
   }
   ASSIGN_OR_RETURN(OnnxImport imp, OpenOnnx(model_path));
   if (options.copy_files.empty()) options.copy_files = imp.tokenizer_files;
+  // Dequantized MatMulNBits weights are exact in f32; the package cannot
+  // keep int4 codes (the writer takes float tensors only).
+  if (imp.quantized && !options.output_dtype)
+    options.output_dtype = DType::kF32;
   OnnxTensorSource tensors(*imp.model, imp.recovered);
   return WritePackage(imp.config, imp.source, tensors, options);
 }

@@ -31,9 +31,13 @@ class OnnxTensorSource : public TensorSource {
   void Release(const std::string& hf_name) override;
   uint64_t TotalBytes() const override { return total_bytes_; }
 
-  // Refuses weights whose ONNX dtype is not FLOAT, FLOAT16 or BFLOAT16,
-  // naming the tensor and its role; returns the dtype most weights have.
-  absl::StatusOr<DType> CheckDTypes() const;
+  // Refuses weights whose ONNX dtype is not FLOAT, FLOAT16 or BFLOAT16
+  // (or malformed MatMulNBits blocks), naming the tensor and its role.
+  // Returns the source dtype label: the dtype most weights have, or
+  // "int4"/"int8" for MatMulNBits models.
+  absl::StatusOr<std::string> CheckDTypes() const;
+  // MatMulNBits weights are read dequantized to f32.
+  bool HasQuantizedWeights() const;
 
  private:
   const OnnxModel& model_;
@@ -49,6 +53,7 @@ struct OnnxImport {
   ModelConfig config;
   SourceInfo source;
   std::vector<std::filesystem::path> tokenizer_files;
+  bool quantized = false;  // has MatMulNBits weights
 };
 
 // Loads and analyses `model_path`. With a config.json in the model's folder
@@ -58,7 +63,8 @@ struct OnnxImport {
 absl::StatusOr<OnnxImport> OpenOnnx(const std::filesystem::path& model_path);
 
 // Full conversion of `model_path` (a .onnx file; external data beside it).
-// Keeps the ONNX weights' dtype unless options.output_dtype is set; copies
+// Keeps the ONNX weights' dtype unless options.output_dtype is set (MatMulNBits
+// weights are dequantized, and then f32 is the default); copies
 // tokenizer files from the model's folder unless options.copy_files is set.
 absl::StatusOr<Manifest> ConvertOnnx(const std::filesystem::path& model_path,
                                      WritePackageOptions options);

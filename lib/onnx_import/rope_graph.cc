@@ -16,6 +16,7 @@ constexpr size_t kMaxWalkValues = 256;
 // transposes) to a 2-D constant with both sides > 1. The inverse-frequency
 // product (positions x [1, n, 1] or [1, n]) is not one.
 bool IsLinearMatMul(const Graph& g, const onnx::NodeProto& n) {
+  if (n.op_type() == "Gemm" || n.op_type() == "MatMulNBits") return true;
   if (n.op_type() != "MatMul" || n.input_size() != 2) return false;
   std::string v = n.input(1);
   for (int step = 0; step < 6; ++step) {

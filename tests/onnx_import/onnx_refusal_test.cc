@@ -252,7 +252,20 @@ TEST_F(OnnxRefusalTest, ConfigJsonContradictingTheGraphIsNamed) {
                     HasSubstr("ffn_size is 256 but the graph has 192")));
 }
 
-TEST_F(OnnxRefusalTest, QuantizedMatMulIsRefusedByName) {
+TEST_F(OnnxRefusalTest, IntegerMatMulIsRefusedByName) {
+  LLMPACK_REQUIRE_FIXTURES();
+  const std::string msg = ConvertMutated(kLlamaDynamo, [](onnx::ModelProto& m) {
+    for (onnx::NodeProto& n : *m.mutable_graph()->mutable_node()) {
+      if (n.op_type() == "MatMul" && n.name() == "node_linear") {
+        n.set_op_type("MatMulInteger");
+      }
+    }
+  });
+  EXPECT_THAT(msg, AllOf(HasSubstr("node 'node_linear' (MatMulInteger)"),
+                         HasSubstr("quantized weights")));
+}
+
+TEST_F(OnnxRefusalTest, MalformedMatMulNBitsIsNamed) {
   LLMPACK_REQUIRE_FIXTURES();
   const std::string msg = ConvertMutated(kLlamaDynamo, [](onnx::ModelProto& m) {
     for (onnx::NodeProto& n : *m.mutable_graph()->mutable_node()) {
@@ -263,7 +276,8 @@ TEST_F(OnnxRefusalTest, QuantizedMatMulIsRefusedByName) {
     }
   });
   EXPECT_THAT(msg, AllOf(HasSubstr("node 'node_linear' (MatMulNBits)"),
-                         HasSubstr("quantized weights")));
+                         HasSubstr("K and N attributes must be positive"),
+                         HasSubstr("no scales input")));
 }
 
 }  // namespace

@@ -1,0 +1,119 @@
+#include "onnx_import/nbits.h"
+
+#include "absl/strings/str_cat.h"
+#include "llmpack/status_macros.h"
+
+namespace llmpack::onnx_import {
+namespace {
+
+struct Layout {
+  int64_t rows = 0, cols = 0, blocks = 0, blob = 0, zp_row_bytes = 0;
+};
+
+Layout LayoutOf(const WeightRef& w) {
+  const NBitsWeight& q = *w.nbits;
+  Layout l;
+  l.rows = w.shape[0];
+  l.cols = w.shape[1];
+  l.blocks = (l.cols + q.block_size - 1) / q.block_size;
+  l.blob = q.block_size * q.bits / 8;
+  l.zp_row_bytes = (l.blocks * q.bits + 7) / 8;
+  return l;
+}
+
+bool IsFloat(int32_t t) {
+  return t == onnx::TensorProto::FLOAT || t == onnx::TensorProto::FLOAT16 ||
+         t == onnx::TensorProto::BFLOAT16;
+}
+
+// Code number `i` of a packed byte array (bits 4: low nibble first).
+int Code(const uint8_t* bytes, int64_t i, int64_t bits) {
+  if (bits == 8) return bytes[i];
+  const uint8_t b = bytes[i / 2];
+  return (i % 2 == 0) ? (b & 0x0F) : (b >> 4);
+}
+
+}  // namespace
+
+absl::Status ValidateNBits(const OnnxModel& model, const WeightRef& w) {
+  const NBitsWeight& q = *w.nbits;
+  const Layout l = LayoutOf(w);
+  const std::string where = absl::StrCat(model.path().string(), ": node '",
+                                         q.node, "' (MatMulNBits)");
+  auto check = [&](const std::string& what, const std::string& value,
+                   bool type_ok, const char* types,
+                   int64_t elements) -> absl::Status {
+    const onnx::TensorProto* t = model.FindConstant(value);
+    int64_t n = 1;
+    for (int64_t d : t->dims()) n *= d;
+    if (!type_ok) {
+      return absl::UnimplementedError(
+          absl::StrCat(where, ": ", what, " '", value, "' is ",
+                       OnnxTypeName(t->data_type()), ", expected ", types));
+    }
+    if (n != elements) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": ", what, " '", value, "' has ", n, " elements, expected ",
+          elements, " for N ", l.rows, ", K ", l.cols, ", bits ", q.bits,
+          ", block_size ", q.block_size));
+    }
+    return absl::OkStatus();
+  };
+  const int32_t b_type = model.FindConstant(w.value)->data_type();
+  RETURN_IF_ERROR(check("B", w.value, b_type == onnx::TensorProto::UINT8,
+                        "UINT8", l.rows * l.blocks * l.blob));
+  const int32_t s_type = model.FindConstant(q.scales)->data_type();
+  RETURN_IF_ERROR(check("scales", q.scales, IsFloat(s_type),
+                        "FLOAT/FLOAT16/BFLOAT16", l.rows * l.blocks));
+  if (!q.zero_points.empty()) {
+    const int32_t z = model.FindConstant(q.zero_points)->data_type();
+    const bool packed = z == onnx::TensorProto::UINT8;
+    RETURN_IF_ERROR(
+        check("zero_points", q.zero_points, packed || IsFloat(z),
+              "UINT8 or the scales' float type",
+              packed ? l.rows * l.zp_row_bytes : l.rows * l.blocks));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> DequantizeNBits(const OnnxModel& model,
+                                                   const WeightRef& w) {
+  RETURN_IF_ERROR(ValidateNBits(model, w));
+  const NBitsWeight& q = *w.nbits;
+  const Layout l = LayoutOf(w);
+  ASSIGN_OR_RETURN(ConstantData codes, model.Data(w.value));
+  ASSIGN_OR_RETURN(std::vector<double> scales, model.FloatValues(q.scales));
+  std::vector<float> zeros(l.rows * l.blocks,
+                           static_cast<float>(1 << (q.bits - 1)));
+  if (!q.zero_points.empty()) {
+    ASSIGN_OR_RETURN(ConstantData zp, model.Data(q.zero_points));
+    if (zp.onnx_type == onnx::TensorProto::UINT8) {
+      for (int64_t r = 0; r < l.rows; ++r) {
+        for (int64_t b = 0; b < l.blocks; ++b) {
+          zeros[r * l.blocks + b] =
+              Code(zp.bytes.data() + r * l.zp_row_bytes, b, q.bits);
+        }
+      }
+    } else {
+      ASSIGN_OR_RETURN(std::vector<double> z, model.FloatValues(q.zero_points));
+      for (size_t i = 0; i < z.size(); ++i) zeros[i] = static_cast<float>(z[i]);
+    }
+  }
+  std::vector<float> out(l.rows * l.cols);
+  for (int64_t r = 0; r < l.rows; ++r) {
+    for (int64_t b = 0; b < l.blocks; ++b) {
+      const uint8_t* blob = codes.bytes.data() + (r * l.blocks + b) * l.blob;
+      const float scale = static_cast<float>(scales[r * l.blocks + b]);
+      const float zero = zeros[r * l.blocks + b];
+      for (int64_t j = 0; j < q.block_size; ++j) {
+        const int64_t c = b * q.block_size + j;
+        if (c >= l.cols) break;  // the last block is padded
+        out[r * l.cols + c] =
+            (static_cast<float>(Code(blob, j, q.bits)) - zero) * scale;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace llmpack::onnx_import
