@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "llmpack/checksum.h"
 #include "llmpack/file_util.h"
 #include "llmpack/status_macros.h"
 #include "sentencepiece_model.pb.h"
@@ -310,6 +311,24 @@ absl::Status ConvertTokenizerDir(const fs::path& hf_dir,
     config->eos_ids.assign(spec.stop_ids.begin(), spec.stop_ids.end());
     config->add_bos = spec.add_bos;
   }
+  return absl::OkStatus();
+}
+
+absl::Status AddTokenizerToPackage(const fs::path& hf_dir,
+                                   const fs::path& staging_dir,
+                                   llmpack::Manifest* manifest) {
+  const fs::path out = staging_dir / "tokenizer.txt";
+  ModelConfig config = manifest->config;
+  RETURN_IF_ERROR(ConvertTokenizerDir(hf_dir, out, &config));
+  ASSIGN_OR_RETURN(uint64_t checksum, ChecksumFile(out));
+  std::error_code ec;
+  const uint64_t size = fs::file_size(out, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat(out.string(), ": cannot stat: ", ec.message()));
+  }
+  manifest->config = std::move(config);
+  manifest->files.push_back({"tokenizer.txt", "tokenizer", size, checksum});
   return absl::OkStatus();
 }
 

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "llmpack/manifest.h"
 #include "llmpack/model_config.h"
 #include "nlohmann/json.hpp"
 #include "tokenizer/tokenizer_file.h"
@@ -28,6 +29,14 @@ namespace llmpack::tok {
 absl::Status ConvertTokenizerDir(const std::filesystem::path& hf_dir,
                                  const std::filesystem::path& out_file,
                                  llmpack::ModelConfig* config);
+
+// For WritePackageOptions::before_manifest: converts hf_dir's tokenizer into
+// staging_dir/tokenizer.txt, lists it in manifest->files (role "tokenizer",
+// size, XXH3-64) and fills manifest->config like ConvertTokenizerDir. Returns
+// NotFound (and changes nothing) when hf_dir has no tokenizer.
+absl::Status AddTokenizerToPackage(const std::filesystem::path& hf_dir,
+                                   const std::filesystem::path& staging_dir,
+                                   llmpack::Manifest* manifest);
 
 // One file: a tokenizer.json or a sentencepiece tokenizer.model (recognized
 // by content). No config files are consulted.

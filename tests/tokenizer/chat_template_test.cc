@@ -58,6 +58,24 @@ TEST(ConvertTokenizerDir, FillsConfig) {
   EXPECT_THAT(config.eos_ids, ::testing::ElementsAre(3));
 }
 
+TEST(AddTokenizerToPackage, ListsFileAndFillsConfig) {
+  LLMPACK_REQUIRE_FIXTURES();
+  ScopedTempDir tmp;
+  Manifest manifest;
+  ASSERT_TRUE(AddTokenizerToPackage(FixturesDir() / "tiny-llama" / "hf",
+                                    tmp.path(), &manifest)
+                  .ok());
+  ASSERT_EQ(manifest.files.size(), 1u);
+  EXPECT_EQ(manifest.files[0].name, "tokenizer.txt");
+  EXPECT_EQ(manifest.files[0].role, "tokenizer");
+  EXPECT_EQ(manifest.files[0].size,
+            std::filesystem::file_size(tmp.path() / "tokenizer.txt"));
+  EXPECT_THAT(manifest.config.chat_template, ::testing::HasSubstr("<|im_start|>"));
+  EXPECT_EQ(AddTokenizerToPackage(tmp.path(), tmp.path(), &manifest).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(manifest.files.size(), 1u);
+}
+
 TEST(ConvertTokenizerDir, NotFoundWithoutTokenizer) {
   ScopedTempDir tmp;
   ModelConfig config;

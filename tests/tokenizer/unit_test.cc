@@ -7,6 +7,7 @@
 #include "llmpack/file_util.h"
 #include "support/test_paths.h"
 #include "tokenizer/convert_tokenizer.h"
+#include "tokenizer/text_codec_adapter.h"
 #include "tokenizer/tokenize_command.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_file.h"
@@ -151,6 +152,25 @@ TEST(TokenizeCommand, PackageDirTextFileAndIds) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_EQ(*text, "Hello world");
   EXPECT_EQ(TokenizeToJson(tmp.path() / "missing", "x", false).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(TokenizerTextCodec, EncodesAndStreams) {
+  LLMPACK_REQUIRE_FIXTURES();
+  ScopedTempDir tmp;
+  ASSERT_TRUE(ConvertTokenizerFile(
+                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json",
+                  tmp.path() / "tokenizer.txt")
+                  .ok());
+  auto codec = TokenizerTextCodec::Load(tmp.path());
+  ASSERT_TRUE(codec.ok()) << codec.status();
+  auto ids = (*codec)->Encode("Hello world", true);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(0, 44, 546, 83, 1029));
+  std::string text;
+  for (size_t i = 1; i < ids->size(); ++i) text += (*codec)->Push((*ids)[i]);
+  EXPECT_EQ(text + (*codec)->Flush(), "Hello world");
+  EXPECT_EQ(TokenizerTextCodec::Load(tmp.path() / "nope").status().code(),
             absl::StatusCode::kNotFound);
 }
 
