@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "llmpack/version.h"
+#include "runtime/tokenizer_codec.h"
 #include "runtime/verify.h"
 #include "tokenizer/tokenize_command.h"
 
@@ -41,13 +42,6 @@ bool ParseIdList(const std::string& text, std::vector<int32_t>* ids) {
     ids->push_back(id);
   }
   return !ids->empty();
-}
-
-// The tokenizer behind --prompt text and text --eval files. Returns null
-// while the project has no tokenizer library linked in.
-std::unique_ptr<llmpack::runtime::TextCodec> LoadCodec(
-    const std::filesystem::path& package) {
-  return nullptr;
 }
 
 }  // namespace
@@ -298,8 +292,15 @@ int main(int argc, char** argv) {
   if (expected_opt->count() > 0) o.gates.expected_ppl = expected_ppl;
   if (max_ppl_opt->count() > 0) o.gates.max_ppl = max_ppl;
   o.stop_at_eos = !ignore_eos;
-  std::unique_ptr<rt::TextCodec> codec = LoadCodec(o.package);
-  o.codec = codec.get();
+  // The package's tokenizer (null without tokenizer.txt) for --prompt text
+  // and text --eval files.
+  absl::StatusOr<std::unique_ptr<rt::TextCodec>> codec =
+      rt::LoadPackageCodec(o.package);
+  if (!codec.ok()) {
+    std::cerr << "llmverify: error: " << codec.status().message() << "\n";
+    return kExitError;
+  }
+  o.codec = codec->get();
   o.out = &std::cout;
 
   absl::StatusOr<rt::VerifyOutcome> outcome = rt::RunVerify(o);

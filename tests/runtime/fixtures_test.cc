@@ -5,39 +5,20 @@
 #include <fstream>
 #include <map>
 
-#include "convert/hf_convert.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "llmpack/package_layout.h"
 #include "llmpack/tensor_file.h"
+#include "runtime/fixture_packages.h"
 #include "runtime/verify.h"
 #include "support/test_paths.h"
 
 namespace llmpack::runtime {
 namespace {
 
+using ::llmpack::testing::FixturePackages;
 using ::llmpack::testing::FixturesDir;
 using ::llmpack::testing::ScopedTempDir;
-
-// Converts each fixture once for the whole test program.
-class FixturePackages {
- public:
-  static std::filesystem::path Get(const std::string& model) {
-    static FixturePackages* instance = new FixturePackages();
-    auto it = instance->packages_.find(model);
-    if (it != instance->packages_.end()) return it->second;
-    WritePackageOptions options;
-    options.output_dir = instance->dir_.path() / model;
-    auto manifest = ConvertHuggingFace(FixturesDir() / model / "hf", options);
-    EXPECT_TRUE(manifest.ok()) << manifest.status();
-    instance->packages_[model] = options.output_dir;
-    return options.output_dir;
-  }
-
- private:
-  ScopedTempDir dir_;
-  std::map<std::string, std::filesystem::path> packages_;
-};
 
 class ParityTest : public ::testing::TestWithParam<std::string> {};
 

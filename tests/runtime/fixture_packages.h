@@ -1,0 +1,19 @@
+// Fixture checkpoints converted once per test program (in-process
+// ConvertHuggingFace into a temporary directory).
+#ifndef LLMPACK_TESTS_RUNTIME_FIXTURE_PACKAGES_H_
+#define LLMPACK_TESTS_RUNTIME_FIXTURE_PACKAGES_H_
+
+#include <filesystem>
+#include <string>
+
+namespace llmpack::testing {
+
+class FixturePackages {
+ public:
+  // The package of ../shared/fixtures/<model>/hf (converted on first use).
+  static std::filesystem::path Get(const std::string& model);
+};
+
+}  // namespace llmpack::testing
+
+#endif  // LLMPACK_TESTS_RUNTIME_FIXTURE_PACKAGES_H_
