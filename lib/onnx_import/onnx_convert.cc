@@ -331,6 +331,13 @@ absl::StatusOr<Manifest> ConvertOnnx(const fs::path& model_path,
         ": it would contain or replace the model's folder ", dir.string()));
   }
   ASSIGN_OR_RETURN(OnnxImport imp, OpenOnnx(model_path));
+  for (const std::string& file : imp.source.files) {
+    if (IsSameOrInside(dir / file, options.output_dir)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("refusing to write ", options.output_dir.string(),
+                       ": it would replace the source file ", file));
+    }
+  }
   if (options.copy_files.empty()) options.copy_files = imp.tokenizer_files;
   // Dequantized MatMulNBits weights are exact in f32; the package cannot
   // keep int4 codes (the writer takes float tensors only).

@@ -148,5 +148,24 @@ TEST(OnnxConvert, RefusesToOverwriteTheModelFolder) {
   EXPECT_TRUE(fs::exists(model));
 }
 
+TEST(OnnxConvert, RefusesToReplaceASourceFile) {
+  LLMPACK_REQUIRE_FIXTURES();
+  ScopedTempDir tmp;
+  const OnnxFixture fx = ::llmpack::testing::OnnxFixtures()[1];  // external
+  const fs::path model =
+      ::llmpack::testing::StageFixture(fx, tmp.path() / "in", false);
+  for (const fs::path& target :
+       {model, tmp.path() / "in" / "model_ext.onnx.data"}) {
+    WritePackageOptions options;
+    options.output_dir = target;
+    options.force = true;
+    absl::StatusOr<Manifest> got = ConvertOnnx(model, options);
+    ASSERT_FALSE(got.ok()) << target;
+    EXPECT_THAT(std::string(got.status().message()),
+                ::testing::HasSubstr("would replace the source file"));
+    EXPECT_TRUE(fs::is_regular_file(target));
+  }
+}
+
 }  // namespace
 }  // namespace llmpack::onnx_import
