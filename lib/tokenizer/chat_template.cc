@@ -1,5 +1,6 @@
 #include "tokenizer/chat_template.h"
 
+#include <algorithm>
 #include <cctype>
 #include <memory>
 
@@ -270,11 +271,35 @@ std::string ToText(const json& v) {
   return v.dump();
 }
 
-std::string StripChars(std::string s, bool left, bool right) {
+std::string StripChars(const std::string& s, bool left, bool right,
+                       const std::string& chars = " \t\n\r") {
   size_t b = 0, e = s.size();
-  while (left && b < e && IsSpace(s[b])) ++b;
-  while (right && e > b && IsSpace(s[e - 1])) --e;
+  while (left && b < e && chars.find(s[b]) != std::string::npos) ++b;
+  while (right && e > b && chars.find(s[e - 1]) != std::string::npos) --e;
   return s.substr(b, e - b);
+}
+
+// Python's json.dumps(ensure_ascii=False) spacing: ", " and ": ".
+std::string PythonJson(const json& v) {
+  if (v.is_array()) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i) out += ", ";
+      out += PythonJson(v[i]);
+    }
+    return out + "]";
+  }
+  if (v.is_object()) {
+    std::string out = "{";
+    bool first = true;
+    for (const auto& [k, e] : v.items()) {
+      if (!first) out += ", ";
+      first = false;
+      out += json(k).dump() + ": " + PythonJson(e);
+    }
+    return out + "}";
+  }
+  return v.dump();
 }
 
 class Evaluator {
@@ -294,7 +319,7 @@ class Evaluator {
         }
         case Node::kSet: {
           ASSIGN_OR_RETURN(json v, Eval(n.expr));
-          scopes_.back()[n.text] = v;
+          RETURN_IF_ERROR(Assign(n.text, std::move(v)));
           break;
         }
         case Node::kIf: {
@@ -363,6 +388,25 @@ class Evaluator {
     return absl::OkStatus();
   }
 
+  // `name` or `ns.attr` (a namespace() object, mutable from inner scopes).
+  absl::Status Assign(const std::string& target, json v) {
+    const size_t dot = target.find('.');
+    if (dot == std::string::npos) {
+      scopes_.back()[target] = std::move(v);
+      return absl::OkStatus();
+    }
+    const std::string name = Trim(target.substr(0, dot));
+    for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
+      auto f = it->find(name);
+      if (f != it->end() && f->is_object()) {
+        (*f)[Trim(target.substr(dot + 1))] = std::move(v);
+        return absl::OkStatus();
+      }
+    }
+    return Error(absl::StrCat("'set ", target, "': ", name,
+                              " is not a namespace"));
+  }
+
   json Lookup(const std::string& name) const {
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
       auto f = it->find(name);
@@ -415,6 +459,8 @@ class Evaluator {
         r = l.is_null();
       } else if (test == "string") {
         r = l.is_string();
+      } else if (test == "false" || test == "true") {
+        r = l.is_boolean() && l.get<bool>() == (test == "true");
       } else {
         return Error(absl::StrCat("unsupported test 'is ", test, "'"));
       }
@@ -491,17 +537,62 @@ class Evaluator {
     }
     return Postfix();
   }
-  absl::StatusOr<std::vector<json>> Args() {
+  // Positional arguments; keyword arguments (name=value) go to *kwargs.
+  absl::StatusOr<std::vector<json>> Args(json* kwargs = nullptr) {
     std::vector<json> args;
     RETURN_IF_ERROR(Expect("("));
     while (!IsOp(")")) {
-      ASSIGN_OR_RETURN(json a, Or());
-      args.push_back(std::move(a));
+      if (Peek().kind == Tok::kName && (*toks_)[pos_ + 1].kind == Tok::kOp &&
+          (*toks_)[pos_ + 1].s == "=") {
+        const std::string key = Peek().s;
+        pos_ += 2;
+        ASSIGN_OR_RETURN(json a, Or());
+        if (kwargs == nullptr) return Error("unexpected keyword argument");
+        (*kwargs)[key] = std::move(a);
+      } else {
+        ASSIGN_OR_RETURN(json a, Or());
+        args.push_back(std::move(a));
+      }
       if (!IsOp(",")) break;
       ++pos_;
     }
     RETURN_IF_ERROR(Expect(")"));
     return args;
+  }
+
+  // Python slice [start:stop:step] of a list or string.
+  absl::StatusOr<json> Slice(const json& v, const json& start) {
+    json parts[3] = {start, nullptr, nullptr};
+    for (int k = 1; k < 3 && IsOp(":"); ++k) {
+      ++pos_;
+      if (!IsOp(":") && !IsOp("]")) {
+        ASSIGN_OR_RETURN(parts[k], Or());
+      }
+    }
+    RETURN_IF_ERROR(Expect("]"));
+    const int64_t step = parts[2].is_number_integer() ? parts[2].get<int64_t>() : 1;
+    if (step == 0) return Error("slice step cannot be zero");
+    const bool is_str = v.is_string();
+    if (!is_str && !v.is_array()) return json(nullptr);
+    const int64_t n = is_str ? v.get<std::string>().size() : v.size();
+    auto bound = [&](const json& p, int64_t dflt) {
+      if (!p.is_number_integer()) return dflt;
+      int64_t i = p.get<int64_t>();
+      if (i < 0) i += n;
+      return step > 0 ? std::clamp<int64_t>(i, 0, n) : std::clamp<int64_t>(i, -1, n - 1);
+    };
+    const int64_t b = bound(parts[0], step > 0 ? 0 : n - 1);
+    const int64_t e = bound(parts[1], step > 0 ? n : -1);
+    json out = is_str ? json("") : json::array();
+    std::string str;
+    for (int64_t i = b; step > 0 ? i < e : i > e; i += step) {
+      if (is_str) {
+        str += v.get<std::string>()[i];
+      } else {
+        out.push_back(v[i]);
+      }
+    }
+    return is_str ? json(str) : out;
   }
   absl::StatusOr<json> Postfix() {
     ASSIGN_OR_RETURN(json v, Primary());
@@ -518,7 +609,14 @@ class Evaluator {
         }
       } else if (IsOp("[")) {
         ++pos_;
-        ASSIGN_OR_RETURN(json key, Or());
+        json key = nullptr;
+        if (!IsOp(":")) {
+          ASSIGN_OR_RETURN(key, Or());
+        }
+        if (IsOp(":")) {
+          ASSIGN_OR_RETURN(v, Slice(v, key));
+          continue;
+        }
         RETURN_IF_ERROR(Expect("]"));
         if (v.is_object() && key.is_string()) {
           v = v.contains(key.get<std::string>()) ? v[key.get<std::string>()]
@@ -536,6 +634,8 @@ class Evaluator {
         ++pos_;
         if (f == "trim") {
           v = StripChars(ToText(v), true, true);
+        } else if (f == "tojson") {
+          v = PythonJson(v);
         } else if (f == "length") {
           v = v.is_string() ? v.get<std::string>().size() : v.size();
         } else if (f == "upper" || f == "lower") {
@@ -554,7 +654,22 @@ class Evaluator {
                               const std::vector<json>& args) {
     const std::string s = ToText(v);
     if (name == "strip" || name == "lstrip" || name == "rstrip") {
-      return json(StripChars(s, name != "rstrip", name != "lstrip"));
+      const std::string chars =
+          !args.empty() && args[0].is_string() ? args[0].get<std::string>()
+                                               : " \t\n\r";
+      return json(StripChars(s, name != "rstrip", name != "lstrip", chars));
+    }
+    if (name == "split" && args.size() == 1 && args[0].is_string() &&
+        !args[0].get<std::string>().empty()) {
+      const std::string sep = args[0].get<std::string>();
+      json parts = json::array();
+      size_t start = 0;
+      for (size_t p; (p = s.find(sep, start)) != std::string::npos;
+           start = p + sep.size()) {
+        parts.push_back(s.substr(start, p - start));
+      }
+      parts.push_back(s.substr(start));
+      return parts;
     }
     if ((name == "startswith" || name == "endswith") && args.size() == 1 &&
         args[0].is_string()) {
@@ -584,6 +699,12 @@ class Evaluator {
         if (t.s == "true" || t.s == "True") return json(true);
         if (t.s == "false" || t.s == "False") return json(false);
         if (t.s == "none" || t.s == "None") return json(nullptr);
+        if (t.s == "namespace" && IsOp("(")) {
+          json kwargs = json::object();
+          ASSIGN_OR_RETURN(std::vector<json> args, Args(&kwargs));
+          if (!args.empty()) return Error("namespace() takes keyword arguments");
+          return kwargs;
+        }
         if (t.s == "raise_exception" && IsOp("(")) {
           ASSIGN_OR_RETURN(std::vector<json> args, Args());
           return Error(absl::StrCat("template raised: ",

@@ -4,13 +4,17 @@
 // Supported (as transformers renders them, with trim_blocks and
 // lstrip_blocks): text, {{ expr }}, {# comments #}, "-" whitespace control,
 // {% for x in expr %}...{% endfor %} with loop.index/index0/first/last/length,
-// {% if %}/{% elif %}/{% else %}/{% endif %}, {% set name = expr %}.
+// {% if %}/{% elif %}/{% else %}/{% endif %}, {% set name = expr %} and
+// {% set ns.attr = expr %} on namespace(k=v, ...) objects.
 // Expressions: string/integer/boolean/none literals, list literals,
-// variables, a.b and a[expr] access, + - ~, == != < > <= >=, in / not in,
-// and/or/not, "is [not] defined|none|string", filters trim/length/upper/
-// lower, string methods strip/lstrip/rstrip/startswith/endswith/upper/
-// lower, and raise_exception(msg). Anything else is an error naming the
-// construct. Stateless and thread-safe.
+// variables, a.b and a[expr] access, Python slices a[b:e:s], + - ~,
+// == != < > <= >=, in / not in, and/or/not,
+// "is [not] defined|none|string|true|false", filters trim/length/upper/lower/
+// tojson, string methods strip/lstrip/rstrip (optional chars), split,
+// startswith/endswith/upper/lower, and raise_exception(msg). That covers
+// ChatML, Llama 3 and Qwen 3 templates. Anything else (macros, loops with
+// else, tests/filters not listed) is an error naming the construct.
+// Stateless and thread-safe.
 #ifndef LLMPACK_TOKENIZER_CHAT_TEMPLATE_H_
 #define LLMPACK_TOKENIZER_CHAT_TEMPLATE_H_
 

@@ -104,6 +104,39 @@ TEST(ChatTemplate, Llama3Style) {
             "Hi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
+// Qwen 3's template (namespace, slices, split, is false, ...): earlier
+// assistant turns lose their reasoning; enable_thinking=false adds an empty
+// think block to the generation prompt.
+TEST(ChatTemplate, Qwen3Template) {
+  LLMPACK_REQUIRE_FIXTURES();
+  std::ifstream in(FixturesDir() / "tokenizers" / "qwen3_tokenizer_config.json");
+  const std::string tmpl = json::parse(in)["chat_template"].get<std::string>();
+  const json vars = {
+      {"messages",
+       {{{"role", "system"}, {"content", "S"}},
+        {{"role", "user"}, {"content", "U1"}},
+        {{"role", "assistant"}, {"content", "<think>\nr\n</think>\n\nA"}},
+        {{"role", "user"}, {"content", "U2"}}}},
+      {"add_generation_prompt", true},
+      {"enable_thinking", false}};
+  auto out = RenderJinjaTemplate(tmpl, vars);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out,
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n"
+            "<|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+}
+
+TEST(ChatTemplate, SlicesNamespacesAndSplit) {
+  auto out = RenderJinjaTemplate(
+      "{% set ns = namespace(n=0) %}{% for x in xs[::-1] %}{% set ns.n = ns.n + x %}"
+      "{{ x }}{% endfor %}|{{ ns.n }}|{{ 'a/b/c'.split('/')[-1] }}|"
+      "{{ xs[1:] | tojson }}|{{ '--x--'.strip('-') }}",
+      {{"xs", {1, 2, 3}}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, "321|6|c|[2, 3]|x");
+}
+
 TEST(ChatTemplate, WhitespaceControlAndBranches) {
   const std::string tmpl =
       "{%- for m in messages %}\n"
@@ -120,6 +153,12 @@ TEST(ChatTemplate, WhitespaceControlAndBranches) {
              {"add_generation_prompt", true}});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(*out, "[S]x[U]HI[?][A]");
+  // trim_blocks / lstrip_blocks as transformers sets them (checked with
+  // jinja2 3.1).
+  auto blocks = RenderJinjaTemplate(
+      "a\n  {% if x %}\n  b\n  {% endif %}\nc {# comment #}\nd", {{"x", true}});
+  ASSERT_TRUE(blocks.ok()) << blocks.status();
+  EXPECT_EQ(*blocks, "a\n  b\nc d");
 }
 
 TEST(ChatTemplate, ErrorsNameTheConstruct) {
