@@ -30,9 +30,10 @@ std::string Shape(const std::vector<int64_t>& s) {
 // through them follows input 0 only.
 bool DataIsInputZeroOnly(const NodeProto& n) {
   static const std::set<std::string> kOps = {
-      "Reshape", "Expand",  "Slice",  "Unsqueeze",  "Squeeze",  "Tile",
-      "Pad",     "Split",   "Gather", "Transpose",  "Cast",     "Identity",
-      "Dropout", "Flatten", "CumSum", "ReduceMean", "ReduceSum"};
+      "Reshape",    "Expand",    "Slice",          "Unsqueeze", "Squeeze",
+      "Tile",       "Pad",       "Split",          "Gather",    "Transpose",
+      "Cast",       "Identity",  "Dropout",        "Flatten",   "CumSum",
+      "ReduceMean", "ReduceSum", "RotaryEmbedding"};
   return kOps.contains(n.op_type());
 }
 
@@ -217,8 +218,9 @@ absl::StatusOr<WeightRef> Analyzer::ResolveNBits(const NodeProto& n) const {
         where_, ": ", Graph::Describe(n), ": ", absl::StrJoin(bad, "; ")));
   }
   q.scales = g_.SkipCastsBackward(q.scales);
-  if (!q.zero_points.empty())
+  if (!q.zero_points.empty()) {
     q.zero_points = g_.SkipCastsBackward(q.zero_points);
+  }
   return WeightRef{g_.SkipCastsBackward(n.input(1)), false, {out, k}, q};
 }
 
@@ -457,8 +459,9 @@ absl::StatusOr<Linear> Analyzer::NextLinear(const std::string& value,
     }
   }
   if (found.size() != 1) {
-    return Error(absl::StrCat("found ", found.size(), " MatMuls for the ", what,
-                              " downstream of '", value, "', expected 1"));
+    return Error(absl::StrCat(what, ": found ", found.size(),
+                              " weight MatMuls downstream of '", value,
+                              "', expected 1"));
   }
   return found[0];
 }
@@ -525,6 +528,11 @@ absl::StatusOr<RecoveredModel> Analyzer::Run() {
   std::string x = embed.out;
   std::optional<Norm> fused_norm;  // computed with the previous residual Add
   for (int layer = 0;; ++layer) {
+    // Each layer consumes several nodes; more layers than nodes means the
+    // "graph" loops back on itself.
+    if (layer > m_.graph().node_size()) {
+      return Error("the residual stream loops back on itself (cyclic graph)");
+    }
     std::optional<Norm> norm = fused_norm ? fused_norm : MatchNorm(x);
     if (!norm) {
       return Error(absl::StrCat(

@@ -1,16 +1,21 @@
 #include "onnx_import/rope_graph.h"
 
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "llmpack/dtype.h"
 #include "onnx_import/rope_inference.h"
 
 namespace llmpack::onnx_import {
 namespace {
 
 constexpr size_t kMaxWalkValues = 256;
+// No model has more rotary frequencies than this; bigger constants behind
+// the angles are not the frequency vector.
+constexpr int64_t kMaxFrequencies = 1 << 16;
 
 // A MatMul against a weight matrix: its input 1 leads (through copies and
 // transposes) to a 2-D constant with both sides > 1. The inverse-frequency
@@ -52,13 +57,30 @@ void WalkBack(const Graph& g, const std::vector<std::string>& start,
 }
 
 // A 2-D float constant whose row 0 is all `first` (cos(0) = 1, sin(0) = 0).
+// Row 0 is read from the raw bytes, so a large weight met on the way is not
+// converted wholesale.
 bool IsTable(const Graph& g, const std::string& v, double first) {
   const onnx::TensorProto* t = g.model().FindConstant(v);
   if (t == nullptr || t->dims_size() != 2 || t->dims(0) < 2) return false;
-  auto values = g.model().FloatValues(v);
-  if (!values.ok()) return false;
+  auto data = g.model().Data(v);
+  if (!data.ok()) return false;
   for (int64_t i = 0; i < t->dims(1); ++i) {
-    if ((*values)[i] != first) return false;
+    const uint8_t* p = data->bytes.data();
+    double value;
+    if (data->onnx_type == onnx::TensorProto::FLOAT) {
+      float f;
+      std::memcpy(&f, p + 4 * i, 4);
+      value = f;
+    } else if (data->onnx_type == onnx::TensorProto::FLOAT16 ||
+               data->onnx_type == onnx::TensorProto::BFLOAT16) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      value = data->onnx_type == onnx::TensorProto::FLOAT16 ? F16ToF32(h)
+                                                            : BF16ToF32(h);
+    } else {
+      return false;
+    }
+    if (value != first) return false;
   }
   return true;
 }
@@ -84,7 +106,11 @@ RopeEvidence FindRopeFrequencies(const Graph& g,
   // is theta^0 = 1.
   WalkBack(g, trig_inputs, [&](const std::string& v) {
     if (!found.inv_freq.empty()) return true;
-    if (g.model().FindConstant(v) == nullptr) return false;
+    const onnx::TensorProto* t = g.model().FindConstant(v);
+    if (t == nullptr) return false;
+    int64_t elements = 1;
+    for (int64_t d : t->dims()) elements *= d;
+    if (elements > kMaxFrequencies) return true;
     auto values = g.model().FloatValues(v);
     if (values.ok() && values->size() >= 2 && (*values)[0] == 1.0) {
       found.inv_freq = *values;
