@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "llmpack/status_macros.h"
+#include "onnx_import/graph_facts.h"
 #include "onnx_import/rope_graph.h"
 
 namespace llmpack::onnx_import {
@@ -21,10 +22,6 @@ constexpr int kMaxTraceValues = 256;
 constexpr int kSoftmaxSearchNodes = 24;
 
 bool Is(const NodeProto& n, const char* op) { return n.op_type() == op; }
-
-std::string Shape(const std::vector<int64_t>& s) {
-  return absl::StrCat("[", absl::StrJoin(s, ", "), "]");
-}
 
 // Ops whose inputs after the first are shapes, indices or axes: dataflow
 // through them follows input 0 only.
@@ -138,14 +135,12 @@ class Analyzer {
   absl::StatusOr<Residual> AnalyzeLayer(int layer, const std::string& x,
                                         std::vector<Linear> qkv,
                                         LayerWeights& w);
-  absl::Status CheckShapes(RecoveredModel& model);
 
   const Graph& g_;
   const OnnxModel& m_;
   std::string where_;
-  std::vector<int64_t> reshape_dims_q_, reshape_dims_k_;
+  LayerEvidence evidence_;
   std::vector<std::string> rope_operands_;
-  RopeEvidence rope_;
 };
 
 std::optional<WeightRef> Analyzer::ResolveMatrix(std::string value,
@@ -573,8 +568,8 @@ absl::StatusOr<RecoveredModel> Analyzer::Run() {
   }
   model.facts.tied = model.lm_head.value == model.embedding.value &&
                      model.lm_head.transpose == model.embedding.transpose;
-  rope_ = FindRopeFrequencies(g_, rope_operands_);
-  RETURN_IF_ERROR(CheckShapes(model));
+  evidence_.rope = FindRopeFrequencies(g_, rope_operands_);
+  RETURN_IF_ERROR(DeriveFactsAndCheckShapes(where_, evidence_, model));
   return model;
 }
 
@@ -611,8 +606,8 @@ absl::StatusOr<Residual> Analyzer::AnalyzeLayer(int layer, const std::string& x,
   w.q_bias = q.bias, w.k_bias = k.bias, w.v_bias = v.bias;
   if (traces[1].norm) w.q_norm = traces[1].norm->weight;
   if (traces[2].norm) w.k_norm = traces[2].norm->weight;
-  reshape_dims_q_.push_back(traces[1].reshape_last_dim);
-  reshape_dims_k_.push_back(traces[2].reshape_last_dim);
+  evidence_.reshape_q.push_back(traces[1].reshape_last_dim);
+  evidence_.reshape_k.push_back(traces[2].reshape_last_dim);
   for (const std::string& op : traces[1].rope_operands) {
     rope_operands_.push_back(op);
   }
@@ -685,98 +680,6 @@ absl::StatusOr<Residual> Analyzer::AnalyzeLayer(int layer, const std::string& x,
                               r1->value, "'"));
   }
   return *r2;
-}
-
-absl::Status Analyzer::CheckShapes(RecoveredModel& model) {
-  GraphFacts& f = model.facts;
-  const LayerWeights& l0 = model.layers[0];
-  f.vocab_size = model.embedding.shape[0];
-  f.hidden_size = model.embedding.shape[1];
-  f.q_dim = l0.q.shape[0];
-  f.kv_dim = l0.k.shape[0];
-  // Three tensors carry ffn_size; the majority wins, so one malformed
-  // tensor is the one blamed.
-  f.ffn_size =
-      l0.up.shape[0] == l0.down.shape[1] ? l0.up.shape[0] : l0.gate.shape[0];
-  f.qkv_bias = l0.q_bias.present();
-  f.qk_norm = l0.q_norm.present();
-  const int64_t h = f.hidden_size;
-
-  // head_dim evidence, strongest first: the q reshape into heads, the
-  // per-head norm size, the RoPE frequency count.
-  if (reshape_dims_q_[0] > 0 && f.q_dim % reshape_dims_q_[0] == 0 &&
-      reshape_dims_q_[0] < f.q_dim) {
-    f.head_dim = reshape_dims_q_[0];
-    f.head_dim_from = "the Reshape of q into heads";
-  } else if (f.qk_norm) {
-    f.head_dim = l0.q_norm.shape[0];
-    f.head_dim_from = "the q_norm weight size";
-  } else if (!rope_.inv_freq.empty()) {
-    f.head_dim = 2 * static_cast<int64_t>(rope_.inv_freq.size());
-    f.head_dim_from = "the RoPE inverse-frequency count";
-  }
-  f.inv_freq = rope_.inv_freq;
-  f.rope_table_rows = rope_.table_rows;
-  f.rope_note = rope_.note;
-  const int64_t hd = f.head_dim;
-
-  auto expect = [&](const std::string& where, const WeightRef& ref,
-                    std::vector<int64_t> shape) -> absl::Status {
-    if (ref.shape == shape) return absl::OkStatus();
-    return Error(absl::StrCat(where, " '", ref.value, "' has shape ",
-                              Shape(ref.shape), " in Hugging Face layout, ",
-                              "expected ", Shape(shape)));
-  };
-  RETURN_IF_ERROR(expect("final norm", model.final_norm, {h}));
-  RETURN_IF_ERROR(
-      expect("output projection", model.lm_head, {f.vocab_size, h}));
-  for (size_t i = 0; i < model.layers.size(); ++i) {
-    const LayerWeights& w = model.layers[i];
-    const std::string p = absl::StrCat("layer ", i, ": ");
-    RETURN_IF_ERROR(expect(p + "input norm", w.input_norm, {h}));
-    RETURN_IF_ERROR(expect(p + "q projection", w.q, {f.q_dim, h}));
-    RETURN_IF_ERROR(expect(p + "k projection", w.k, {f.kv_dim, h}));
-    RETURN_IF_ERROR(expect(p + "v projection", w.v, {f.kv_dim, h}));
-    RETURN_IF_ERROR(expect(p + "o projection", w.o, {h, f.q_dim}));
-    RETURN_IF_ERROR(expect(p + "post-attention norm", w.post_norm, {h}));
-    RETURN_IF_ERROR(expect(p + "gate projection", w.gate, {f.ffn_size, h}));
-    RETURN_IF_ERROR(expect(p + "up projection", w.up, {f.ffn_size, h}));
-    RETURN_IF_ERROR(expect(p + "down projection", w.down, {h, f.ffn_size}));
-    if (w.q_bias.present() != f.qkv_bias || w.k_bias.present() != f.qkv_bias ||
-        w.v_bias.present() != f.qkv_bias) {
-      return Error(p + "q/k/v biases are present on some projections only");
-    }
-    if (f.qkv_bias) {
-      RETURN_IF_ERROR(expect(p + "q bias", w.q_bias, {f.q_dim}));
-      RETURN_IF_ERROR(expect(p + "k bias", w.k_bias, {f.kv_dim}));
-      RETURN_IF_ERROR(expect(p + "v bias", w.v_bias, {f.kv_dim}));
-    }
-    if (w.q_norm.present() != f.qk_norm || w.k_norm.present() != f.qk_norm) {
-      return Error(p +
-                   "q_norm/k_norm are present on some layers or "
-                   "projections only");
-    }
-    if (f.qk_norm) {
-      RETURN_IF_ERROR(expect(p + "q_norm", w.q_norm, {hd}));
-      RETURN_IF_ERROR(expect(p + "k_norm", w.k_norm, {hd}));
-    }
-    if (hd > 0 && (reshape_dims_q_[i] > 0 && reshape_dims_q_[i] != hd)) {
-      return Error(absl::StrCat(p, "q is reshaped into heads of ",
-                                reshape_dims_q_[i], ", but head_dim is ", hd,
-                                " (from ", f.head_dim_from, ")"));
-    }
-    if (hd > 0 && (reshape_dims_k_[i] > 0 && reshape_dims_k_[i] != hd)) {
-      return Error(absl::StrCat(p, "k is reshaped into heads of ",
-                                reshape_dims_k_[i], ", but head_dim is ", hd,
-                                " (from ", f.head_dim_from, ")"));
-    }
-  }
-  if (hd > 0 && (f.q_dim % hd != 0 || f.kv_dim % hd != 0)) {
-    return Error(absl::StrCat("q width ", f.q_dim, " and k/v width ", f.kv_dim,
-                              " are not multiples of head_dim ", hd, " (from ",
-                              f.head_dim_from, ")"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
