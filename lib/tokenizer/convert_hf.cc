@@ -162,6 +162,7 @@ absl::Status ApplyPreTokenizer(const json& p, TokenizerSpec* spec,
       return Unsupported(ctx, "Metaspace with a replacement other than U+2581");
     }
     spec->space_to_metaspace = true;
+    spec->prepend_only_if_absent = true;
     std::string scheme = p.value("prepend_scheme", "");
     if (scheme.empty()) scheme = p.value("add_prefix_space", true) ? "always" : "never";
     spec->prepend = scheme == "always"  ? PrependScheme::kAlways

@@ -313,6 +313,7 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text,
     text = spm_text;
   }
   size_t pos = 0;
+  bool first_segment = true;
   while (pos < text.size()) {
     const std::optional<AddedMatch> m =
         FindAdded(text, pos, options.parse_special);
@@ -321,8 +322,10 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text,
       if (spec_.spm_whole_text) {
         EncodePieces(text.substr(pos, seg_end - pos), &state, &out);
       } else {
-        EncodeSegment(text.substr(pos, seg_end - pos), pos == 0, &state, &out);
+        EncodeSegment(text.substr(pos, seg_end - pos), first_segment, &state,
+                      &out);
       }
+      first_segment = false;
     }
     if (!m) break;
     out.push_back(m->id);
@@ -332,14 +335,16 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text,
   return out;
 }
 
-void Tokenizer::EncodeSegment(std::string_view text, bool at_start,
+void Tokenizer::EncodeSegment(std::string_view text, bool first,
                               EncodeState* state,
                               std::vector<int32_t>* out) const {
   std::string s = Normalize(text, spec_.normalizer);
   if (spec_.space_to_metaspace) s = ReplaceAll(s, " ", kMetaspace);
   if (!s.empty() && (spec_.prepend == PrependScheme::kAlways ||
-                     (spec_.prepend == PrependScheme::kFirst && at_start))) {
-    s.insert(0, kMetaspace);
+                     (spec_.prepend == PrependScheme::kFirst && first))) {
+    if (!spec_.prepend_only_if_absent || s.compare(0, 3, kMetaspace) != 0) {
+      s.insert(0, kMetaspace);
+    }
   }
   EncodePieces(s, state, out);
 }

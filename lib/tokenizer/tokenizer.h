@@ -72,9 +72,9 @@ class Tokenizer {
   // Next added token at or after `from` in text, if any.
   std::optional<AddedMatch> FindAdded(std::string_view text, size_t from,
                                       bool parse_special) const;
-  // Encodes text without added tokens; `at_start`: the segment begins the
-  // input (for the "first" metaspace prepend scheme).
-  void EncodeSegment(std::string_view text, bool at_start, EncodeState* state,
+  // Encodes text without added tokens; `first`: no text segment came before
+  // (for the "first" metaspace prepend scheme).
+  void EncodeSegment(std::string_view text, bool first, EncodeState* state,
                      std::vector<int32_t>* out) const;
   // Pieces of already normalized text through the BPE model.
   void EncodePieces(std::string_view text, EncodeState* state,

@@ -267,6 +267,7 @@ std::string SerializeTokenizerSpec(const TokenizerSpec& spec) {
   }
   line("space_to_metaspace ", int(spec.space_to_metaspace));
   line("prepend_metaspace ", PrependName(spec.prepend));
+  line("prepend_only_if_absent ", int(spec.prepend_only_if_absent));
   line("remove_extra_whitespaces ", int(spec.remove_extra_whitespaces));
   line("spm_whole_text ", int(spec.spm_whole_text));
   line("byte_fallback ", int(spec.byte_fallback));
@@ -372,6 +373,8 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
             absl::StrCat(ctx, ": expected never, first or always, found '", v,
                          "'"));
       }
+    } else if (key == "prepend_only_if_absent") {
+      RETURN_IF_ERROR(ParseBool(v, &spec.prepend_only_if_absent, ctx));
     } else if (key == "remove_extra_whitespaces") {
       RETURN_IF_ERROR(ParseBool(v, &spec.remove_extra_whitespaces, ctx));
     } else if (key == "spm_whole_text") {

@@ -76,6 +76,8 @@ struct TokenizerSpec {
   // SentencePiece-style whitespace handling.
   bool space_to_metaspace = false;   // ' ' -> U+2581
   PrependScheme prepend = PrependScheme::kNever;
+  // HF Metaspace: no prefix when the segment already starts with U+2581.
+  bool prepend_only_if_absent = false;
   bool remove_extra_whitespaces = false;
   // Whole-text normalization as the sentencepiece library does it (dummy
   // prefix once, control tokens never matched), instead of per segment

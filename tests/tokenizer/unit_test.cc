@@ -5,6 +5,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "llmpack/file_util.h"
+#include "nlohmann/json.hpp"
 #include "support/test_paths.h"
 #include "tokenizer/convert_tokenizer.h"
 #include "tokenizer/text_codec_adapter.h"
@@ -93,6 +94,28 @@ TEST(StreamingDecoder, HoldsBackIncompleteCharacters) {
   EXPECT_EQ(stream.Push(ids[3]), "中");
   EXPECT_EQ(stream.Push(0xE4), "");
   EXPECT_EQ(stream.Flush(), kReplacementChar);
+}
+
+// HF Metaspace pre-tokenizer (prepend_scheme "first", split): the prefix
+// goes only on the first text segment and never doubles an existing one.
+TEST(Tokenizer, MetaspacePreTokenizer) {
+  const auto j = nlohmann::json::parse(R"({
+    "added_tokens": [{"id": 4, "content": "<s>", "special": true}],
+    "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581",
+                      "prepend_scheme": "first", "split": true},
+    "decoder": {"type": "Metaspace", "replacement": "\u2581",
+                "prepend_scheme": "first", "split": true},
+    "model": {"type": "BPE", "vocab": {"\u2581": 0, "a": 1, "b": 2,
+              "\u2581a": 3, "<s>": 4}, "merges": ["\u2581 a"]}})");
+  auto spec = SpecFromHfTokenizerJson(j, "metaspace.json");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto tok = Tokenizer::FromSpec(*spec, "metaspace.json");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_THAT((*tok)->Encode("a a", false), ElementsAre(3, 3));
+  EXPECT_THAT((*tok)->Encode(" a", false), ElementsAre(3));
+  EXPECT_THAT((*tok)->Encode("<s>a", false), ElementsAre(4, 3));
+  EXPECT_THAT((*tok)->Encode("a<s>a", false), ElementsAre(3, 4, 1));
+  EXPECT_EQ(*(*tok)->Decode({3, 3}), "a a");
 }
 
 TEST(Tiktoken, RanksFileConverts) {
