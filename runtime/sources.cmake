@@ -19,7 +19,3 @@ add_library(llmpack_runtime
 )
 target_include_directories(llmpack_runtime PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(llmpack_runtime PUBLIC llmpack_core hwy::hwy PkgConfig::ZSTD Threads::Threads)
-
-# Text in and out (--prompt, text --eval files) through the tokenizer library.
-add_library(llmpack_runtime_text ${LLMPACK_RUNTIME_DIR}/tokenizer_codec.cc)
-target_link_libraries(llmpack_runtime_text PUBLIC llmpack_runtime llmpack_tokenizer)

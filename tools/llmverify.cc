@@ -10,8 +10,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "llmpack/version.h"
-#include "runtime/tokenizer_codec.h"
 #include "runtime/verify.h"
+#include "tokenizer/text_codec_adapter.h"
 #include "tokenizer/tokenize_command.h"
 
 namespace {
@@ -292,15 +292,14 @@ int main(int argc, char** argv) {
   if (expected_opt->count() > 0) o.gates.expected_ppl = expected_ppl;
   if (max_ppl_opt->count() > 0) o.gates.max_ppl = max_ppl;
   o.stop_at_eos = !ignore_eos;
-  // The package's tokenizer (null without tokenizer.txt) for --prompt text
-  // and text --eval files.
-  absl::StatusOr<std::unique_ptr<rt::TextCodec>> codec =
-      rt::LoadPackageCodec(o.package);
-  if (!codec.ok()) {
+  // The package's tokenizer, for --prompt text and text --eval files; a
+  // package without tokenizer.txt still works with token ids.
+  auto codec = llmpack::tok::TokenizerTextCodec::Load(o.package);
+  if (!codec.ok() && !absl::IsNotFound(codec.status())) {
     std::cerr << "llmverify: error: " << codec.status().message() << "\n";
     return kExitError;
   }
-  o.codec = codec->get();
+  if (codec.ok()) o.codec = codec->get();
   o.out = &std::cout;
 
   absl::StatusOr<rt::VerifyOutcome> outcome = rt::RunVerify(o);

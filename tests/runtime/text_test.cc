@@ -11,10 +11,10 @@
 #include "llmpack/package_layout.h"
 #include "nlohmann/json.hpp"
 #include "runtime/fixture_packages.h"
-#include "runtime/tokenizer_codec.h"
 #include "runtime/verify.h"
 #include "support/test_paths.h"
 #include "tokenizer/convert_tokenizer.h"
+#include "tokenizer/text_codec_adapter.h"
 
 namespace llmpack::runtime {
 namespace {
@@ -48,7 +48,7 @@ TEST(TextTest, TextPromptReproducesReferenceIdsAndContinuation) {
   LLMPACK_REQUIRE_FIXTURES();
   ScopedTempDir dir;
   const auto package = PackageWithTokenizer(dir);
-  auto codec = LoadPackageCodec(package);
+  auto codec = tok::TokenizerTextCodec::Load(package);
   ASSERT_TRUE(codec.ok()) << codec.status();
   ASSERT_NE(*codec, nullptr);
   auto text =
@@ -82,7 +82,7 @@ TEST(TextTest, TextEvalMatchesTokenIdEval) {
   LLMPACK_REQUIRE_FIXTURES();
   ScopedTempDir dir;
   const auto package = PackageWithTokenizer(dir);
-  auto codec = LoadPackageCodec(package);
+  auto codec = tok::TokenizerTextCodec::Load(package);
   ASSERT_TRUE(codec.ok() && *codec != nullptr);
   const std::string text =
       "ROMEO:\nBut soft, what light through yonder window breaks?\n"
