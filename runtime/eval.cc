@@ -87,9 +87,8 @@ absl::StatusOr<EvalSet> LoadEvalSet(const std::filesystem::path& path,
     if (options.codec == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
           ctx,
-          ": is a text file, but no tokenizer is available (the "
-          "package has no tokenizer.txt or this build has no tokenizer); "
-          "pass token ids instead"));
+          ": is a text file, but the package has no tokenizer.txt; pass "
+          "token ids instead"));
     }
     ids.clear();
     ASSIGN_OR_RETURN(ids, options.codec->Encode(text, /*add_special=*/false));

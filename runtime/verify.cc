@@ -195,8 +195,8 @@ absl::Status RunGeneration(Context& c) {
   } else {
     if (o.codec == nullptr) {
       return absl::FailedPreconditionError(
-          "--prompt needs a tokenizer (the package has no tokenizer.txt or "
-          "this build has no tokenizer); use --prompt-ids");
+          "--prompt needs a tokenizer, but the package has no tokenizer.txt; "
+          "use --prompt-ids");
     }
     ASSIGN_OR_RETURN(ids, o.codec->Encode(*o.prompt_text, true));
   }
