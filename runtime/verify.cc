@@ -33,6 +33,7 @@ struct Context {
   json report = json::object();
   bool passed = true;
   std::vector<int32_t> diagnosis_tokens;  // input of the first failure
+  int64_t generation_ttft_ns = -1;        // the prompt's prefill, if any
   std::ostringstream sink;                // stands in for a null `out`
 
   std::ostream& out() { return (o.out != nullptr && !o.quiet) ? *o.out : sink; }
@@ -205,7 +206,9 @@ absl::Status RunGeneration(Context& c) {
   const int64_t n = static_cast<int64_t>(ids.size());
   Session session(c.model, n + std::max<int64_t>(o.max_new_tokens, 1));
   std::vector<float> logits;
+  const int64_t prefill_before = c.stats.prefill_ns;
   RETURN_IF_ERROR(Prefill(session, ids, LogitsRows::kLast, &logits, &c.stats));
+  c.generation_ttft_ns = c.stats.prefill_ns - prefill_before;
   Sampler sampler(o.sampling);
   std::ostream& stream = o.out != nullptr ? *o.out : c.sink;
   if (o.prompt_text.has_value()) stream << *o.prompt_text;
@@ -367,6 +370,9 @@ absl::Status RunDiagnosis(Context& c) {
 
 json MetricsJson(Context& c, double wall_seconds) {
   const RunStats& s = c.stats;
+  // The generation prompt's prefill when there is one, else the first.
+  const int64_t ttft_ns =
+      c.generation_ttft_ns >= 0 ? c.generation_ttft_ns : s.first_prefill_ns;
   const LoaderStats l = c.model.loader().stats();
   auto rate = [](int64_t tokens, int64_t ns) {
     return ns > 0 ? json(tokens / (ns * 1e-9)) : json(nullptr);
@@ -378,9 +384,8 @@ json MetricsJson(Context& c, double wall_seconds) {
       {"decode_tokens", s.decode_tokens},
       {"decode_seconds", s.decode_ns * 1e-9},
       {"decode_tokens_per_second", rate(s.decode_tokens, s.decode_ns)},
-      {"time_to_first_token_ms", s.first_prefill_ns >= 0
-                                     ? json(s.first_prefill_ns * 1e-6)
-                                     : json(nullptr)},
+      {"time_to_first_token_ms",
+       ttft_ns >= 0 ? json(ttft_ns * 1e-6) : json(nullptr)},
       {"peak_rss_bytes", PeakRssBytes()},
       {"block_bytes_read", l.bytes_read},
       {"blocks_loaded", l.blocks_loaded},

@@ -158,6 +158,11 @@ TEST(ModelObserverTest, SeesEveryBlockAndOnlyCurrentEmbeddingRows) {
   EXPECT_TRUE(logits.empty());
   // Disk embedding: one f32 row of 32 values per token, nothing more.
   EXPECT_EQ((*model)->embedding_bytes_read(), kTokens.size() * 32 * 4);
+  // The whole prompt goes through each block in turn: every block is read
+  // once (plus, possibly, the prefetch of block 0 for the next token).
+  const LoaderStats stats = (*model)->loader().stats();
+  EXPECT_GE(stats.blocks_loaded, 3u);
+  EXPECT_LE(stats.blocks_loaded, 4u);
 }
 
 TEST(SamplerTest, GreedyAndSeededSampling) {
