@@ -30,11 +30,12 @@ const Tokenizer* GetTokenizer(const std::string& name) {
   static auto* cache = new std::map<std::string, std::unique_ptr<Tokenizer>>();
   auto it = cache->find(name);
   if (it != cache->end()) return it->second.get();
-  const fs::path out = fs::temp_directory_path() /
-                       ("llmpack_bench_" + name + "_" +
-                        std::to_string(::getpid()) + ".txt");
+  const fs::path out =
+      fs::temp_directory_path() /
+      ("llmpack_bench_" + name + "_" + std::to_string(::getpid()) + ".txt");
   const absl::Status s = llmpack::tok::ConvertTokenizerFile(
-      SharedDir() / "fixtures" / "tokenizers" / (name + "_tokenizer.json"), out);
+      SharedDir() / "fixtures" / "tokenizers" / (name + "_tokenizer.json"),
+      out);
   std::unique_ptr<Tokenizer> tok;
   if (s.ok()) {
     auto loaded = Tokenizer::Load(out);
@@ -87,12 +88,18 @@ void BM_Decode(benchmark::State& state, const std::string& vocab,
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(text->size()));
 }
 
-BENCHMARK_CAPTURE(BM_Encode, llama3_en, "llama3", "fortunes_en.txt")->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Encode, llama3_shakespeare, "llama3", "shakespeare.txt")->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Encode, llama3_zh, "llama3", "fortunes_zh.txt")->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Encode, qwen3_en, "qwen3", "fortunes_en.txt")->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Encode, qwen3_zh, "qwen3", "fortunes_zh.txt")->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Decode, llama3_en, "llama3", "fortunes_en.txt")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Encode, llama3_en, "llama3", "fortunes_en.txt")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Encode, llama3_shakespeare, "llama3", "shakespeare.txt")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Encode, llama3_zh, "llama3", "fortunes_zh.txt")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Encode, qwen3_en, "qwen3", "fortunes_en.txt")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Encode, qwen3_zh, "qwen3", "fortunes_zh.txt")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Decode, llama3_en, "llama3", "fortunes_en.txt")
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

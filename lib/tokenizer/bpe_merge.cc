@@ -49,7 +49,8 @@ void MergeSmall(const MergeTable& table, std::vector<Symbol>* symbols) {
     }
     --n;
     if (best > 0) {
-      ranks[best - 1] = PairRank(table, s[best - 1], s[best], &merged[best - 1]);
+      ranks[best - 1] =
+          PairRank(table, s[best - 1], s[best], &merged[best - 1]);
     }
     if (best + 1 < n) {
       ranks[best] = PairRank(table, s[best], s[best + 1], &merged[best]);

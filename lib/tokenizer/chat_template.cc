@@ -49,8 +49,8 @@ absl::StatusOr<std::vector<Segment>> Lex(const std::string& src) {
     const char* close = open == '{' ? "}}" : open == '%' ? "%}" : "#}";
     const size_t q = src.find(close, p + 2);
     if (q == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "chat template: unterminated tag at offset ", p));
+      return absl::InvalidArgumentError(
+          absl::StrCat("chat template: unterminated tag at offset ", p));
     }
     const bool strip_before = p + 2 < q && src[p + 2] == '-';
     const bool strip_after = q > p + 2 && src[q - 1] == '-';
@@ -61,7 +61,8 @@ absl::StatusOr<std::vector<Segment>> Lex(const std::string& src) {
       // lstrip_blocks: drop spaces/tabs between a line start and the tag.
       size_t k = text.size();
       while (k > 0 && (text[k - 1] == ' ' || text[k - 1] == '\t')) --k;
-      const bool line_start = k > 0 ? text[k - 1] == '\n' : (i == 0 || src[i - 1] == '\n');
+      const bool line_start =
+          k > 0 ? text[k - 1] == '\n' : (i == 0 || src[i - 1] == '\n');
       if (line_start) text.resize(k);
     }
     if (!text.empty()) out.push_back({Segment::kText, text});
@@ -130,8 +131,8 @@ absl::StatusOr<Toks> Tokenize(const std::string& e) {
       for (const char* t : kTwo) {
         if (e.compare(i, 2, t) == 0) op = t;
       }
-      if (op.size() == 1 && std::string("()[]{}.,:+-~|<>=*/%").find(c) ==
-                                std::string::npos) {
+      if (op.size() == 1 &&
+          std::string("()[]{}.,:+-~|<>=*/%").find(c) == std::string::npos) {
         return absl::InvalidArgumentError(absl::StrCat(
             "chat template: unexpected character '", op, "' in '", e, "'"));
       }
@@ -216,8 +217,9 @@ absl::StatusOr<std::vector<Node>> ParseBlock(
       while (true) {
         ASSIGN_OR_RETURN(Toks t, Tokenize(cond));
         std::string end;
-        ASSIGN_OR_RETURN(std::vector<Node> body,
-                         ParseBlock(segs, pos, {"elif", "else", "endif"}, &end));
+        ASSIGN_OR_RETURN(
+            std::vector<Node> body,
+            ParseBlock(segs, pos, {"elif", "else", "endif"}, &end));
         n.branches.emplace_back(std::move(t), std::move(body));
         const std::string w = FirstWord(end);
         if (w == "elif") {
@@ -346,8 +348,10 @@ class Evaluator {
           for (int64_t k = 0; k < len; ++k) {
             json scope = json::object();
             scope[n.text] = seq[k];
-            scope["loop"] = {{"index0", k}, {"index", k + 1},
-                             {"first", k == 0}, {"last", k + 1 == len},
+            scope["loop"] = {{"index0", k},
+                             {"index", k + 1},
+                             {"first", k == 0},
+                             {"last", k + 1 == len},
                              {"length", len}};
             scopes_.push_back(std::move(scope));
             absl::Status s = Render(n.body, out);
@@ -403,8 +407,8 @@ class Evaluator {
         return absl::OkStatus();
       }
     }
-    return Error(absl::StrCat("'set ", target, "': ", name,
-                              " is not a namespace"));
+    return Error(
+        absl::StrCat("'set ", target, "': ", name, " is not a namespace"));
   }
 
   json Lookup(const std::string& name) const {
@@ -477,7 +481,8 @@ class Evaluator {
       ASSIGN_OR_RETURN(json r, Concat());
       bool found = false;
       if (r.is_string() && l.is_string()) {
-        found = r.get<std::string>().find(l.get<std::string>()) != std::string::npos;
+        found = r.get<std::string>().find(l.get<std::string>()) !=
+                std::string::npos;
       } else if (r.is_array()) {
         for (const json& e : r) found = found || e == l;
       } else if (r.is_object() && l.is_string()) {
@@ -570,7 +575,8 @@ class Evaluator {
       }
     }
     RETURN_IF_ERROR(Expect("]"));
-    const int64_t step = parts[2].is_number_integer() ? parts[2].get<int64_t>() : 1;
+    const int64_t step =
+        parts[2].is_number_integer() ? parts[2].get<int64_t>() : 1;
     if (step == 0) return Error("slice step cannot be zero");
     const bool is_str = v.is_string();
     if (!is_str && !v.is_array()) return json(nullptr);
@@ -579,7 +585,8 @@ class Evaluator {
       if (!p.is_number_integer()) return dflt;
       int64_t i = p.get<int64_t>();
       if (i < 0) i += n;
-      return step > 0 ? std::clamp<int64_t>(i, 0, n) : std::clamp<int64_t>(i, -1, n - 1);
+      return step > 0 ? std::clamp<int64_t>(i, 0, n)
+                      : std::clamp<int64_t>(i, -1, n - 1);
     };
     const int64_t b = bound(parts[0], step > 0 ? 0 : n - 1);
     const int64_t e = bound(parts[1], step > 0 ? n : -1);
@@ -624,7 +631,8 @@ class Evaluator {
         } else if (v.is_array() && key.is_number_integer()) {
           int64_t k = key.get<int64_t>();
           if (k < 0) k += static_cast<int64_t>(v.size());
-          v = k >= 0 && k < static_cast<int64_t>(v.size()) ? v[k] : json(nullptr);
+          v = k >= 0 && k < static_cast<int64_t>(v.size()) ? v[k]
+                                                           : json(nullptr);
         } else {
           v = nullptr;
         }
@@ -640,7 +648,9 @@ class Evaluator {
           v = v.is_string() ? v.get<std::string>().size() : v.size();
         } else if (f == "upper" || f == "lower") {
           std::string s = ToText(v);
-          for (char& c : s) c = f == "upper" ? std::toupper(uint8_t(c)) : std::tolower(uint8_t(c));
+          for (char& c : s)
+            c = f == "upper" ? std::toupper(uint8_t(c))
+                             : std::tolower(uint8_t(c));
           v = s;
         } else {
           return Error(absl::StrCat("unsupported filter '", f, "'"));
@@ -654,9 +664,9 @@ class Evaluator {
                               const std::vector<json>& args) {
     const std::string s = ToText(v);
     if (name == "strip" || name == "lstrip" || name == "rstrip") {
-      const std::string chars =
-          !args.empty() && args[0].is_string() ? args[0].get<std::string>()
-                                               : " \t\n\r";
+      const std::string chars = !args.empty() && args[0].is_string()
+                                    ? args[0].get<std::string>()
+                                    : " \t\n\r";
       return json(StripChars(s, name != "rstrip", name != "lstrip", chars));
     }
     if (name == "split" && args.size() == 1 && args[0].is_string() &&
@@ -675,14 +685,16 @@ class Evaluator {
         args[0].is_string()) {
       const std::string a = args[0].get<std::string>();
       const bool r = a.size() <= s.size() &&
-                     (name == "startswith" ? s.compare(0, a.size(), a) == 0
-                                           : s.compare(s.size() - a.size(),
-                                                       a.size(), a) == 0);
+                     (name == "startswith"
+                          ? s.compare(0, a.size(), a) == 0
+                          : s.compare(s.size() - a.size(), a.size(), a) == 0);
       return json(r);
     }
     if (name == "upper" || name == "lower") {
       std::string t = s;
-      for (char& c : t) c = name == "upper" ? std::toupper(uint8_t(c)) : std::tolower(uint8_t(c));
+      for (char& c : t)
+        c = name == "upper" ? std::toupper(uint8_t(c))
+                            : std::tolower(uint8_t(c));
       return json(t);
     }
     return Error(absl::StrCat("unsupported method '.", name, "()'"));
@@ -702,7 +714,8 @@ class Evaluator {
         if (t.s == "namespace" && IsOp("(")) {
           json kwargs = json::object();
           ASSIGN_OR_RETURN(std::vector<json> args, Args(&kwargs));
-          if (!args.empty()) return Error("namespace() takes keyword arguments");
+          if (!args.empty())
+            return Error("namespace() takes keyword arguments");
           return kwargs;
         }
         if (t.s == "raise_exception" && IsOp("(")) {

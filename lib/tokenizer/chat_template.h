@@ -43,8 +43,8 @@ absl::StatusOr<std::string> RenderChatTemplate(
 
 // General form: `variables` is a JSON object of top-level names (messages,
 // add_generation_prompt, bos_token, ...).
-absl::StatusOr<std::string> RenderJinjaTemplate(const std::string& source,
-                                                const nlohmann::json& variables);
+absl::StatusOr<std::string> RenderJinjaTemplate(
+    const std::string& source, const nlohmann::json& variables);
 
 }  // namespace llmpack::tok
 

@@ -18,7 +18,8 @@ using json = nlohmann::json;
 constexpr char kGpt2Pattern[] =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 // Metaspace split=true: each U+2581 starts a new word.
-constexpr char kMetaspaceSplitPattern[] = "\xE2\x96\x81[^\xE2\x96\x81]*|[^\xE2\x96\x81]+";
+constexpr char kMetaspaceSplitPattern[] =
+    "\xE2\x96\x81[^\xE2\x96\x81]*|[^\xE2\x96\x81]+";
 
 absl::Status Bad(const std::string& ctx, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(ctx, ": ", what));
@@ -36,7 +37,8 @@ std::string TypeOf(const json& j) {
 bool HasType(const json& j, const std::string& type) {
   if (j.is_null()) return false;
   if (TypeOf(j) == type) return true;
-  for (const char* key : {"pretokenizers", "decoders", "normalizers", "processors"}) {
+  for (const char* key :
+       {"pretokenizers", "decoders", "normalizers", "processors"}) {
     if (j.is_object() && j.contains(key) && j[key].is_array()) {
       for (const json& e : j[key]) {
         if (HasType(e, type)) return true;
@@ -77,7 +79,8 @@ absl::StatusOr<std::string> ByteLevelToBytes(const std::string& token,
     if (it == inverse->end()) {
       return Bad(ctx, absl::StrCat("vocab token '", token, "' (id ", id,
                                    ") has a character outside the byte-level "
-                                   "alphabet at byte ", i));
+                                   "alphabet at byte ",
+                                   i));
     }
     out += char(it->second);
     i += n;
@@ -136,9 +139,10 @@ absl::Status ApplyPreTokenizer(const json& p, TokenizerSpec* spec,
     }
   } else if (type == "Split") {
     if (p.value("behavior", "") != "Isolated" || p.value("invert", false)) {
-      return Unsupported(ctx, absl::StrCat("Split pre-tokenizer with behavior '",
-                                           p.value("behavior", ""),
-                                           "' (only Isolated, not inverted)"));
+      return Unsupported(ctx,
+                         absl::StrCat("Split pre-tokenizer with behavior '",
+                                      p.value("behavior", ""),
+                                      "' (only Isolated, not inverted)"));
     }
     const json& pat = p.value("pattern", json::object());
     if (pat.contains("Regex") && pat["Regex"].is_string()) {
@@ -155,8 +159,8 @@ absl::Status ApplyPreTokenizer(const json& p, TokenizerSpec* spec,
     }
     if (p.value("use_regex", true)) spec->split_regexes.push_back(kGpt2Pattern);
   } else if (type == "Digits") {
-    spec->split_regexes.push_back(p.value("individual_digits", false) ? "[0-9]"
-                                                                      : "[0-9]+");
+    spec->split_regexes.push_back(
+        p.value("individual_digits", false) ? "[0-9]" : "[0-9]+");
   } else if (type == "Metaspace") {
     if (p.value("replacement", kMetaspace) != std::string(kMetaspace)) {
       return Unsupported(ctx, "Metaspace with a replacement other than U+2581");
@@ -164,21 +168,23 @@ absl::Status ApplyPreTokenizer(const json& p, TokenizerSpec* spec,
     spec->space_to_metaspace = true;
     spec->prepend_only_if_absent = true;
     std::string scheme = p.value("prepend_scheme", "");
-    if (scheme.empty()) scheme = p.value("add_prefix_space", true) ? "always" : "never";
+    if (scheme.empty())
+      scheme = p.value("add_prefix_space", true) ? "always" : "never";
     spec->prepend = scheme == "always"  ? PrependScheme::kAlways
                     : scheme == "first" ? PrependScheme::kFirst
                                         : PrependScheme::kNever;
-    if (p.value("split", true)) spec->split_regexes.push_back(kMetaspaceSplitPattern);
+    if (p.value("split", true))
+      spec->split_regexes.push_back(kMetaspaceSplitPattern);
   } else {
-    return Unsupported(ctx, absl::StrCat("unsupported pre-tokenizer type '",
-                                         type, "'"));
+    return Unsupported(
+        ctx, absl::StrCat("unsupported pre-tokenizer type '", type, "'"));
   }
   return absl::OkStatus();
 }
 
-absl::Status ApplyPostProcessor(const json& p,
-                                const absl::flat_hash_map<std::string, int32_t>& ids,
-                                TokenizerSpec* spec, const std::string& ctx) {
+absl::Status ApplyPostProcessor(
+    const json& p, const absl::flat_hash_map<std::string, int32_t>& ids,
+    TokenizerSpec* spec, const std::string& ctx) {
   if (p.is_null()) return absl::OkStatus();
   const std::string type = TypeOf(p);
   auto id_of = [&](const std::string& token) -> absl::StatusOr<int32_t> {
@@ -207,7 +213,8 @@ absl::Status ApplyPostProcessor(const json& p,
         std::vector<int32_t> tok_ids;
         const json& specials = p.value("special_tokens", json::object());
         if (specials.contains(name) && specials[name].contains("ids")) {
-          for (const json& v : specials[name]["ids"]) tok_ids.push_back(v.get<int32_t>());
+          for (const json& v : specials[name]["ids"])
+            tok_ids.push_back(v.get<int32_t>());
         } else {
           ASSIGN_OR_RETURN(int32_t id, id_of(name));
           tok_ids.push_back(id);
@@ -217,8 +224,9 @@ absl::Status ApplyPostProcessor(const json& p,
       }
     }
     if (before.size() > 1 || after.size() > 1) {
-      return Unsupported(ctx, "TemplateProcessing adding more than one token "
-                              "before or after the sequence");
+      return Unsupported(ctx,
+                         "TemplateProcessing adding more than one token "
+                         "before or after the sequence");
     }
     if (!before.empty()) {
       spec->add_bos = true;
@@ -238,8 +246,8 @@ absl::Status ApplyPostProcessor(const json& p,
     spec->bos_id = cls[1].get<int32_t>();
     spec->eos_id = sep[1].get<int32_t>();
   } else {
-    return Unsupported(ctx, absl::StrCat("unsupported post-processor type '",
-                                         type, "'"));
+    return Unsupported(
+        ctx, absl::StrCat("unsupported post-processor type '", type, "'"));
   }
   return absl::OkStatus();
 }
@@ -267,10 +275,12 @@ absl::Status ApplyDecoder(const json& d, TokenizerSpec* spec,
     spec->decode_strip_leading_space = d.value("start", 0) == 1;
   } else if (type == "Metaspace") {
     std::string scheme = d.value("prepend_scheme", "");
-    if (scheme.empty()) scheme = d.value("add_prefix_space", true) ? "always" : "never";
+    if (scheme.empty())
+      scheme = d.value("add_prefix_space", true) ? "always" : "never";
     spec->decode_strip_leading_space = scheme != "never";
   } else {
-    return Unsupported(ctx, absl::StrCat("unsupported decoder type '", type, "'"));
+    return Unsupported(ctx,
+                       absl::StrCat("unsupported decoder type '", type, "'"));
   }
   return absl::OkStatus();
 }
@@ -322,7 +332,8 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
   const bool byte_level =
       HasType(j.value("pre_tokenizer", json()), "ByteLevel") ||
       HasType(j.value("decoder", json()), "ByteLevel");
-  spec.kind = byte_level ? ModelKind::kByteLevelBpe : ModelKind::kSentencePieceBpe;
+  spec.kind =
+      byte_level ? ModelKind::kByteLevelBpe : ModelKind::kSentencePieceBpe;
   const bool spm = !byte_level;
   spec.byte_fallback = model.value("byte_fallback", false);
   spec.fuse_unk = model.value("fuse_unk", false);
@@ -346,7 +357,8 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
     if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
         !a.contains("content") || !a["content"].is_string()) {
       return Bad(ctx, absl::StrCat("added token without integer id and string "
-                                   "content: ", a.dump()));
+                                   "content: ",
+                                   a.dump()));
     }
     size = std::max<int64_t>(size, a["id"].get<int64_t>() + 1);
   }
@@ -359,8 +371,9 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
   }
   for (const auto& [tok, id] : vocab_ids) {
     if (have[id]) {
-      return Bad(ctx, absl::StrCat("duplicate token id ", id, " in model.vocab ('",
-                                   names[id], "' and '", tok, "')"));
+      return Bad(ctx,
+                 absl::StrCat("duplicate token id ", id, " in model.vocab ('",
+                              names[id], "' and '", tok, "')"));
     }
     have[id] = true;
     names[id] = tok;
@@ -380,7 +393,8 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
   if (!unk.empty()) {
     auto it = vocab_ids.find(unk);
     if (it == vocab_ids.end()) {
-      return Bad(ctx, absl::StrCat("unk_token '", unk, "' is not in the vocabulary"));
+      return Bad(
+          ctx, absl::StrCat("unk_token '", unk, "' is not in the vocabulary"));
     }
     spec.unk_id = it->second;
     if (spm) spec.types[spec.unk_id] = PieceType::kUnknown;
@@ -404,7 +418,8 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
     t.single_word = a.value("single_word", false);
     t.normalized = a.value("normalized", false);
     if (spm && t.id != spec.unk_id) {
-      spec.types[t.id] = t.special ? PieceType::kControl : PieceType::kUserDefined;
+      spec.types[t.id] =
+          t.special ? PieceType::kControl : PieceType::kUserDefined;
     }
     all_ids[content] = t.id;
     spec.added.push_back(t);
@@ -428,7 +443,8 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
       const std::string s = m.get<std::string>();
       const size_t sp = s.find(' ', 1);
       if (sp == std::string::npos) {
-        return Bad(ctx, absl::StrCat("merge ", i, " '", s, "' is not 'left right'"));
+        return Bad(ctx,
+                   absl::StrCat("merge ", i, " '", s, "' is not 'left right'"));
       }
       l = s.substr(0, sp);
       r = s.substr(sp + 1);
@@ -439,8 +455,10 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
     } else {
       return Bad(ctx, absl::StrCat("merge ", i, " is malformed: ", m.dump()));
     }
-    auto li = vocab_ids.find(l), ri = vocab_ids.find(r), mi = vocab_ids.find(l + r);
-    if (li == vocab_ids.end() || ri == vocab_ids.end() || mi == vocab_ids.end()) {
+    auto li = vocab_ids.find(l), ri = vocab_ids.find(r),
+         mi = vocab_ids.find(l + r);
+    if (li == vocab_ids.end() || ri == vocab_ids.end() ||
+        mi == vocab_ids.end()) {
       return Bad(ctx, absl::StrCat("merge ", i, " ('", l, "' '", r,
                                    "') uses or produces a token not in the "
                                    "vocabulary"));
@@ -466,9 +484,10 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
   }
 
   RETURN_IF_ERROR(ApplyNormalizer(j.value("normalizer", json()), &spec, ctx));
-  RETURN_IF_ERROR(ApplyPreTokenizer(j.value("pre_tokenizer", json()), &spec, ctx));
   RETURN_IF_ERROR(
-      ApplyPostProcessor(j.value("post_processor", json()), all_ids, &spec, ctx));
+      ApplyPreTokenizer(j.value("pre_tokenizer", json()), &spec, ctx));
+  RETURN_IF_ERROR(ApplyPostProcessor(j.value("post_processor", json()), all_ids,
+                                     &spec, ctx));
   RETURN_IF_ERROR(ApplyDecoder(j.value("decoder", json()), &spec, ctx));
   if (spec.eos_id >= 0) spec.stop_ids.push_back(spec.eos_id);
   RETURN_IF_ERROR(ValidateTokenizerSpec(spec, ctx));

@@ -33,7 +33,8 @@ absl::StatusOr<json> ReadJson(const fs::path& path) {
 // a protobuf (binary).
 bool LooksLikeTiktoken(std::string_view bytes) {
   const size_t nl = bytes.find('\n');
-  const std::string first(bytes.substr(0, nl == std::string_view::npos ? 64 : nl));
+  const std::string first(
+      bytes.substr(0, nl == std::string_view::npos ? 64 : nl));
   std::vector<std::string> parts = absl::StrSplit(first, ' ');
   int64_t rank;
   return parts.size() == 2 && absl::SimpleAtoi(parts[1], &rank) &&
@@ -68,9 +69,10 @@ absl::StatusOr<TokenizerSpec> SpecFromTokenizerFile(const fs::path& file) {
   }
   if (LooksLikeTiktoken(bytes)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        ctx, ": is a tiktoken ranks file; convert it with "
-             "ConvertTiktokenRanks (llmconvert --tiktoken), which takes the "
-             "split pattern and special tokens"));
+        ctx,
+        ": is a tiktoken ranks file; convert it with "
+        "ConvertTiktokenRanks (llmconvert --tiktoken), which takes the "
+        "split pattern and special tokens"));
   }
   return SpecFromSentencePieceModel(bytes, ctx);
 }
@@ -83,21 +85,23 @@ absl::StatusOr<TokenizerSpec> SpecFromSentencePieceModel(
   if (!model.ParseFromArray(model_bytes.data(),
                             static_cast<int>(model_bytes.size()))) {
     return absl::InvalidArgumentError(absl::StrCat(
-        ctx, ": not a sentencepiece model (protobuf ModelProto did not parse)"));
+        ctx,
+        ": not a sentencepiece model (protobuf ModelProto did not parse)"));
   }
   const spm::TrainerSpec& trainer = model.trainer_spec();
   if (trainer.model_type() != spm::TrainerSpec::BPE) {
-    return absl::UnimplementedError(absl::StrCat(
-        ctx, ": unsupported sentencepiece model type ",
-        spm::TrainerSpec::ModelType_Name(trainer.model_type()),
-        " (only BPE is supported)"));
+    return absl::UnimplementedError(
+        absl::StrCat(ctx, ": unsupported sentencepiece model type ",
+                     spm::TrainerSpec::ModelType_Name(trainer.model_type()),
+                     " (only BPE is supported)"));
   }
   if (trainer.treat_whitespace_as_suffix()) {
     return absl::UnimplementedError(
         absl::StrCat(ctx, ": treat_whitespace_as_suffix is not supported"));
   }
   if (model.pieces_size() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(ctx, ": model has no pieces"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(ctx, ": model has no pieces"));
   }
   const spm::NormalizerSpec& norm = model.normalizer_spec();
   TokenizerSpec spec;
@@ -113,8 +117,8 @@ absl::StatusOr<TokenizerSpec> SpecFromSentencePieceModel(
         ctx, ": unsupported sentencepiece normalizer '", norm.name(), "'"));
   }
   spec.space_to_metaspace = norm.escape_whitespaces();
-  spec.prepend = norm.add_dummy_prefix() ? PrependScheme::kFirst
-                                         : PrependScheme::kNever;
+  spec.prepend =
+      norm.add_dummy_prefix() ? PrependScheme::kFirst : PrependScheme::kNever;
   spec.remove_extra_whitespaces = norm.remove_extra_whitespaces();
   spec.byte_fallback = trainer.byte_fallback();
   spec.decode_strip_leading_space = norm.add_dummy_prefix();
@@ -176,7 +180,8 @@ absl::StatusOr<TokenizerSpec> SpecFromTiktokenRanks(
           ctx, ":", line_no, ": expected '<base64> <rank>', found '",
           std::string(line), "'"));
     }
-    auto bytes = Base64Decode(std::string_view(parts[0].data(), parts[0].size()));
+    auto bytes =
+        Base64Decode(std::string_view(parts[0].data(), parts[0].size()));
     if (!bytes.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           ctx, ":", line_no, ": ", std::string(bytes.status().message())));
@@ -238,9 +243,10 @@ absl::Status ConvertTokenizerDir(const fs::path& hf_dir,
     return absl::NotFoundError(absl::StrCat(
         hf_dir.string(), ": no tokenizer.json or tokenizer.model"));
   }
-  ASSIGN_OR_RETURN(TokenizerSpec spec,
-                   SpecFromTokenizerFile(hf_dir / (has_json ? "tokenizer.json"
-                                                            : "tokenizer.model")));
+  ASSIGN_OR_RETURN(
+      TokenizerSpec spec,
+      SpecFromTokenizerFile(hf_dir /
+                            (has_json ? "tokenizer.json" : "tokenizer.model")));
   auto id_of = [&spec](const std::string& text) -> int32_t {
     if (text.empty()) return -1;
     for (int32_t id = 0; id < static_cast<int32_t>(spec.tokens.size()); ++id) {
@@ -254,7 +260,8 @@ absl::Status ConvertTokenizerDir(const fs::path& hf_dir,
   const fs::path tc_path = hf_dir / "tokenizer_config.json";
   if (fs::exists(tc_path)) {
     ASSIGN_OR_RETURN(json tc, ReadJson(tc_path));
-    if (bos < 0 && tc.contains("bos_token")) bos = id_of(TokenText(tc["bos_token"]));
+    if (bos < 0 && tc.contains("bos_token"))
+      bos = id_of(TokenText(tc["bos_token"]));
     if (tc.contains("eos_token")) {
       const int32_t eos = id_of(TokenText(tc["eos_token"]));
       if (eos >= 0) stops.insert(eos);

@@ -56,10 +56,10 @@ std::string Normalize(std::string_view text, const std::string& form) {
   int options = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
   if (form == "nfkc") options |= UTF8PROC_COMPAT;
   utf8proc_uint8_t* out = nullptr;
-  const utf8proc_ssize_t n = utf8proc_map(
-      reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-      static_cast<utf8proc_ssize_t>(text.size()), &out,
-      static_cast<utf8proc_option_t>(options));
+  const utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                   static_cast<utf8proc_ssize_t>(text.size()), &out,
+                   static_cast<utf8proc_option_t>(options));
   if (n < 0) return std::string(text);  // invalid UTF-8: leave as is
   std::string result(reinterpret_cast<char*>(out), static_cast<size_t>(n));
   std::free(out);
@@ -102,12 +102,11 @@ void SplitRegex::Split(std::string_view text, Piece piece,
   while (pos < end) {
     // The piece is matched as its own subject (length `end`) so that
     // lookaheads do not see text beyond it.
-    const int rc =
-        impl_->jit
-            ? pcre2_jit_match(impl_->code, subject, end, pos, 0, scratch.data,
-                              scratch.context)
-            : pcre2_match(impl_->code, subject, end, pos, 0, scratch.data,
-                          scratch.context);
+    const int rc = impl_->jit
+                       ? pcre2_jit_match(impl_->code, subject, end, pos, 0,
+                                         scratch.data, scratch.context)
+                       : pcre2_match(impl_->code, subject, end, pos, 0,
+                                     scratch.data, scratch.context);
     if (rc < 0) break;  // no match, or a match error: the rest is a gap
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(scratch.data);
     size_t ms = ov[0], me = ov[1];
@@ -123,10 +122,9 @@ void SplitRegex::Split(std::string_view text, Piece piece,
 }
 
 bool IsUnicodeWhitespace(int32_t cp) {
-  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 ||
-         cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) ||
-         cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-         cp == 0x3000;
+  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
+         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+         cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 }  // namespace llmpack::tok

@@ -20,8 +20,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadFrom(const fs::path& path) {
   if (fs::is_directory(path, ec)) {
     const fs::path txt = path / "tokenizer.txt";
     if (!fs::exists(txt, ec)) {
-      return absl::NotFoundError(absl::StrCat(
-          path.string(), ": package has no tokenizer.txt"));
+      return absl::NotFoundError(
+          absl::StrCat(path.string(), ": package has no tokenizer.txt"));
     }
     return Tokenizer::Load(txt);
   }
@@ -66,9 +66,10 @@ absl::StatusOr<std::string> DetokenizeIds(const fs::path& source,
     const std::string word = text.substr(start, end - start);
     int32_t id;
     if (!absl::SimpleAtoi(word, &id)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "token ids: '", word, "' is not an integer (expected a JSON array "
-          "or whitespace/comma separated ids)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token ids: '", word,
+                       "' is not an integer (expected a JSON array "
+                       "or whitespace/comma separated ids)"));
     }
     ids.push_back(id);
     pos = end;

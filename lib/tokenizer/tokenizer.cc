@@ -131,7 +131,8 @@ absl::Status Tokenizer::Init(const std::string& context) {
           decode_bytes_[id] = spec_.decode_spm_surfaces ? "" : tok;
           break;
         case PieceType::kUnknown:
-          decode_bytes_[id] = spec_.decode_spm_surfaces ? " \xE2\x81\x87 " : tok;
+          decode_bytes_[id] =
+              spec_.decode_spm_surfaces ? " \xE2\x81\x87 " : tok;
           break;
         default:
           if (added_index_[id] < 0 ||
@@ -181,9 +182,9 @@ absl::Status Tokenizer::BuildMerges(const std::string& context) {
         joined = spec_.tokens[l] + spec_.tokens[r];
         const int32_t merged = find(joined);
         if (merged < 0) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              context, ": merge ", i, " (", l, " ", r,
-              ") produces bytes that are not a token"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(context, ": merge ", i, " (", l, " ", r,
+                           ") produces bytes that are not a token"));
         }
         merges_.Add(l, r, static_cast<int32_t>(i), merged);
       }
@@ -263,8 +264,10 @@ std::optional<Tokenizer::AddedMatch> Tokenizer::FindAdded(
       size_t start = i, end = i + content.size();
       if (a.single_word) {
         size_t len;
-        const int32_t before = start > 0 ? CodePointBefore(text, start, &len) : -1;
-        const int32_t after = end < text.size() ? CodePointAt(text, end, &len) : -1;
+        const int32_t before =
+            start > 0 ? CodePointBefore(text, start, &len) : -1;
+        const int32_t after =
+            end < text.size() ? CodePointAt(text, end, &len) : -1;
         if ((before >= 0 && IsWordChar(before)) ||
             (after >= 0 && IsWordChar(after))) {
           continue;
@@ -368,13 +371,12 @@ void Tokenizer::EncodeWord(std::string_view word, EncodeState* state,
                            std::vector<int32_t>* out) const {
   if (word.empty()) return;
   const absl::string_view key(word.data(), word.size());
-  if (spec_.ignore_merges || word.size() == 1) {
-    auto it = vocab_.find(key);
-    if (it != vocab_.end()) {
-      out->push_back(it->second);
-      return;
-    }
+  if (!spm_ && word.size() == 1 && byte_ids_[uint8_t(word[0])] >= 0) {
+    out->push_back(byte_ids_[uint8_t(word[0])]);
+    return;
   }
+  // The per-call cache is small and hot, so it is asked before the
+  // vocabulary; both whole-word hits and merge results are cached.
   const bool cacheable = !spm_ && word.size() <= kMaxCachedWord;
   if (cacheable) {
     auto it = state->cache.find(key);
@@ -386,14 +388,31 @@ void Tokenizer::EncodeWord(std::string_view word, EncodeState* state,
     }
   }
   const size_t out_start = out->size();
+  if (spec_.ignore_merges || word.size() == 1) {
+    auto it = vocab_.find(key);
+    if (it != vocab_.end()) out->push_back(it->second);
+  }
+  if (out->size() == out_start) MergeWord(word, state, out);
+  if (cacheable) {
+    const uint32_t offset = static_cast<uint32_t>(state->cached_ids.size());
+    const uint32_t len = static_cast<uint32_t>(out->size() - out_start);
+    state->cached_ids.insert(state->cached_ids.end(), out->begin() + out_start,
+                             out->end());
+    state->cache.emplace(std::string(word), std::make_pair(offset, len));
+  }
+}
+
+void Tokenizer::MergeWord(std::string_view word, EncodeState* state,
+                          std::vector<int32_t>* out) const {
+  const absl::string_view key(word.data(), word.size());
   std::vector<Symbol>& symbols = state->symbols;
   symbols.clear();
   if (spm_) {
     for (size_t i = 0; i < word.size();) {
       const size_t len = std::min(CharStep(word, i), word.size() - i);
       auto it = vocab_.find(key.substr(i, len));
-      symbols.push_back({it == vocab_.end() ? -1 : it->second, uint32_t(i),
-                         uint32_t(len)});
+      symbols.push_back(
+          {it == vocab_.end() ? -1 : it->second, uint32_t(i), uint32_t(len)});
       i += len;
     }
   } else {
@@ -424,22 +443,15 @@ void Tokenizer::EncodeWord(std::string_view word, EncodeState* state,
       last_was_unk = true;
     }
   }
-  if (cacheable) {
-    const uint32_t offset = static_cast<uint32_t>(state->cached_ids.size());
-    const uint32_t len = static_cast<uint32_t>(out->size() - out_start);
-    state->cached_ids.insert(state->cached_ids.end(), out->begin() + out_start,
-                             out->end());
-    state->cache.emplace(std::string(word), std::make_pair(offset, len));
-  }
 }
 
 absl::StatusOr<std::string> Tokenizer::Decode(
     absl::Span<const int32_t> ids) const {
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= vocab_size()) {
-      return absl::OutOfRangeError(absl::StrCat(
-          "token id ", ids[i], " at position ", i, " is out of range [0, ",
-          vocab_size(), ")"));
+      return absl::OutOfRangeError(
+          absl::StrCat("token id ", ids[i], " at position ", i,
+                       " is out of range [0, ", vocab_size(), ")"));
     }
   }
   return DecodeUnchecked(ids, spec_.decode_strip_leading_space);

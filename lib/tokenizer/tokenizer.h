@@ -49,7 +49,9 @@ class Tokenizer {
   // Fails on ids outside [0, vocab_size).
   absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids) const;
 
-  int32_t vocab_size() const { return static_cast<int32_t>(spec_.tokens.size()); }
+  int32_t vocab_size() const {
+    return static_cast<int32_t>(spec_.tokens.size());
+  }
   const TokenizerSpec& spec() const { return spec_; }
   std::optional<int32_t> bos_id() const;
   bool add_bos() const { return spec_.add_bos; }
@@ -81,6 +83,9 @@ class Tokenizer {
                     std::vector<int32_t>* out) const;
   void EncodeWord(std::string_view word, EncodeState* state,
                   std::vector<int32_t>* out) const;
+  // The merge loop for one word (no cache, no whole-word lookup).
+  void MergeWord(std::string_view word, EncodeState* state,
+                 std::vector<int32_t>* out) const;
   // Decoding without the id check; `strip_leading_space` applies once.
   std::string DecodeUnchecked(absl::Span<const int32_t> ids,
                               bool strip_leading_space) const;

@@ -63,7 +63,8 @@ std::string FormatFloat(float v) {
   return buf;
 }
 
-absl::Status ParseBool(const std::string& v, bool* out, const std::string& ctx) {
+absl::Status ParseBool(const std::string& v, bool* out,
+                       const std::string& ctx) {
   if (v == "0" || v == "1") {
     *out = v == "1";
     return absl::OkStatus();
@@ -118,9 +119,9 @@ absl::StatusOr<std::string> Base64Decode(std::string_view text) {
     return t;
   }();
   if (text.size() % 4 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid base64 '", std::string(text), "': length ", text.size(),
-        " is not a multiple of 4"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid base64 '", std::string(text), "': length ",
+                     text.size(), " is not a multiple of 4"));
   }
   std::string out;
   out.reserve(text.size() / 4 * 3);
@@ -154,13 +155,15 @@ absl::Status ValidateTokenizerSpec(const TokenizerSpec& spec,
                                    const std::string& context) {
   const int64_t n = static_cast<int64_t>(spec.tokens.size());
   if (n == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(context, ": empty vocabulary"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": empty vocabulary"));
   }
   const bool spm = spec.kind == ModelKind::kSentencePieceBpe;
   if (spm && (spec.scores.size() != spec.tokens.size() ||
               spec.types.size() != spec.tokens.size())) {
     return absl::InvalidArgumentError(absl::StrCat(
-        context, ": SentencePiece vocabulary needs a score and type per token"));
+        context,
+        ": SentencePiece vocabulary needs a score and type per token"));
   }
   auto check_id = [&](int32_t id, const char* what) -> absl::Status {
     if (id < -1 || id >= n) {
@@ -217,9 +220,9 @@ absl::Status ValidateTokenizerSpec(const TokenizerSpec& spec,
     }
     auto [it, inserted] = seen.emplace(spec.tokens[id], id);
     if (!inserted) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          context, ": duplicate token: ids ", it->second, " and ", id,
-          " both have the bytes '", spec.tokens[id], "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(context, ": duplicate token: ids ", it->second, " and ",
+                       id, " both have the bytes '", spec.tokens[id], "'"));
     }
   }
   if (spec.merge_mode == MergeMode::kExplicit) {
@@ -232,9 +235,9 @@ absl::Status ValidateTokenizerSpec(const TokenizerSpec& spec,
       }
     }
   } else if (!spec.merges.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        context, ": merges listed but merge mode is ",
-        MergeModeName(spec.merge_mode)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": merges listed but merge mode is ",
+                     MergeModeName(spec.merge_mode)));
   }
   if (spec.merge_mode == MergeMode::kByScore && !spm) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -242,9 +245,9 @@ absl::Status ValidateTokenizerSpec(const TokenizerSpec& spec,
   }
   if (spec.normalizer != "none" && spec.normalizer != "nfc" &&
       spec.normalizer != "nfkc") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        context, ": unknown normalizer '", spec.normalizer,
-        "' (expected none, nfc or nfkc)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": unknown normalizer '", spec.normalizer,
+                     "' (expected none, nfc or nfkc)"));
   }
   return absl::OkStatus();
 }
@@ -277,10 +280,12 @@ std::string SerializeTokenizerSpec(const TokenizerSpec& spec) {
   line("eos_id ", spec.eos_id);
   line("add_bos ", int(spec.add_bos));
   line("add_eos ", int(spec.add_eos));
-  line("stop_ids ", spec.stop_ids.empty() ? "-" : absl::StrJoin(spec.stop_ids, ","));
+  line("stop_ids ",
+       spec.stop_ids.empty() ? "-" : absl::StrJoin(spec.stop_ids, ","));
   line("decode_strip_leading_space ", int(spec.decode_strip_leading_space));
   line("decode_spm_surfaces ", int(spec.decode_spm_surfaces));
-  for (const AddedToken& a : spec.added) line("added ", a.id, " ", AddedFlags(a));
+  for (const AddedToken& a : spec.added)
+    line("added ", a.id, " ", AddedFlags(a));
   line("tokens");
   for (size_t i = 0; i < spec.tokens.size(); ++i) {
     if (spm) {
@@ -301,8 +306,8 @@ std::string SerializeTokenizerSpec(const TokenizerSpec& spec) {
 absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
                                                  const std::string& context) {
   TokenizerSpec spec;
-  std::vector<absl::string_view> lines = absl::StrSplit(
-      absl::string_view(text.data(), text.size()), '\n');
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(absl::string_view(text.data(), text.size()), '\n');
   size_t li = 0;
   auto where = [&](size_t i) { return absl::StrCat(context, ":", i + 1); };
   if (lines.empty() || lines[0] != kMagic) {
@@ -323,9 +328,9 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
       } else if (v == "sentencepiece_bpe") {
         spec.kind = ModelKind::kSentencePieceBpe;
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            ctx, ": unknown model kind '", v,
-            "' (expected byte_level_bpe or sentencepiece_bpe)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(ctx, ": unknown model kind '", v,
+                         "' (expected byte_level_bpe or sentencepiece_bpe)"));
       }
     } else if (key == "vocab_size") {
       if (!absl::SimpleAtoi(v, &vocab_size) || vocab_size <= 0) {
@@ -369,9 +374,8 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
       } else if (v == "always") {
         spec.prepend = PrependScheme::kAlways;
       } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat(ctx, ": expected never, first or always, found '", v,
-                         "'"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            ctx, ": expected never, first or always, found '", v, "'"));
       }
     } else if (key == "prepend_only_if_absent") {
       RETURN_IF_ERROR(ParseBool(v, &spec.prepend_only_if_absent, ctx));
@@ -450,9 +454,9 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
   const bool spm = spec.kind == ModelKind::kSentencePieceBpe;
   ++li;
   if (lines.size() < li + vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        context, ": truncated: header promises ", vocab_size, " tokens, found ",
-        lines.size() - li));
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": truncated: header promises ", vocab_size,
+                     " tokens, found ", lines.size() - li));
   }
   spec.tokens.reserve(vocab_size);
   for (int64_t id = 0; id < vocab_size; ++id, ++li) {
@@ -463,17 +467,17 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
       float score;
       if (parts.size() != 3 || !absl::SimpleAtof(parts[1], &score) ||
           parts[2].size() != 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where(li), ": token ", id,
-            ": expected '<base64> <score> <type>', found '", std::string(l),
-            "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where(li), ": token ", id,
+                         ": expected '<base64> <score> <type>', found '",
+                         std::string(l), "'"));
       }
       const char* p =
           std::char_traits<char>::find(kTypeLetters + 1, 6, parts[2][0]);
       if (p == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where(li), ": token ", id, ": unknown piece type '",
-            std::string(parts[2]), "' (expected one of NUCDXB)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where(li), ": token ", id, ": unknown piece type '",
+                         std::string(parts[2]), "' (expected one of NUCDXB)"));
       }
       spec.scores.push_back(score);
       spec.types.push_back(static_cast<PieceType>(p - kTypeLetters));
@@ -481,8 +485,9 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
     }
     auto bytes = Base64Decode(std::string_view(b64.data(), b64.size()));
     if (!bytes.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where(li), ": token ", id, ": ", std::string(bytes.status().message())));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where(li), ": token ", id, ": ",
+                       std::string(bytes.status().message())));
     }
     spec.tokens.push_back(*std::move(bytes));
   }
@@ -502,16 +507,18 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
       int32_t l, r;
       if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &l) ||
           !absl::SimpleAtoi(parts[1], &r)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where(li), ": merge ", m, ": expected '<left id> <right id>', found '",
-            std::string(lines[li]), "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where(li), ": merge ", m,
+                         ": expected '<left id> <right id>', found '",
+                         std::string(lines[li]), "'"));
       }
       spec.merges.emplace_back(l, r);
     }
   }
   if (li >= lines.size() || lines[li] != "end") {
     return absl::InvalidArgumentError(absl::StrCat(
-        where(li), ": expected 'end' (token count does not match vocab_size?)"));
+        where(li),
+        ": expected 'end' (token count does not match vocab_size?)"));
   }
   RETURN_IF_ERROR(ValidateTokenizerSpec(spec, context));
   return spec;

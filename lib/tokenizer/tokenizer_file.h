@@ -48,11 +48,11 @@ enum class PrependScheme { kNever, kFirst, kAlways };
 
 struct AddedToken {
   int32_t id = 0;
-  bool special = false;      // skipped by "skip special" decoding; post-proc
-  bool lstrip = false;       // match absorbs whitespace on the left
-  bool rstrip = false;       // match absorbs whitespace on the right
-  bool single_word = false;  // only matches when not inside a word
-  bool normalized = false;   // matched against normalized text
+  bool special = false;       // skipped by "skip special" decoding; post-proc
+  bool lstrip = false;        // match absorbs whitespace on the left
+  bool rstrip = false;        // match absorbs whitespace on the right
+  bool single_word = false;   // only matches when not inside a word
+  bool normalized = false;    // matched against normalized text
   bool match_in_text = true;  // recognized when its text occurs in input
 };
 
@@ -74,7 +74,7 @@ struct TokenizerSpec {
   // into matches and gaps (HF Split "Isolated").
   std::vector<std::string> split_regexes;
   // SentencePiece-style whitespace handling.
-  bool space_to_metaspace = false;   // ' ' -> U+2581
+  bool space_to_metaspace = false;  // ' ' -> U+2581
   PrependScheme prepend = PrependScheme::kNever;
   // HF Metaspace: no prefix when the segment already starts with U+2581.
   bool prepend_only_if_absent = false;

@@ -26,7 +26,8 @@ std::string SmallTokenizerTxt() {
   return SerializeTokenizerSpec(spec);
 }
 
-absl::Status ConvertJsonText(const ScopedTempDir& tmp, const std::string& text) {
+absl::Status ConvertJsonText(const ScopedTempDir& tmp,
+                             const std::string& text) {
   const auto src = tmp.path() / "tokenizer.json";
   EXPECT_TRUE(WriteStringToFile(src, text).ok());
   return ConvertTokenizerFile(src, tmp.path() / "tokenizer.txt");
@@ -34,7 +35,8 @@ absl::Status ConvertJsonText(const ScopedTempDir& tmp, const std::string& text) 
 
 TEST(TokenizerBadInput, MalformedTokenizerJson) {
   ScopedTempDir tmp;
-  const absl::Status s = ConvertJsonText(tmp, R"({"model": {"type": "BPE", "vocab": {)");
+  const absl::Status s =
+      ConvertJsonText(tmp, R"({"model": {"type": "BPE", "vocab": {)");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Message(s), HasSubstr("malformed JSON"));
   EXPECT_THAT(Message(s), HasSubstr("tokenizer.json"));
@@ -62,7 +64,11 @@ TEST(TokenizerBadInput, UnknownModelType) {
 TEST(TokenizerBadInput, SentencePieceModelTypeAndGarbage) {
   ScopedTempDir tmp;
   // ModelProto{pieces: [{piece: "a"}], trainer_spec: {model_type: UNIGRAM}}
-  const std::string unigram("\x0A\x03\x0A\x01" "a" "\x12\x02\x18\x01", 9);
+  const std::string unigram(
+      "\x0A\x03\x0A\x01"
+      "a"
+      "\x12\x02\x18\x01",
+      9);
   const auto model = tmp.path() / "tokenizer.model";
   ASSERT_TRUE(WriteStringToFile(model, unigram).ok());
   absl::Status s = ConvertTokenizerFile(model, tmp.path() / "out.txt");
@@ -76,7 +82,8 @@ TEST(TokenizerBadInput, SentencePieceModelTypeAndGarbage) {
 TEST(TokenizerBadInput, DuplicateIdsInVocab) {
   ScopedTempDir tmp;
   const absl::Status s = ConvertJsonText(
-      tmp, R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []},
+      tmp,
+      R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []},
                "decoder": {"type": "ByteLevel"}})");
   EXPECT_THAT(Message(s), HasSubstr("duplicate token id 0"));
 }
@@ -94,11 +101,13 @@ TEST(TokenizerBadInput, InvalidBase64InTokenizerTxt) {
 
 TEST(TokenizerBadInput, InvalidBase64InTiktokenRanks) {
   TiktokenOptions options;
-  auto spec = SpecFromTiktokenRanks("YQ== 0\nY!== 1\n", options, "ranks.tiktoken");
+  auto spec =
+      SpecFromTiktokenRanks("YQ== 0\nY!== 1\n", options, "ranks.tiktoken");
   ASSERT_FALSE(spec.ok());
   EXPECT_THAT(Message(spec.status()), HasSubstr("ranks.tiktoken:2"));
   EXPECT_THAT(Message(spec.status()), HasSubstr("invalid base64"));
-  auto gap = SpecFromTiktokenRanks("YQ== 0\nYg== 2\n", options, "ranks.tiktoken");
+  auto gap =
+      SpecFromTiktokenRanks("YQ== 0\nYg== 2\n", options, "ranks.tiktoken");
   EXPECT_THAT(Message(gap.status()), HasSubstr("without gaps"));
 }
 
@@ -108,14 +117,16 @@ TEST(TokenizerBadInput, DuplicateTokens) {
   text.replace(p, 4, "YQ==");
   auto spec = ParseTokenizerSpec(text, "t.txt");
   ASSERT_FALSE(spec.ok());
-  EXPECT_THAT(Message(spec.status()), HasSubstr("duplicate token: ids 0 and 1"));
+  EXPECT_THAT(Message(spec.status()),
+              HasSubstr("duplicate token: ids 0 and 1"));
   auto tik = SpecFromTiktokenRanks("YQ== 0\nYQ== 1\n", TiktokenOptions(), "r");
   EXPECT_THAT(Message(tik.status()), HasSubstr("duplicate token"));
 }
 
 TEST(TokenizerBadInput, TruncatedAndUnknownHeader) {
   std::string text = SmallTokenizerTxt();
-  auto truncated = ParseTokenizerSpec(text.substr(0, text.size() - 10), "t.txt");
+  auto truncated =
+      ParseTokenizerSpec(text.substr(0, text.size() - 10), "t.txt");
   EXPECT_FALSE(truncated.ok());
   std::string unknown = text;
   unknown.insert(unknown.find('\n') + 1, "frobnicate 1\n");

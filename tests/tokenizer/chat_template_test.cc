@@ -1,3 +1,5 @@
+#include "tokenizer/chat_template.h"
+
 #include <fstream>
 #include <string>
 #include <vector>
@@ -6,7 +8,6 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "support/test_paths.h"
-#include "tokenizer/chat_template.h"
 #include "tokenizer/convert_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -25,13 +26,15 @@ TEST(ChatTemplate, Bpe4kChatCase) {
   ModelConfig config;
   const auto out = tmp.path() / "tokenizer.txt";
   ASSERT_TRUE(
-      ConvertTokenizerDir(FixturesDir() / "tiny-llama" / "hf", out, &config).ok());
+      ConvertTokenizerDir(FixturesDir() / "tiny-llama" / "hf", out, &config)
+          .ok());
   ASSERT_FALSE(config.chat_template.empty());
   std::ifstream in(FixturesDir() / "tokenizers" / "bpe4k_chat_case.json");
   const json chat = json::parse(in);
   std::vector<ChatMessage> messages;
   for (const json& m : chat["messages"]) {
-    messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+    messages.push_back(
+        {m["role"].get<std::string>(), m["content"].get<std::string>()});
   }
   ChatTemplateOptions options;
   options.add_generation_prompt = true;
@@ -70,7 +73,8 @@ TEST(AddTokenizerToPackage, ListsFileAndFillsConfig) {
   EXPECT_EQ(manifest.files[0].role, "tokenizer");
   EXPECT_EQ(manifest.files[0].size,
             std::filesystem::file_size(tmp.path() / "tokenizer.txt"));
-  EXPECT_THAT(manifest.config.chat_template, ::testing::HasSubstr("<|im_start|>"));
+  EXPECT_THAT(manifest.config.chat_template,
+              ::testing::HasSubstr("<|im_start|>"));
   EXPECT_EQ(AddTokenizerToPackage(tmp.path(), tmp.path(), &manifest).code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(manifest.files.size(), 1u);
@@ -95,8 +99,8 @@ TEST(ChatTemplate, Llama3Style) {
       "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}";
   ChatTemplateOptions options;
   options.bos_token = "<|begin_of_text|>";
-  auto out = RenderChatTemplate(tmpl, {{"system", " Be brief. "}, {"user", "Hi"}},
-                                options);
+  auto out = RenderChatTemplate(
+      tmpl, {{"system", " Be brief. "}, {"user", "Hi"}}, options);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(*out,
             "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
@@ -109,7 +113,8 @@ TEST(ChatTemplate, Llama3Style) {
 // think block to the generation prompt.
 TEST(ChatTemplate, Qwen3Template) {
   LLMPACK_REQUIRE_FIXTURES();
-  std::ifstream in(FixturesDir() / "tokenizers" / "qwen3_tokenizer_config.json");
+  std::ifstream in(FixturesDir() / "tokenizers" /
+                   "qwen3_tokenizer_config.json");
   const std::string tmpl = json::parse(in)["chat_template"].get<std::string>();
   const json vars = {
       {"messages",
@@ -121,15 +126,17 @@ TEST(ChatTemplate, Qwen3Template) {
       {"enable_thinking", false}};
   auto out = RenderJinjaTemplate(tmpl, vars);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(*out,
-            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n"
-            "<|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n"
-            "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  EXPECT_EQ(
+      *out,
+      "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n"
+      "<|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nU2<|im_end|>\n"
+      "<|im_start|>assistant\n<think>\n\n</think>\n\n");
 }
 
 TEST(ChatTemplate, SlicesNamespacesAndSplit) {
   auto out = RenderJinjaTemplate(
-      "{% set ns = namespace(n=0) %}{% for x in xs[::-1] %}{% set ns.n = ns.n + x %}"
+      "{% set ns = namespace(n=0) %}{% for x in xs[::-1] %}{% set ns.n = ns.n "
+      "+ x %}"
       "{{ x }}{% endfor %}|{{ ns.n }}|{{ 'a/b/c'.split('/')[-1] }}|"
       "{{ xs[1:] | tojson }}|{{ '--x--'.strip('-') }}",
       {{"xs", {1, 2, 3}}});
@@ -146,11 +153,12 @@ TEST(ChatTemplate, WhitespaceControlAndBranches) {
       "  {%- endif %}\n"
       "{%- endfor %}\n"
       "{%- if add_generation_prompt %}[A]{% endif %}";
-  auto out = RenderJinjaTemplate(
-      tmpl, {{"messages", {{{"role", "system"}, {"content", "x"}},
-                           {{"role", "user"}, {"content", "hi"}},
-                           {{"role", "tool"}, {"content", "t"}}}},
-             {"add_generation_prompt", true}});
+  auto out =
+      RenderJinjaTemplate(tmpl, {{"messages",
+                                  {{{"role", "system"}, {"content", "x"}},
+                                   {{"role", "user"}, {"content", "hi"}},
+                                   {{"role", "tool"}, {"content", "t"}}}},
+                                 {"add_generation_prompt", true}});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(*out, "[S]x[U]HI[?][A]");
   // trim_blocks / lstrip_blocks as transformers sets them (checked with
@@ -162,15 +170,18 @@ TEST(ChatTemplate, WhitespaceControlAndBranches) {
 }
 
 TEST(ChatTemplate, ErrorsNameTheConstruct) {
-  auto unsupported = RenderJinjaTemplate("{% macro f() %}{% endmacro %}", json::object());
+  auto unsupported =
+      RenderJinjaTemplate("{% macro f() %}{% endmacro %}", json::object());
   EXPECT_FALSE(unsupported.ok());
   EXPECT_THAT(std::string(unsupported.status().message()),
               ::testing::HasSubstr("macro"));
-  auto raised = RenderJinjaTemplate("{{ raise_exception('bad role') }}", json::object());
+  auto raised =
+      RenderJinjaTemplate("{{ raise_exception('bad role') }}", json::object());
   EXPECT_FALSE(raised.ok());
   EXPECT_THAT(std::string(raised.status().message()),
               ::testing::HasSubstr("bad role"));
-  EXPECT_FALSE(RenderJinjaTemplate("{% if x %}never closed", json::object()).ok());
+  EXPECT_FALSE(
+      RenderJinjaTemplate("{% if x %}never closed", json::object()).ok());
 }
 
 }  // namespace

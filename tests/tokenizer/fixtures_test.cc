@@ -41,16 +41,16 @@ void CheckCases(const std::string& name, const std::string& source) {
   ScopedTempDir tmp;
   std::unique_ptr<Tokenizer> tok = ConvertAndLoad(source, tmp);
   ASSERT_NE(tok, nullptr);
-  const json cases =
-      ReadJsonFile(FixturesDir() / "tokenizers" / (name + "_cases.json"))["cases"];
+  const json cases = ReadJsonFile(FixturesDir() / "tokenizers" /
+                                  (name + "_cases.json"))["cases"];
   ASSERT_FALSE(cases.empty());
   int failures = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     const json& c = cases[i];
     const std::string text = c["text"].get<std::string>();
     const auto ids = c["ids"].get<std::vector<int32_t>>();
-    const std::string label =
-        name + " case " + std::to_string(i) + " text=" + json(text).dump().substr(0, 80);
+    const std::string label = name + " case " + std::to_string(i) +
+                              " text=" + json(text).dump().substr(0, 80);
     const std::vector<int32_t> got = tok->Encode(text, /*add_special=*/false);
     EXPECT_EQ(got, ids) << label;
     failures += got != ids;

@@ -37,9 +37,12 @@ TEST(Base64, RoundTripsEveryLengthAndByte) {
 
 TEST(Utf8, LossyFollowsMaximalSubparts) {
   const std::string fffd = kReplacementChar;
-  EXPECT_EQ(Utf8Lossy("a\xE4\xB8\xAD" "b"), "a\xE4\xB8\xAD" "b");
-  EXPECT_EQ(Utf8Lossy("\xE4\xB8"), fffd);             // truncated: one
-  EXPECT_EQ(Utf8Lossy("\xFF\xFE"), fffd + fffd);      // bad leads: each
+  EXPECT_EQ(Utf8Lossy("a\xE4\xB8\xAD"
+                      "b"),
+            "a\xE4\xB8\xAD"
+            "b");
+  EXPECT_EQ(Utf8Lossy("\xE4\xB8"), fffd);                    // truncated: one
+  EXPECT_EQ(Utf8Lossy("\xFF\xFE"), fffd + fffd);             // bad leads: each
   EXPECT_EQ(Utf8Lossy("\xED\xA0\x80"), fffd + fffd + fffd);  // surrogate
   EXPECT_EQ(Utf8ReplacePerByte("\xE4\xB8x"), fffd + fffd + "x");
   EXPECT_EQ(IncompleteTailLength("a\xE4\xB8"), 2u);
@@ -130,7 +133,8 @@ TEST(Tiktoken, RanksFileConverts) {
   auto tok = Tokenizer::FromSpec(*spec, "r");
   ASSERT_TRUE(tok.ok()) << tok.status();
   // " " has no token: bytes without a token are dropped (as in HF).
-  EXPECT_THAT((*tok)->Encode("abcab ab<|eot|>", false), ElementsAre(4, 3, 3, 5));
+  EXPECT_THAT((*tok)->Encode("abcab ab<|eot|>", false),
+              ElementsAre(4, 3, 3, 5));
   EXPECT_THAT((*tok)->Encode("cab<|eot|>", false), ElementsAre(2, 3, 5));
 }
 
@@ -151,7 +155,8 @@ TEST(Tokenizer, ConcurrentEncodeMatchesSerial) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       bool ok = true;
-      for (int i = 0; i < 200; ++i) ok = ok && (*tok)->Encode(text, true) == expected;
+      for (int i = 0; i < 200; ++i)
+        ok = ok && (*tok)->Encode(text, true) == expected;
       same[t] = ok;
     });
   }
