@@ -120,6 +120,7 @@ class Analyzer {
   absl::StatusOr<WeightRef> ResolveNBits(const NodeProto& n) const;
   absl::StatusOr<std::vector<Linear>> LinearConsumers(
       const std::string& value) const;
+  std::vector<Linear> Unpack(const Linear& lin) const;
   std::optional<Norm> MatchNorm(const std::string& x) const;
   std::optional<Norm> MatchDecomposedNorm(const std::string& x,
                                           const NodeProto& square) const;
@@ -257,9 +258,78 @@ absl::StatusOr<std::vector<Linear>> Analyzer::LinearConsumers(
         lin.out = add.output(0);
       }
     }
-    found.push_back(std::move(lin));
+    for (Linear& part : Unpack(lin)) found.push_back(std::move(part));
   }
   return found;
+}
+
+// A Linear whose output is only split along its last axis (packed q/k/v or
+// gate/up, by Split or by Slices) stands for one Linear per part, each a
+// band of the weight's rows.
+std::vector<Linear> Analyzer::Unpack(const Linear& lin) const {
+  const std::vector<Use> uses = g_.ConsumersThroughCasts(lin.out);
+  const int64_t width = lin.weight.shape[0];
+  std::vector<std::pair<int64_t, int64_t>> ranges;  // [begin, end)
+  std::vector<std::string> outs;
+  // The packed axis must be the feature axis, never the batch axis 0.
+  auto feature_axis = [](int64_t axis) { return axis == -1 || axis >= 1; };
+  if (uses.size() == 1 && Is(*uses[0].node, "Split") && uses[0].input == 0) {
+    const NodeProto& split = *uses[0].node;
+    if (!feature_axis(IntAttr(split, "axis", 0))) return {lin};
+    std::vector<int64_t> sizes = IntsAttr(split, "split");
+    if (split.input_size() > 1 && !split.input(1).empty()) {
+      sizes = m_.IntValues(split.input(1)).value_or(std::vector<int64_t>{});
+    }
+    const int64_t parts = split.output_size();
+    if (sizes.empty() && parts > 0 && width % parts == 0) {
+      sizes.assign(parts, width / parts);
+    }
+    if (static_cast<int64_t>(sizes.size()) != parts) return {lin};
+    int64_t begin = 0;
+    for (int64_t i = 0; i < parts; ++i) {
+      ranges.push_back({begin, begin + sizes[i]});
+      outs.push_back(split.output(i));
+      begin += sizes[i];
+    }
+    if (begin != width) return {lin};
+  } else if (uses.size() >= 2) {
+    for (const Use& use : uses) {
+      const NodeProto& n = *use.node;
+      if (!Is(n, "Slice") || use.input != 0 || n.input_size() < 4) return {lin};
+      auto starts = m_.IntValues(n.input(1));
+      auto ends = m_.IntValues(n.input(2));
+      auto axes = m_.IntValues(n.input(3));
+      auto steps = n.input_size() > 4 ? m_.IntValues(n.input(4))
+                                      : std::vector<int64_t>{1};
+      if (!starts.ok() || !ends.ok() || !axes.ok() || !steps.ok() ||
+          starts->size() != 1 || ends->size() != 1 || axes->size() != 1 ||
+          !feature_axis((*axes)[0]) || *steps != std::vector<int64_t>{1}) {
+        return {lin};
+      }
+      auto clamp = [&](int64_t v) {
+        return std::clamp<int64_t>(v < 0 ? v + width : v, 0, width);
+      };
+      ranges.push_back({clamp((*starts)[0]), clamp((*ends)[0])});
+      outs.push_back(n.output(0));
+    }
+  } else {
+    return {lin};
+  }
+  std::vector<Linear> parts;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const auto [begin, end] = ranges[i];
+    if (end <= begin) return {lin};
+    Linear part = lin;
+    for (WeightRef* w : {&part.weight, &part.bias}) {
+      if (!w->present()) continue;
+      w->packed_rows = w->shape[0];
+      w->row_offset = begin;
+      w->shape[0] = end - begin;
+    }
+    part.out = outs[i];
+    parts.push_back(std::move(part));
+  }
+  return parts;
 }
 
 std::optional<Norm> Analyzer::MatchNorm(const std::string& x) const {

@@ -34,6 +34,11 @@ struct WeightRef {
   bool transpose = false;      // stored [in, out]: transpose when reading
   std::vector<int64_t> shape;  // Hugging Face shape after orientation
   std::optional<NBitsWeight> nbits;  // set for MatMulNBits weights
+  // A band of rows of a packed weight (fused qkv / gate_up): the rows
+  // [row_offset, row_offset + shape[0]) of a tensor with `packed_rows` rows
+  // in Hugging Face layout. packed_rows 0: the whole tensor.
+  int64_t row_offset = 0;
+  int64_t packed_rows = 0;
 
   bool present() const { return !value.empty(); }
 };

@@ -32,6 +32,17 @@ double ShortestF32Decimal(double value) {
   return f;
 }
 
+// The whole tensor a (possibly packed) weight is a band of.
+WeightRef Whole(const WeightRef& ref) {
+  WeightRef whole = ref;
+  if (ref.packed_rows > 0) {
+    whole.shape[0] = ref.packed_rows;
+    whole.row_offset = 0;
+    whole.packed_rows = 0;
+  }
+  return whole;
+}
+
 std::map<std::string, WeightRef> WeightsByName(const RecoveredModel& r) {
   std::map<std::string, WeightRef> w;
   w["model.embed_tokens.weight"] = r.embedding;
@@ -207,7 +218,7 @@ absl::StatusOr<std::string> OnnxTensorSource::CheckDTypes() const {
   int64_t quantized_bits = 0;
   for (const auto& [name, ref] : weights_) {
     if (ref.nbits) {
-      RETURN_IF_ERROR(ValidateNBits(model_, ref));
+      RETURN_IF_ERROR(ValidateNBits(model_, Whole(ref)));
       quantized_bits = ref.nbits->bits;
       continue;
     }
@@ -246,6 +257,19 @@ absl::StatusOr<SourceTensor> OnnxTensorSource::Get(const std::string& hf_name) {
   }
   const WeightRef& ref = it->second;
   const std::string label = absl::StrCat(hf_name, " (ONNX '", ref.value, "')");
+  ASSIGN_OR_RETURN(SourceTensor out, ReadWhole(Whole(ref), label));
+  if (ref.packed_rows > 0) {
+    // A band of a packed weight: rows are contiguous in [out, in] layout.
+    const uint64_t row_bytes = out.data.size() / ref.packed_rows;
+    out.data =
+        out.data.subspan(ref.row_offset * row_bytes, ref.shape[0] * row_bytes);
+    out.shape = ref.shape;
+  }
+  return out;
+}
+
+absl::StatusOr<SourceTensor> OnnxTensorSource::ReadWhole(
+    const WeightRef& ref, const std::string& label) const {
   if (ref.nbits) {
     ASSIGN_OR_RETURN(std::vector<float> values, DequantizeNBits(model_, ref));
     auto owned = std::make_shared<std::vector<uint8_t>>(
@@ -257,9 +281,8 @@ absl::StatusOr<SourceTensor> OnnxTensorSource::Get(const std::string& hf_name) {
   ASSIGN_OR_RETURN(ConstantData data, model_.Data(ref.value));
   absl::StatusOr<DType> dtype = ToDType(data.onnx_type);
   if (!dtype.ok()) {
-    return absl::UnimplementedError(
-        absl::StrCat(model_.path().string(), ": tensor '", ref.value, "' (",
-                     hf_name, "): ", dtype.status().message()));
+    return absl::UnimplementedError(absl::StrCat(
+        model_.path().string(), ": ", label, ": ", dtype.status().message()));
   }
   SourceTensor out{label, *dtype, ref.shape, data.bytes, data.owned};
   if (ref.transpose) {

@@ -40,6 +40,10 @@ class OnnxTensorSource : public TensorSource {
   bool HasQuantizedWeights() const;
 
  private:
+  // The whole constant in Hugging Face layout (dequantized, transposed).
+  absl::StatusOr<SourceTensor> ReadWhole(const WeightRef& ref,
+                                         const std::string& label) const;
+
   const OnnxModel& model_;
   std::map<std::string, WeightRef> weights_;  // by Hugging Face name
   uint64_t total_bytes_ = 0;

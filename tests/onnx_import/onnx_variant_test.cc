@@ -3,6 +3,7 @@
 // weights stored [out, in] behind explicit Transpose nodes, fused RMSNorm
 // operators, f16 weights behind Casts, and q/k/v biases. Role recovery must
 // not depend on any of it.
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -370,6 +371,116 @@ TEST_F(OnnxVariantTest, CosSinTablesInsteadOfCos) {
               ::testing::Contains("max_positions"));
   ::llmpack::testing::ExpectSamePackageTensors(tmp_.path() / "onnx_pkg",
                                                tmp_.path() / "hf_pkg", false);
+}
+
+onnx::TensorProto* AddInt64s(onnx::ModelProto& m, const std::string& name,
+                             const std::vector<int64_t>& values) {
+  onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::INT64);
+  t->add_dims(static_cast<int64_t>(values.size()));
+  for (int64_t v : values) t->add_int64_data(v);
+  return t;
+}
+
+// Replaces each group of MatMuls reading one value (q/k/v, gate/up) by one
+// MatMul over the concatenated weights followed by a Split (3 parts) or by
+// Slices (2 parts), as exporters that fuse projections emit.
+void PackProjections(onnx::ModelProto& m) {
+  std::map<std::string, std::vector<int>> readers;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    const onnx::NodeProto& n = m.graph().node(i);
+    if (n.op_type() == "MatMul" && Initializer(m, n.input(1)) != nullptr) {
+      readers[n.input(0)].push_back(i);
+    }
+  }
+  std::map<int, std::vector<onnx::NodeProto>> replacement;  // at first index
+  std::set<int> removed;
+  int group = 0;
+  for (const auto& [input, nodes] : readers) {
+    if (nodes.size() < 2) continue;
+    const std::string name = "packed" + std::to_string(group++);
+    std::vector<std::vector<float>> parts;
+    std::vector<int64_t> widths;
+    int64_t in = 0, total = 0;
+    for (int i : nodes) {
+      const onnx::TensorProto* w = Initializer(m, m.graph().node(i).input(1));
+      in = w->dims(0);
+      widths.push_back(w->dims(1));
+      total += w->dims(1);
+      parts.push_back(Floats(*w));
+    }
+    std::vector<float> packed;  // stored [in, total]
+    for (int64_t r = 0; r < in; ++r) {
+      for (size_t p = 0; p < parts.size(); ++p) {
+        packed.insert(packed.end(), parts[p].begin() + r * widths[p],
+                      parts[p].begin() + (r + 1) * widths[p]);
+      }
+    }
+    onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+    t->set_name(name + "_w");
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(in);
+    t->add_dims(total);
+    SetFloats(*t, packed);
+    std::vector<onnx::NodeProto> added(1);
+    added[0].set_op_type("MatMul");
+    added[0].add_input(input);
+    added[0].add_input(name + "_w");
+    added[0].add_output(name);
+    if (nodes.size() == 3) {
+      AddInt64s(m, name + "_sizes", widths);
+      onnx::NodeProto split;
+      split.set_op_type("Split");
+      split.add_input(name);
+      split.add_input(name + "_sizes");
+      for (int i : nodes) split.add_output(m.graph().node(i).output(0));
+      auto* axis = split.add_attribute();
+      axis->set_name("axis");
+      axis->set_type(onnx::AttributeProto::INT);
+      axis->set_i(-1);
+      added.push_back(std::move(split));
+    } else {
+      int64_t begin = 0;
+      for (size_t p = 0; p < nodes.size(); ++p) {
+        const std::string tag = name + "_" + std::to_string(p);
+        AddInt64s(m, tag + "_starts", {begin});
+        // The last part runs to "the end", as exporters write it.
+        AddInt64s(m, tag + "_ends",
+                  {p + 1 == nodes.size() ? INT64_MAX : begin + widths[p]});
+        AddInt64s(m, tag + "_axes", {-1});
+        onnx::NodeProto slice;
+        slice.set_op_type("Slice");
+        for (const char* suffix : {"", "_starts", "_ends", "_axes"}) {
+          slice.add_input(*suffix ? tag + suffix : name);
+        }
+        slice.add_output(m.graph().node(nodes[p]).output(0));
+        added.push_back(std::move(slice));
+        begin += widths[p];
+      }
+    }
+    replacement[nodes[0]] = std::move(added);
+    removed.insert(nodes.begin(), nodes.end());
+  }
+  ASSERT_EQ(group, 6);  // 3 layers x (q/k/v, gate/up)
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    if (auto it = replacement.find(i); it != replacement.end()) {
+      for (const onnx::NodeProto& n : it->second) *kept.Add() = n;
+    }
+    if (!removed.contains(i)) *kept.Add() = m.graph().node(i);
+  }
+  m.mutable_graph()->mutable_node()->Swap(&kept);
+}
+
+TEST_F(OnnxVariantTest, PackedProjectionsAreSplitBackIntoRoles) {
+  LLMPACK_REQUIRE_FIXTURES();
+  absl::StatusOr<Manifest> got =
+      ConvertRewritten(kLlamaDynamo, PackProjections, DType::kBF16);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->config.num_kv_heads, 2);
+  ::llmpack::testing::ExpectSamePackageTensors(tmp_.path() / "onnx_pkg",
+                                               HfPackage(), false);
 }
 
 TEST_F(OnnxVariantTest, Float16WeightsBehindCasts) {
