@@ -1,3 +1,4 @@
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -162,6 +163,29 @@ TEST(Tokenizer, ConcurrentEncodeMatchesSerial) {
   }
   for (auto& th : threads) th.join();
   EXPECT_THAT(same, ::testing::Each(true));
+}
+
+// Arbitrary bytes (mostly invalid UTF-8) encode without loss: decoding gives
+// the input with invalid sequences repaired exactly as Utf8Lossy does.
+TEST(Tokenizer, RandomBytesRoundTrip) {
+  LLMPACK_REQUIRE_FIXTURES();
+  ScopedTempDir tmp;
+  const auto out = tmp.path() / "tokenizer.txt";
+  ASSERT_TRUE(ConvertTokenizerFile(
+                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json", out)
+                  .ok());
+  auto tok = Tokenizer::Load(out);
+  ASSERT_TRUE(tok.ok());
+  std::mt19937 rng(7);
+  for (int i = 0; i < 500; ++i) {
+    std::string s(rng() % 64, '\0');
+    for (char& c : s) c = char(rng() % 4 == 0 ? 0x20 : rng());
+    EncodeOptions literal;
+    literal.parse_special = false;
+    auto back = (*tok)->Decode((*tok)->Encode(s, literal));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, Utf8Lossy(s)) << "case " << i;
+  }
 }
 
 TEST(TokenizeCommand, PackageDirTextFileAndIds) {
