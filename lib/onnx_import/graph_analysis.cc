@@ -77,7 +77,23 @@ struct Linear {
   WeightRef weight;
   WeightRef bias;
   std::string out;  // after the bias Add when there is one
+  // Set for the parts of a packed q/k/v that a fused attention op splits
+  // itself: the dataflow cannot tell them apart, the op's layout does.
+  Role role = Role::kUnknown;
 };
+
+// Rows [begin, end) of a packed Linear's weight (and bias).
+Linear Band(const Linear& lin, int64_t begin, int64_t end, std::string out) {
+  Linear part = lin;
+  for (WeightRef* w : {&part.weight, &part.bias}) {
+    if (!w->present()) continue;
+    w->packed_rows = w->shape[0];
+    w->row_offset = begin;
+    w->shape[0] = end - begin;
+  }
+  part.out = std::move(out);
+  return part;
+}
 
 struct Norm {
   WeightRef weight;
@@ -121,6 +137,8 @@ class Analyzer {
   absl::StatusOr<std::vector<Linear>> LinearConsumers(
       const std::string& value) const;
   std::vector<Linear> Unpack(const Linear& lin) const;
+  std::optional<std::vector<Linear>> SplitForFusedAttention(
+      const Linear& lin) const;
   std::optional<Norm> MatchNorm(const std::string& x) const;
   std::optional<Norm> MatchDecomposedNorm(const std::string& x,
                                           const NodeProto& square) const;
@@ -319,16 +337,36 @@ std::vector<Linear> Analyzer::Unpack(const Linear& lin) const {
   for (size_t i = 0; i < ranges.size(); ++i) {
     const auto [begin, end] = ranges[i];
     if (end <= begin) return {lin};
-    Linear part = lin;
-    for (WeightRef* w : {&part.weight, &part.bias}) {
-      if (!w->present()) continue;
-      w->packed_rows = w->shape[0];
-      w->row_offset = begin;
-      w->shape[0] = end - begin;
-    }
-    part.out = outs[i];
-    parts.push_back(std::move(part));
+    parts.push_back(Band(lin, begin, end, outs[i]));
   }
+  return parts;
+}
+
+// GroupQueryAttention with empty key/value inputs takes q, k and v packed
+// in its query input, [q heads | kv heads | kv heads] x head_dim.
+std::optional<std::vector<Linear>> Analyzer::SplitForFusedAttention(
+    const Linear& lin) const {
+  const ProjectionTrace t = TraceProjection(lin.out);
+  const NodeProto* gqa = t.sink;
+  if (gqa == nullptr || !Is(*gqa, "GroupQueryAttention") ||
+      t.role != Role::kQuery || gqa->input_size() < 3 ||
+      !gqa->input(1).empty() || !gqa->input(2).empty()) {
+    return std::nullopt;
+  }
+  const int64_t heads = IntAttr(*gqa, "num_heads", 0);
+  const int64_t kv_heads = IntAttr(*gqa, "kv_num_heads", 0);
+  const int64_t width = lin.weight.shape[0];
+  if (heads <= 0 || kv_heads <= 0 || width % (heads + 2 * kv_heads) != 0) {
+    return std::nullopt;
+  }
+  const int64_t hd = width / (heads + 2 * kv_heads);
+  std::vector<Linear> parts = {
+      Band(lin, 0, heads * hd, lin.out),
+      Band(lin, heads * hd, (heads + kv_heads) * hd, lin.out),
+      Band(lin, (heads + kv_heads) * hd, width, lin.out)};
+  parts[0].role = Role::kQuery;
+  parts[1].role = Role::kKey;
+  parts[2].role = Role::kValue;
   return parts;
 }
 
@@ -620,6 +658,9 @@ absl::StatusOr<RecoveredModel> Analyzer::Run() {
       model.lm_head = lins[0].weight;
       break;
     }
+    if (lins.size() == 1) {
+      if (auto parts = SplitForFusedAttention(lins[0])) lins = *parts;
+    }
     if (lins.size() != 3) {
       return Error(absl::StrCat(
           "layer ", layer, ": found ", lins.size(),
@@ -652,6 +693,7 @@ absl::StatusOr<Residual> Analyzer::AnalyzeLayer(int layer, const std::string& x,
   std::vector<std::string> found;
   for (const Linear& lin : qkv) {
     ProjectionTrace t = TraceProjection(lin.out);
+    if (lin.role != Role::kUnknown) t.role = lin.role;
     found.push_back(
         absl::StrCat("'", lin.weight.value, "' -> ", RoleName(t.role)));
     const int r = static_cast<int>(t.role);

@@ -483,6 +483,160 @@ TEST_F(OnnxVariantTest, PackedProjectionsAreSplitBackIntoRoles) {
                                                HfPackage(), false);
 }
 
+// Keeps only nodes the graph outputs depend on (in their original order).
+void RemoveDeadNodes(onnx::ModelProto& m) {
+  std::map<std::string, int> producer;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    for (const std::string& out : m.graph().node(i).output()) producer[out] = i;
+  }
+  std::set<int> live;
+  std::vector<std::string> stack;
+  for (const auto& out : m.graph().output()) stack.push_back(out.name());
+  while (!stack.empty()) {
+    const std::string v = stack.back();
+    stack.pop_back();
+    auto it = producer.find(v);
+    if (it == producer.end() || !live.insert(it->second).second) continue;
+    for (const std::string& in : m.graph().node(it->second).input()) {
+      if (!in.empty()) stack.push_back(in);
+    }
+  }
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    if (live.contains(i)) *kept.Add() = m.graph().node(i);
+  }
+  m.mutable_graph()->mutable_node()->Swap(&kept);
+}
+
+// ONNX Runtime GenAI's layout: one MatMul computes q, k and v packed, and
+// GroupQueryAttention (rotary inside, from cos/sin caches) splits them.
+void UseGroupQueryAttention(onnx::ModelProto& m) {
+  // The fixture's dynamo export emits each layer's Linears in the order
+  // q, k, v, o, gate, up, down, and the inverse frequencies as [1, n, 1].
+  std::vector<int> linears;
+  std::vector<float> inv;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    const onnx::NodeProto& n = m.graph().node(i);
+    if (n.op_type() == "MatMul" && Initializer(m, n.input(1)) != nullptr) {
+      linears.push_back(i);
+    }
+  }
+  for (const onnx::TensorProto& t : m.graph().initializer()) {
+    if (t.dims_size() == 3 && t.data_type() == onnx::TensorProto::FLOAT &&
+        Floats(t)[0] == 1.0f) {
+      inv = Floats(t);
+    }
+  }
+  ASSERT_EQ(linears.size(), 22u);
+  ASSERT_EQ(inv.size(), 8u);
+  constexpr int64_t kRows = 2048;
+  std::vector<float> cos_v, sin_v;  // [rows, n], not repeated
+  for (int64_t p = 0; p < kRows; ++p) {
+    for (float f : inv) {
+      cos_v.push_back(std::cos(static_cast<float>(p) * f));
+      sin_v.push_back(std::sin(static_cast<float>(p) * f));
+    }
+  }
+  for (const auto& [name, values] :
+       {std::pair{"cos_cache", &cos_v}, std::pair{"sin_cache", &sin_v}}) {
+    onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(kRows);
+    t->add_dims(static_cast<int64_t>(inv.size()));
+    SetFloats(*t, *values);
+  }
+  for (const char* name : {"seqlens_k", "total_sequence_length"}) {
+    m.mutable_graph()->add_input()->set_name(name);
+  }
+  std::map<int, std::vector<onnx::NodeProto>> before;  // by o_proj index
+  std::set<int> removed;
+  for (int layer = 0; layer < 3; ++layer) {
+    const int* l = &linears[7 * layer];
+    const std::string tag = "layer" + std::to_string(layer);
+    std::vector<std::vector<float>> parts;
+    std::vector<int64_t> widths;
+    int64_t in = 0, total = 0;
+    for (int j = 0; j < 3; ++j) {
+      const onnx::TensorProto* w =
+          Initializer(m, m.graph().node(l[j]).input(1));
+      in = w->dims(0);
+      widths.push_back(w->dims(1));
+      total += w->dims(1);
+      parts.push_back(Floats(*w));
+      removed.insert(l[j]);
+    }
+    std::vector<float> packed;  // stored [in, q | k | v]
+    for (int64_t r = 0; r < in; ++r) {
+      for (int j = 0; j < 3; ++j) {
+        packed.insert(packed.end(), parts[j].begin() + r * widths[j],
+                      parts[j].begin() + (r + 1) * widths[j]);
+      }
+    }
+    onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+    t->set_name(tag + "_qkv");
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(in);
+    t->add_dims(total);
+    SetFloats(*t, packed);
+    std::vector<onnx::NodeProto> nodes(2);
+    nodes[0].set_op_type("MatMul");
+    nodes[0].add_input(m.graph().node(l[0]).input(0));
+    nodes[0].add_input(tag + "_qkv");
+    nodes[0].add_output(tag + "_packed");
+    nodes[1].set_op_type("GroupQueryAttention");
+    nodes[1].set_domain("com.microsoft");
+    for (const std::string& input :
+         {tag + "_packed", std::string(), std::string(), std::string(),
+          std::string(), std::string("seqlens_k"),
+          std::string("total_sequence_length"), std::string("cos_cache"),
+          std::string("sin_cache")}) {
+      nodes[1].add_input(input);
+    }
+    nodes[1].add_output(tag + "_attn");
+    for (const auto& [name, value] :
+         {std::pair{"num_heads", 4}, std::pair{"kv_num_heads", 2},
+          std::pair{"do_rotary", 1}}) {
+      auto* a = nodes[1].add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(value);
+    }
+    m.mutable_graph()->mutable_node(l[3])->set_input(0, tag + "_attn");
+    before[l[3]] = std::move(nodes);
+  }
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    if (auto it = before.find(i); it != before.end()) {
+      for (const onnx::NodeProto& n : it->second) *kept.Add() = n;
+    }
+    if (!removed.contains(i)) *kept.Add() = m.graph().node(i);
+  }
+  m.mutable_graph()->mutable_node()->Swap(&kept);
+  RemoveDeadNodes(m);
+  for (const onnx::NodeProto& n : m.graph().node()) {
+    EXPECT_NE(n.op_type(), "Softmax") << "old attention left in the graph";
+  }
+}
+
+TEST_F(OnnxVariantTest, PackedQkvIntoGroupQueryAttention) {
+  LLMPACK_REQUIRE_FIXTURES();
+  absl::StatusOr<Manifest> got =
+      ConvertRewritten(kLlamaDynamo, UseGroupQueryAttention, DType::kBF16);
+  ASSERT_TRUE(got.ok()) << got.status();
+  const Manifest hf = *ReadManifest(HfPackage());
+  EXPECT_EQ(got->config.num_heads, hf.config.num_heads);
+  EXPECT_EQ(got->config.num_kv_heads, hf.config.num_kv_heads);
+  EXPECT_EQ(got->config.head_dim, hf.config.head_dim);
+  EXPECT_EQ(got->config.rope.type, hf.config.rope.type);
+  EXPECT_EQ(got->config.rope.theta, hf.config.rope.theta);
+  EXPECT_EQ(got->config.rope.original_max_positions,
+            hf.config.rope.original_max_positions);
+  EXPECT_EQ(got->config.max_positions, 2048);
+  ::llmpack::testing::ExpectSamePackageTensors(tmp_.path() / "onnx_pkg",
+                                               tmp_.path() / "hf_pkg", false);
+}
+
 TEST_F(OnnxVariantTest, Float16WeightsBehindCasts) {
   LLMPACK_REQUIRE_FIXTURES();
   absl::StatusOr<Manifest> got = ConvertRewritten(
