@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "llmpack/status_macros.h"
 #include "onnx_import/graph_facts.h"
+#include "onnx_import/nbits.h"
 #include "onnx_import/rope_graph.h"
 
 namespace llmpack::onnx_import {
@@ -133,7 +134,6 @@ class Analyzer {
   std::optional<WeightRef> ResolveMatrix(std::string value,
                                          bool stored_in_out) const;
   std::optional<WeightRef> ResolveVector(std::string value) const;
-  absl::StatusOr<WeightRef> ResolveNBits(const NodeProto& n) const;
   absl::StatusOr<std::vector<Linear>> LinearConsumers(
       const std::string& value) const;
   std::vector<Linear> Unpack(const Linear& lin) const;
@@ -203,41 +203,6 @@ std::optional<WeightRef> Analyzer::ResolveVector(std::string value) const {
   return WeightRef{value, false, {n}, std::nullopt};
 }
 
-// MatMulNBits(A, B, scales[, zero_points[, g_idx[, bias]]]) with attributes
-// K, N, bits, block_size; B is already [N = out, K = in] row by row.
-absl::StatusOr<WeightRef> Analyzer::ResolveNBits(const NodeProto& n) const {
-  const int64_t k = IntAttr(n, "K", 0), out = IntAttr(n, "N", 0);
-  NBitsWeight q{n.name(), n.input_size() > 2 ? n.input(2) : "",
-                n.input_size() > 3 ? n.input(3) : "", IntAttr(n, "bits", 4),
-                IntAttr(n, "block_size", 0)};
-  const bool g_idx = n.input_size() > 4 && !n.input(4).empty();
-  std::vector<std::string> bad;
-  if (k <= 0 || out <= 0) bad.push_back("K and N attributes must be positive");
-  if (q.bits != 4 && q.bits != 8) {
-    bad.push_back(absl::StrCat("bits ", q.bits, " (supported: 4, 8)"));
-  }
-  if (q.block_size < 16 || (q.block_size & (q.block_size - 1)) != 0) {
-    bad.push_back(absl::StrCat("block_size ", q.block_size,
-                               " (must be a power of two >= 16)"));
-  }
-  if (g_idx) bad.push_back("g_idx (act-order) is not supported");
-  for (const std::string& c : {n.input(1), q.scales, q.zero_points}) {
-    if (!c.empty() && !m_.FindConstant(g_.SkipCastsBackward(c))) {
-      bad.push_back(absl::StrCat("input '", c, "' is not a constant"));
-    }
-  }
-  if (q.scales.empty()) bad.push_back("no scales input");
-  if (!bad.empty()) {
-    return absl::UnimplementedError(absl::StrCat(
-        where_, ": ", Graph::Describe(n), ": ", absl::StrJoin(bad, "; ")));
-  }
-  q.scales = g_.SkipCastsBackward(q.scales);
-  if (!q.zero_points.empty()) {
-    q.zero_points = g_.SkipCastsBackward(q.zero_points);
-  }
-  return WeightRef{g_.SkipCastsBackward(n.input(1)), false, {out, k}, q};
-}
-
 absl::StatusOr<std::vector<Linear>> Analyzer::LinearConsumers(
     const std::string& value) const {
   std::vector<Linear> found;
@@ -251,7 +216,7 @@ absl::StatusOr<std::vector<Linear>> Analyzer::LinearConsumers(
     }
     std::optional<WeightRef> w;
     if (Is(n, "MatMulNBits") && use.input == 0) {
-      ASSIGN_OR_RETURN(w, ResolveNBits(n));
+      ASSIGN_OR_RETURN(w, ResolveNBitsWeight(g_, n));
     } else if (Is(n, "MatMul") && use.input == 0 && n.input_size() == 2) {
       w = ResolveMatrix(n.input(1), /*stored_in_out=*/true);
     } else if (Is(n, "Gemm") && use.input == 0 &&

@@ -1,6 +1,7 @@
 #include "onnx_import/nbits.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "llmpack/status_macros.h"
 
 namespace llmpack::onnx_import {
@@ -34,6 +35,44 @@ int Code(const uint8_t* bytes, int64_t i, int64_t bits) {
 }
 
 }  // namespace
+
+// MatMulNBits(A, B, scales[, zero_points[, g_idx[, bias]]]) with attributes
+// K, N, bits, block_size; B is already [N = out, K = in] row by row.
+absl::StatusOr<WeightRef> ResolveNBitsWeight(const Graph& g,
+                                             const onnx::NodeProto& n) {
+  const OnnxModel& m = g.model();
+  const int64_t k = IntAttr(n, "K", 0), out = IntAttr(n, "N", 0);
+  NBitsWeight q{n.name(), n.input_size() > 2 ? n.input(2) : "",
+                n.input_size() > 3 ? n.input(3) : "", IntAttr(n, "bits", 4),
+                IntAttr(n, "block_size", 0)};
+  const bool g_idx = n.input_size() > 4 && !n.input(4).empty();
+  std::vector<std::string> bad;
+  if (k <= 0 || out <= 0) bad.push_back("K and N attributes must be positive");
+  if (q.bits != 4 && q.bits != 8) {
+    bad.push_back(absl::StrCat("bits ", q.bits, " (supported: 4, 8)"));
+  }
+  if (q.block_size < 16 || (q.block_size & (q.block_size - 1)) != 0) {
+    bad.push_back(absl::StrCat("block_size ", q.block_size,
+                               " (must be a power of two >= 16)"));
+  }
+  if (g_idx) bad.push_back("g_idx (act-order) is not supported");
+  for (const std::string& c : {n.input(1), q.scales, q.zero_points}) {
+    if (!c.empty() && !m.FindConstant(g.SkipCastsBackward(c))) {
+      bad.push_back(absl::StrCat("input '", c, "' is not a constant"));
+    }
+  }
+  if (q.scales.empty()) bad.push_back("no scales input");
+  if (!bad.empty()) {
+    return absl::UnimplementedError(absl::StrCat(m.path().string(), ": ",
+                                                 Graph::Describe(n), ": ",
+                                                 absl::StrJoin(bad, "; ")));
+  }
+  q.scales = g.SkipCastsBackward(q.scales);
+  if (!q.zero_points.empty()) {
+    q.zero_points = g.SkipCastsBackward(q.zero_points);
+  }
+  return WeightRef{g.SkipCastsBackward(n.input(1)), false, {out, k}, q};
+}
 
 absl::Status ValidateNBits(const OnnxModel& model, const WeightRef& w) {
   const NBitsWeight& q = *w.nbits;

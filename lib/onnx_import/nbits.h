@@ -9,10 +9,18 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "onnx_import/graph.h"
 #include "onnx_import/graph_analysis.h"
 #include "onnx_import/onnx_model.h"
 
 namespace llmpack::onnx_import {
+
+// The weight of a MatMulNBits node (attributes K, N, bits, block_size;
+// inputs B, scales[, zero_points[, g_idx[, bias]]]), shape [N, K]. Refuses,
+// naming the node, unsupported bits/block sizes, g_idx and non-constant
+// inputs.
+absl::StatusOr<WeightRef> ResolveNBitsWeight(const Graph& graph,
+                                             const onnx::NodeProto& node);
 
 // Checks dtypes and sizes of B, scales and zero points against N, K, bits
 // and block_size, naming the node and the tensor at fault.
