@@ -155,7 +155,9 @@ absl::Status ApplyPreTokenizer(const json& p, TokenizerSpec* spec,
     }
   } else if (type == "ByteLevel") {
     if (p.value("add_prefix_space", false)) {
-      return Unsupported(ctx, "ByteLevel pre-tokenizer with add_prefix_space");
+      // GPT-2/RoBERTa: a space before every text segment lacking one.
+      spec->prepend = PrependScheme::kAlways;
+      spec->prepend_only_if_absent = true;
     }
     if (p.value("use_regex", true)) spec->split_regexes.push_back(kGpt2Pattern);
   } else if (type == "Digits") {

@@ -49,6 +49,10 @@ class SplitRegex {
 // accepts).
 bool IsUnicodeWhitespace(int32_t cp);
 
+// Letters, numbers and '_' (Unicode categories from utf8proc): what an added
+// token marked single_word must not touch.
+bool IsWordChar(int32_t cp);
+
 }  // namespace llmpack::tok
 
 #endif  // LLMPACK_TOKENIZER_PRETOKENIZER_H_

@@ -14,12 +14,6 @@ namespace {
 // Words longer than this are not cached (they are rarely repeated).
 constexpr size_t kMaxCachedWord = 64;
 
-bool IsWordChar(int32_t cp) {
-  if (cp == '_') return true;
-  if (cp < 0x80) return std::isalnum(cp) != 0;
-  return true;  // letters and numbers dominate above ASCII
-}
-
 // Code point of the character that ends right before s[i] (or -1).
 int32_t CodePointBefore(std::string_view s, size_t i, size_t* len) {
   size_t j = i;
@@ -345,8 +339,10 @@ void Tokenizer::EncodeSegment(std::string_view text, bool first,
   if (spec_.space_to_metaspace) s = ReplaceAll(s, " ", kMetaspace);
   if (!s.empty() && (spec_.prepend == PrependScheme::kAlways ||
                      (spec_.prepend == PrependScheme::kFirst && first))) {
-    if (!spec_.prepend_only_if_absent || s.compare(0, 3, kMetaspace) != 0) {
-      s.insert(0, kMetaspace);
+    const std::string_view prefix = spm_ ? kMetaspace : " ";
+    if (!spec_.prepend_only_if_absent ||
+        s.compare(0, prefix.size(), prefix) != 0) {
+      s.insert(0, prefix);
     }
   }
   EncodePieces(s, state, out);

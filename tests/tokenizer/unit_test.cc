@@ -86,6 +86,22 @@ TEST(Tokenizer, RankedByIdMergesAndSpecialText) {
   EXPECT_EQ((*tok)->Encode("<|end|>", literal).size(), 7u);
 }
 
+TEST(Tokenizer, AddedTokenFlags) {
+  TokenizerSpec spec = ByteSpec();
+  spec.added[0].single_word = true;
+  auto single = Tokenizer::FromSpec(spec, "test");
+  ASSERT_TRUE(single.ok());
+  EXPECT_EQ((*single)->Encode("x<|end|>", false).size(), 8u);  // inside a word
+  EXPECT_THAT((*single)->Encode("x <|end|>", false),
+              ElementsAre('x', ' ', 257));
+  EXPECT_EQ((*single)->Encode("\xC3\xA9<|end|>", false).size(), 9u);  // é
+  spec.added[0] = {.id = 257, .special = true, .lstrip = true, .rstrip = true};
+  auto strip = Tokenizer::FromSpec(spec, "test");
+  ASSERT_TRUE(strip.ok());
+  EXPECT_THAT((*strip)->Encode("x \t<|end|>\n y", false),
+              ElementsAre('x', 257, 'y'));
+}
+
 TEST(StreamingDecoder, HoldsBackIncompleteCharacters) {
   auto tok = Tokenizer::FromSpec(ByteSpec(), "test");
   ASSERT_TRUE(tok.ok());
@@ -120,6 +136,26 @@ TEST(Tokenizer, MetaspacePreTokenizer) {
   EXPECT_THAT((*tok)->Encode("<s>a", false), ElementsAre(4, 3));
   EXPECT_THAT((*tok)->Encode("a<s>a", false), ElementsAre(3, 4, 1));
   EXPECT_EQ(*(*tok)->Decode({3, 3}), "a a");
+}
+
+// HF ByteLevel pre-tokenizer with add_prefix_space (GPT-2/RoBERTa): a space
+// before every text segment that lacks one; decoding keeps it.
+TEST(Tokenizer, ByteLevelAddPrefixSpace) {
+  const auto j = nlohmann::json::parse(R"({
+    "added_tokens": [{"id": 3, "content": "<s>", "special": true}],
+    "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": true,
+                      "use_regex": true},
+    "decoder": {"type": "ByteLevel"},
+    "model": {"type": "BPE", "vocab": {"a": 0, "\u0120": 1, "\u0120a": 2,
+              "<s>": 3}, "merges": ["\u0120 a"]}})");
+  auto spec = SpecFromHfTokenizerJson(j, "gpt2.json");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto tok = Tokenizer::FromSpec(*spec, "gpt2.json");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_THAT((*tok)->Encode("a", false), ElementsAre(2));
+  EXPECT_THAT((*tok)->Encode(" a", false), ElementsAre(2));
+  EXPECT_THAT((*tok)->Encode("a<s>a", false), ElementsAre(2, 3, 2));
+  EXPECT_EQ(*(*tok)->Decode({2, 2}), " a a");
 }
 
 TEST(Tiktoken, RanksFileConverts) {
