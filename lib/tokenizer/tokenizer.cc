@@ -335,6 +335,11 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text,
 void Tokenizer::EncodeSegment(std::string_view text, bool first,
                               EncodeState* state,
                               std::vector<int32_t>* out) const {
+  if (spec_.normalizer == "none" && !spec_.space_to_metaspace &&
+      spec_.prepend == PrependScheme::kNever) {
+    EncodePieces(text, state, out);  // nothing to rewrite: no copy
+    return;
+  }
   std::string s = Normalize(text, spec_.normalizer);
   if (spec_.space_to_metaspace) s = ReplaceAll(s, " ", kMetaspace);
   if (!s.empty() && (spec_.prepend == PrependScheme::kAlways ||
