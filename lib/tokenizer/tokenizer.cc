@@ -448,6 +448,11 @@ void Tokenizer::MergeWord(std::string_view word, EncodeState* state,
 
 absl::StatusOr<std::string> Tokenizer::Decode(
     absl::Span<const int32_t> ids) const {
+  return Decode(ids, /*skip_special=*/false);
+}
+
+absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids,
+                                              bool skip_special) const {
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= vocab_size()) {
       return absl::OutOfRangeError(
@@ -455,15 +460,18 @@ absl::StatusOr<std::string> Tokenizer::Decode(
                        " is out of range [0, ", vocab_size(), ")"));
     }
   }
-  return DecodeUnchecked(ids, spec_.decode_strip_leading_space);
+  return DecodeUnchecked(ids, spec_.decode_strip_leading_space, skip_special);
 }
 
 std::string Tokenizer::DecodeUnchecked(absl::Span<const int32_t> ids,
-                                       bool strip_leading_space) const {
+                                       bool strip_leading_space,
+                                       bool skip_special) const {
   std::string text;
   if (!spm_) {
     std::string bytes;
-    for (int32_t id : ids) bytes += decode_bytes_[id];
+    for (int32_t id : ids) {
+      if (!(skip_special && IsSpecial(id))) bytes += decode_bytes_[id];
+    }
     text = Utf8Lossy(bytes);
   } else {
     // Byte pieces are collected into runs and repaired per run: Hugging
@@ -484,6 +492,7 @@ std::string Tokenizer::DecodeUnchecked(absl::Span<const int32_t> ids,
       run_tokens = 0;
     };
     for (int32_t id : ids) {
+      if (skip_special && IsSpecial(id)) continue;
       if (is_byte_piece_[id]) {
         run += decode_bytes_[id];
         ++run_tokens;
@@ -498,8 +507,9 @@ std::string Tokenizer::DecodeUnchecked(absl::Span<const int32_t> ids,
   return text;
 }
 
-StreamingDecoder::StreamingDecoder(const Tokenizer& tokenizer)
-    : tokenizer_(tokenizer) {}
+StreamingDecoder::StreamingDecoder(const Tokenizer& tokenizer,
+                                   bool skip_special)
+    : tokenizer_(tokenizer), skip_special_(skip_special) {}
 
 std::string StreamingDecoder::Push(int32_t id) {
   if (id < 0 || id >= tokenizer_.vocab_size()) {
@@ -516,7 +526,7 @@ std::string StreamingDecoder::Push(int32_t id) {
 
 std::string StreamingDecoder::Flush() {
   if (pending_.empty()) return "";
-  std::string text = tokenizer_.DecodeUnchecked(pending_, false);
+  std::string text = tokenizer_.DecodeUnchecked(pending_, false, skip_special_);
   pending_.clear();
   if (text.empty()) return text;
   // Decode strips one leading space of the whole output, so only the first

@@ -48,6 +48,9 @@ class Tokenizer {
                               const EncodeOptions& options) const;
   // Fails on ids outside [0, vocab_size).
   absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids) const;
+  // `skip_special`: leave out special tokens (HF skip_special_tokens).
+  absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids,
+                                     bool skip_special) const;
 
   int32_t vocab_size() const {
     return static_cast<int32_t>(spec_.tokens.size());
@@ -88,7 +91,11 @@ class Tokenizer {
                  std::vector<int32_t>* out) const;
   // Decoding without the id check; `strip_leading_space` applies once.
   std::string DecodeUnchecked(absl::Span<const int32_t> ids,
-                              bool strip_leading_space) const;
+                              bool strip_leading_space,
+                              bool skip_special) const;
+  bool IsSpecial(int32_t id) const {
+    return added_index_[id] >= 0 && spec_.added[added_index_[id]].special;
+  }
 
   TokenizerSpec spec_;
   bool spm_ = false;
@@ -109,7 +116,9 @@ class Tokenizer {
 // bytes of an incomplete character are held back until it completes.
 class StreamingDecoder {
  public:
-  explicit StreamingDecoder(const Tokenizer& tokenizer);
+  // `skip_special`: special tokens (e.g. <|eot_id|>) produce no text.
+  explicit StreamingDecoder(const Tokenizer& tokenizer,
+                            bool skip_special = false);
   // The text completed by this id (may be empty). Ids out of range produce
   // U+FFFD.
   std::string Push(int32_t id);
@@ -118,6 +127,7 @@ class StreamingDecoder {
 
  private:
   const Tokenizer& tokenizer_;
+  const bool skip_special_;
   std::vector<int32_t> pending_;
   bool at_start_ = true;  // leading-space stripping not yet applied
 };

@@ -308,6 +308,10 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
   TokenizerSpec spec;
   std::vector<absl::string_view> lines =
       absl::StrSplit(absl::string_view(text.data(), text.size()), '\n');
+  // Tolerate CRLF line ends (a file that went through a Windows editor).
+  for (absl::string_view& l : lines) {
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+  }
   size_t li = 0;
   auto where = [&](size_t i) { return absl::StrCat(context, ":", i + 1); };
   if (lines.empty() || lines[0] != kMagic) {

@@ -75,6 +75,12 @@ TEST(TokenizerSpecFile, SerializeParseRoundTrip) {
   EXPECT_EQ(back->tokens, spec.tokens);
   EXPECT_EQ(back->merges, spec.merges);
   EXPECT_EQ(back->split_regexes, spec.split_regexes);
+  std::string crlf;
+  for (char c : text)
+    crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  auto from_crlf = ParseTokenizerSpec(crlf, "crlf");
+  ASSERT_TRUE(from_crlf.ok()) << from_crlf.status();
+  EXPECT_EQ(SerializeTokenizerSpec(*from_crlf), text);
 }
 
 TEST(Tokenizer, RankedByIdMergesAndSpecialText) {
@@ -222,6 +228,24 @@ TEST(Tokenizer, RandomBytesRoundTrip) {
     ASSERT_TRUE(back.ok());
     EXPECT_EQ(*back, Utf8Lossy(s)) << "case " << i;
   }
+}
+
+TEST(Tokenizer, DecodeSkipsSpecialTokensOnRequest) {
+  LLMPACK_REQUIRE_FIXTURES();
+  ScopedTempDir tmp;
+  const auto out = tmp.path() / "tokenizer.txt";
+  ASSERT_TRUE(ConvertTokenizerFile(
+                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json", out)
+                  .ok());
+  auto tok = Tokenizer::Load(out);
+  ASSERT_TRUE(tok.ok());
+  const std::vector<int32_t> ids = {0, 44, 546, 83, 1};  // bpe4k_cases.json
+  EXPECT_EQ(*(*tok)->Decode(ids), "<|begin_of_text|>Hello<|end_of_text|>");
+  EXPECT_EQ(*(*tok)->Decode(ids, /*skip_special=*/true), "Hello");
+  StreamingDecoder stream(**tok, /*skip_special=*/true);
+  std::string text;
+  for (int32_t id : ids) text += stream.Push(id);
+  EXPECT_EQ(text + stream.Flush(), "Hello");
 }
 
 TEST(TokenizeCommand, PackageDirTextFileAndIds) {
