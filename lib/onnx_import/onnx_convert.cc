@@ -1,5 +1,6 @@
 #include "onnx_import/onnx_convert.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -132,6 +133,25 @@ absl::Status CheckConfigAgainstGraph(const ModelConfig& c, const GraphFacts& f,
     mismatches.push_back(
         "tie_word_embeddings is true but the graph's output projection is "
         "not the embedding table");
+  }
+  // The graph stores epsilon and the RoPE frequencies as f32.
+  if (std::fabs(static_cast<float>(c.norm_eps) - f.norm_eps) >
+      1e-6 * f.norm_eps) {
+    mismatches.push_back(absl::StrCat("norm_eps is ", c.norm_eps,
+                                      " but the graph adds ", f.norm_eps));
+  }
+  if (!f.inv_freq.empty() &&
+      2 * static_cast<int64_t>(f.inv_freq.size()) == c.head_dim) {
+    const std::vector<double> want = RopeInverseFrequencies(c.rope, c.head_dim);
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (std::fabs(f.inv_freq[i] - want[i]) > 1e-5 * want[i]) {
+        mismatches.push_back(
+            absl::StrCat("RoPE (", c.rope.type, ", theta ", c.rope.theta,
+                         ") gives inverse frequency ", want[i], " at index ", i,
+                         " but the graph uses ", f.inv_freq[i]));
+        break;
+      }
+    }
   }
   if (mismatches.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(

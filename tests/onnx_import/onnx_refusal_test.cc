@@ -252,6 +252,24 @@ TEST_F(OnnxRefusalTest, ConfigJsonContradictingTheGraphIsNamed) {
                     HasSubstr("ffn_size is 256 but the graph has 192")));
 }
 
+TEST_F(OnnxRefusalTest, ConfigJsonRopeContradictingTheGraphIsNamed) {
+  LLMPACK_REQUIRE_FIXTURES();
+  model_ = ::llmpack::testing::StageFixture(
+      ::llmpack::testing::OnnxFixtures()[kLlamaDynamo], tmp_.path() / "in",
+      true);
+  const fs::path config = tmp_.path() / "in" / "config.json";
+  std::ifstream in(config);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  in.close();
+  const std::string from = "\"rope_theta\": 500000.0";
+  ASSERT_NE(text.find(from), std::string::npos);
+  text.replace(text.find(from), from.size(), "\"rope_theta\": 10000.0");
+  std::ofstream(config, std::ios::trunc) << text;
+  EXPECT_THAT(Convert(), AllOf(HasSubstr("does not match the ONNX graph"),
+                               HasSubstr("RoPE (llama3, theta 10000)"),
+                               HasSubstr("at index 1")));
+}
+
 TEST_F(OnnxRefusalTest, IntegerMatMulIsRefusedByName) {
   LLMPACK_REQUIRE_FIXTURES();
   const std::string msg = ConvertMutated(kLlamaDynamo, [](onnx::ModelProto& m) {
