@@ -225,11 +225,16 @@ absl::StatusOr<ModelConfig> InferConfig(const RecoveredModel& r,
 OnnxTensorSource::OnnxTensorSource(const OnnxModel& model,
                                    const RecoveredModel& recovered)
     : model_(model), weights_(WeightsByName(recovered)) {
+  // In the units the writer reports progress in: bytes of the tensors it
+  // is handed (dequantized weights are f32; a tied lm_head is not read).
   for (const auto& [name, ref] : weights_) {
+    if (name == kLmHead && recovered.facts.tied) continue;
     const onnx::TensorProto* t = model_.FindConstant(ref.value);
     int64_t n = 1;
     for (int64_t d : ref.shape) n *= d;
-    if (t != nullptr) total_bytes_ += n * OnnxTypeSize(t->data_type());
+    const size_t elem =
+        ref.nbits ? sizeof(float) : OnnxTypeSize(t->data_type());
+    total_bytes_ += n * elem;
   }
 }
 
