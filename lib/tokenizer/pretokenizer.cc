@@ -51,8 +51,43 @@ struct SplitRegex::Impl {
   bool jit = false;
 };
 
+bool IsNfcInert(int32_t cp) {
+  // Ranges whose characters are their own NFC form, have combining class 0
+  // and never take part in a composition as the second character; a string
+  // made only of them is unchanged by NFC. Verified against utf8proc by
+  // tests/tokenizer/unit_test.cc.
+  static constexpr int32_t kRanges[][2] = {
+      {0x0000, 0x02FF},  // ASCII, Latin-1, Latin Extended, IPA, modifiers
+      {0x3000, 0x3029},  // CJK symbols (U+302A..302F are combining)
+      {0x3030, 0x3098},  // ..., Hiragana (U+3099/309A are combining)
+      {0x309B, 0x30FF},  // Katakana
+      {0x4E00, 0x9FFF},  // CJK Unified Ideographs
+      {0xAC00, 0xD7A3},  // Hangul syllables
+      {0xFF00, 0xFFEF},  // Halfwidth and fullwidth forms
+  };
+  for (const auto& r : kRanges) {
+    if (cp >= r[0] && cp <= r[1]) return true;
+  }
+  return false;
+}
+
+// True when NFC cannot change `text` (valid UTF-8 of inert characters only).
+bool NfcQuickYes(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = ValidCharLength(text, i);
+    if (n == 0 || !IsNfcInert(DecodeCodePoint(text, i, n))) return false;
+    i += n;
+  }
+  return true;
+}
+
 std::string Normalize(std::string_view text, const std::string& form) {
   if (form == "none" || IsAscii(text)) return std::string(text);
+  if (form == "nfc" && NfcQuickYes(text)) return std::string(text);
   int options = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
   if (form == "nfkc") options |= UTF8PROC_COMPAT;
   utf8proc_uint8_t* out = nullptr;

@@ -17,6 +17,10 @@ namespace llmpack::tok {
 // unchanged for "none", for pure ASCII, and for invalid UTF-8.
 std::string Normalize(std::string_view text, const std::string& form);
 
+// True for code points in ranges that NFC leaves alone whatever surrounds
+// them (used to skip normalization of most CJK and Latin text).
+bool IsNfcInert(int32_t cp);
+
 // A byte range of the text being split.
 struct Piece {
   size_t start;

@@ -1,3 +1,5 @@
+#include <utf8proc.h>
+
 #include <random>
 #include <string>
 #include <thread>
@@ -9,6 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "support/test_paths.h"
 #include "tokenizer/convert_tokenizer.h"
+#include "tokenizer/pretokenizer.h"
 #include "tokenizer/text_codec_adapter.h"
 #include "tokenizer/tokenize_command.h"
 #include "tokenizer/tokenizer.h"
@@ -49,6 +52,36 @@ TEST(Utf8, LossyFollowsMaximalSubparts) {
   EXPECT_EQ(IncompleteTailLength("a\xE4\xB8"), 2u);
   EXPECT_EQ(IncompleteTailLength("a\xE4\xB8\xAD"), 0u);
   EXPECT_EQ(IncompleteTailLength("a\xFF"), 0u);
+}
+
+// The NFC fast path's claim, checked code point by code point against
+// utf8proc: inert characters are their own NFC, are starters, and can never
+// be the second character of a composition.
+TEST(Normalize, NfcInertRangesAreStable) {
+  int checked = 0;
+  for (int32_t cp = 0; cp <= 0x10FFFF; ++cp) {
+    if (!IsNfcInert(cp)) continue;
+    ++checked;
+    const utf8proc_property_t* p = utf8proc_get_property(cp);
+    ASSERT_EQ(p->combining_class, 0) << cp;
+    ASSERT_TRUE(p->comb_index == UINT16_MAX || p->comb_index < 0x8000) << cp;
+    utf8proc_uint8_t buf[8] = {};
+    const auto n = utf8proc_encode_char(cp, buf);
+    if (cp == 0) continue;
+    utf8proc_uint8_t* nfc = utf8proc_NFC(buf);
+    ASSERT_NE(nfc, nullptr);
+    EXPECT_EQ(std::string(reinterpret_cast<char*>(nfc)),
+              std::string(reinterpret_cast<char*>(buf), n))
+        << cp;
+    std::free(nfc);
+  }
+  EXPECT_EQ(checked, 33420);  // sizes of the ranges
+  // Outside the fast path normalization still happens.
+  EXPECT_EQ(Normalize("e\xCC\x81", "nfc"), "\xC3\xA9");
+  EXPECT_EQ(Normalize("\xE4\xB8\xAD"
+                      "e\xCC\x81",
+                      "nfc"),
+            "\xE4\xB8\xAD\xC3\xA9");
 }
 
 // A byte-level vocabulary of the 256 bytes plus "ab" (merge a + b).
