@@ -19,12 +19,7 @@ using ::llmpack::testing::ScopedTempDir;
 
 constexpr int64_t kBlock = 32;
 
-onnx::TensorProto* Initializer(onnx::ModelProto& m, const std::string& name) {
-  for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
-    if (t.name() == name) return &t;
-  }
-  return nullptr;
-}
+using ::llmpack::testing::Initializer;
 
 onnx::TensorProto* AddInitializer(onnx::ModelProto& m, const std::string& name,
                                   int32_t type, int64_t elements,

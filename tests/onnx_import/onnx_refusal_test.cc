@@ -18,7 +18,10 @@ using ::llmpack::testing::ScopedTempDir;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
-enum FixtureIndex { kLlamaDynamo = 0, kLlamaExternal = 1, kQwen3 = 2 };
+using ::llmpack::testing::FixtureIndex;
+using ::llmpack::testing::kLlamaDynamo;
+using ::llmpack::testing::kLlamaExternal;
+using ::llmpack::testing::kQwen3;
 
 class OnnxRefusalTest : public ::testing::Test {
  protected:

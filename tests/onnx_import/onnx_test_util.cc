@@ -1,14 +1,19 @@
 #include "onnx_import/onnx_test_util.h"
 
 #include <climits>
+#include <cstring>
 #include <fstream>
+#include <map>
+#include <set>
 
+#include "convert/hf_convert.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "gtest/gtest.h"
 #include "llmpack/dtype.h"
 #include "llmpack/manifest.h"
 #include "llmpack/tensor_file.h"
+#include "onnx_import/onnx_convert.h"
 #include "support/test_paths.h"
 
 namespace llmpack::testing {
@@ -105,6 +110,97 @@ void ExpectSamePackageTensors(const fs::path& a, const fs::path& b,
       EXPECT_TRUE(da == db) << where << " differs";
     }
   }
+}
+
+onnx::TensorProto* Initializer(onnx::ModelProto& m, const std::string& name) {
+  for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
+    if (t.name() == name) return &t;
+  }
+  return nullptr;
+}
+
+std::vector<float> Floats(const onnx::TensorProto& t) {
+  std::vector<float> v(t.raw_data().size() / 4);
+  std::memcpy(v.data(), t.raw_data().data(), t.raw_data().size());
+  return v;
+}
+
+void SetFloats(onnx::TensorProto& t, const std::vector<float>& v) {
+  t.set_raw_data(std::string(reinterpret_cast<const char*>(v.data()),
+                             v.size() * sizeof(float)));
+}
+
+onnx::TensorProto* AddInt64s(onnx::ModelProto& m, const std::string& name,
+                             const std::vector<int64_t>& values) {
+  onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::INT64);
+  t->add_dims(static_cast<int64_t>(values.size()));
+  for (int64_t v : values) t->add_int64_data(v);
+  return t;
+}
+
+void InsertNode(onnx::ModelProto& m, int index, onnx::NodeProto node) {
+  auto* nodes = m.mutable_graph()->mutable_node();
+  nodes->Add(std::move(node));
+  for (int i = nodes->size() - 1; i > index; --i) nodes->SwapElements(i, i - 1);
+}
+
+std::vector<std::pair<int, std::string>> MatMulWeights(onnx::ModelProto& m) {
+  std::vector<std::pair<int, std::string>> found;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    const onnx::NodeProto& n = m.graph().node(i);
+    if (n.op_type() != "MatMul") continue;
+    const onnx::TensorProto* t = Initializer(m, n.input(1));
+    if (t != nullptr && t->dims_size() == 2) found.push_back({i, n.input(1)});
+  }
+  return found;
+}
+
+void RemoveDeadNodes(onnx::ModelProto& m) {
+  std::map<std::string, int> producer;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    for (const std::string& out : m.graph().node(i).output()) producer[out] = i;
+  }
+  std::set<int> live;
+  std::vector<std::string> stack;
+  for (const auto& out : m.graph().output()) stack.push_back(out.name());
+  while (!stack.empty()) {
+    const std::string v = stack.back();
+    stack.pop_back();
+    auto it = producer.find(v);
+    if (it == producer.end() || !live.insert(it->second).second) continue;
+    for (const std::string& in : m.graph().node(it->second).input()) {
+      if (!in.empty()) stack.push_back(in);
+    }
+  }
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    if (live.contains(i)) *kept.Add() = m.graph().node(i);
+  }
+  m.mutable_graph()->mutable_node()->Swap(&kept);
+}
+
+absl::StatusOr<Manifest> OnnxRewriteTest::ConvertRewritten(
+    FixtureIndex index, const std::function<void(onnx::ModelProto&)>& edit,
+    std::optional<DType> dtype) {
+  fx_ = OnnxFixtures()[index];
+  const fs::path model = StageFixture(fx_, tmp_.path() / "in", false);
+  onnx::ModelProto proto = ReadModelProto(model);
+  edit(proto);
+  WriteModelProto(proto, model);
+  WritePackageOptions options;
+  options.output_dir = tmp_.path() / "onnx_pkg";
+  options.output_dtype = dtype;
+  return onnx_import::ConvertOnnx(model, options);
+}
+
+fs::path OnnxRewriteTest::HfPackage() {
+  WritePackageOptions options;
+  options.output_dir = tmp_.path() / "hf_pkg";
+  absl::StatusOr<Manifest> m = ConvertHuggingFace(fx_.hf_dir, options);
+  EXPECT_TRUE(m.ok()) << m.status();
+  return options.output_dir;
 }
 
 }  // namespace llmpack::testing

@@ -4,10 +4,18 @@
 #define LLMPACK_TESTS_ONNX_IMPORT_ONNX_TEST_UTIL_H_
 
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "gtest/gtest.h"
+#include "llmpack/dtype.h"
+#include "llmpack/manifest.h"
 #include "onnx/onnx_pb.h"
+#include "support/test_paths.h"
 
 namespace llmpack::testing {
 
@@ -20,6 +28,8 @@ struct OnnxFixture {
 };
 
 std::vector<OnnxFixture> OnnxFixtures();
+// Indices into OnnxFixtures().
+enum FixtureIndex { kLlamaDynamo = 0, kLlamaExternal = 1, kQwen3 = 2 };
 
 onnx::ModelProto ReadModelProto(const std::filesystem::path& path);
 void WriteModelProto(const onnx::ModelProto& model,
@@ -36,6 +46,34 @@ std::filesystem::path StageFixture(const OnnxFixture& fixture,
 // to f32 before comparing with a's f32 tensors.
 void ExpectSamePackageTensors(const std::filesystem::path& a,
                               const std::filesystem::path& b, bool upcast_b);
+
+// Graph editing for tests that rewrite fixture graphs.
+onnx::TensorProto* Initializer(onnx::ModelProto& m, const std::string& name);
+std::vector<float> Floats(const onnx::TensorProto& t);  // FLOAT raw_data
+void SetFloats(onnx::TensorProto& t, const std::vector<float>& v);
+onnx::TensorProto* AddInt64s(onnx::ModelProto& m, const std::string& name,
+                             const std::vector<int64_t>& values);
+// Inserts `node` before the node at `index` (keeps a valid topological order).
+void InsertNode(onnx::ModelProto& m, int index, onnx::NodeProto node);
+// Every Linear weight: (node index, 2-D initializer read as MatMul input 1).
+std::vector<std::pair<int, std::string>> MatMulWeights(onnx::ModelProto& m);
+// Keeps only nodes the graph outputs depend on (in their original order).
+void RemoveDeadNodes(onnx::ModelProto& m);
+
+// Stages a fixture without config.json, rewrites its graph, converts it, and
+// offers the Hugging Face package of the same fixture to compare with.
+class OnnxRewriteTest : public ::testing::Test {
+ protected:
+  // Converts into tmp_/onnx_pkg, keeping the source dtype unless `dtype`.
+  absl::StatusOr<Manifest> ConvertRewritten(
+      FixtureIndex index, const std::function<void(onnx::ModelProto&)>& edit,
+      std::optional<DType> dtype);
+  // Converts the fixture's hf/ folder into tmp_/hf_pkg (its own dtype).
+  std::filesystem::path HfPackage();
+
+  ScopedTempDir tmp_;
+  OnnxFixture fx_;
+};
 
 }  // namespace llmpack::testing
 
