@@ -4,6 +4,7 @@
 // LLMPACK_SHARED_DIR to point elsewhere.
 //   build-x/bench/tokenizer_bench --benchmark_filter=Encode
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
