@@ -330,6 +330,10 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
       model.value("end_of_word_suffix", "") != "") {
     return Unsupported(ctx, "BPE with end_of_word_suffix");
   }
+  const json dropout = model.value("dropout", json());
+  if (dropout.is_number() && dropout.get<double>() > 0) {
+    return Unsupported(ctx, "BPE dropout (random merges at encode time)");
+  }
   TokenizerSpec spec;
   const bool byte_level =
       HasType(j.value("pre_tokenizer", json()), "ByteLevel") ||
