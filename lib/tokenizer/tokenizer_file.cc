@@ -165,8 +165,10 @@ absl::Status ValidateTokenizerSpec(const TokenizerSpec& spec,
         context,
         ": SentencePiece vocabulary needs a score and type per token"));
   }
-  auto check_id = [&](int32_t id, const char* what) -> absl::Status {
-    if (id < -1 || id >= n) {
+  // `optional`: -1 means "none".
+  auto check_id = [&](int32_t id, const char* what,
+                      bool optional = true) -> absl::Status {
+    if (id < (optional ? -1 : 0) || id >= n) {
       return absl::InvalidArgumentError(absl::StrCat(
           context, ": ", what, " ", id, " is out of range [0, ", n, ")"));
     }
@@ -176,7 +178,7 @@ absl::Status ValidateTokenizerSpec(const TokenizerSpec& spec,
   RETURN_IF_ERROR(check_id(spec.eos_id, "eos_id"));
   RETURN_IF_ERROR(check_id(spec.unk_id, "unk_id"));
   for (int32_t id : spec.stop_ids) {
-    RETURN_IF_ERROR(check_id(id < 0 ? int32_t(n) : id, "stop id"));
+    RETURN_IF_ERROR(check_id(id, "stop id", /*optional=*/false));
   }
   if (spec.add_bos && spec.bos_id < 0) {
     return absl::InvalidArgumentError(

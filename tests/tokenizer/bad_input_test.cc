@@ -138,6 +138,10 @@ TEST(TokenizerBadInput, TruncatedAndUnknownHeader) {
   bad_bos.replace(bad_bos.find("bos_id -1"), 9, "bos_id 7");
   EXPECT_THAT(Message(ParseTokenizerSpec(bad_bos, "t.txt").status()),
               HasSubstr("bos_id 7 is out of range"));
+  std::string bad_stop = text;
+  bad_stop.replace(bad_stop.find("stop_ids -"), 10, "stop_ids 1,-1");
+  EXPECT_THAT(Message(ParseTokenizerSpec(bad_stop, "t.txt").status()),
+              HasSubstr("stop id -1 is out of range"));
 }
 
 TEST(TokenizerBadInput, IdsOutOfRange) {
