@@ -753,10 +753,8 @@ class Evaluator {
   size_t pos_ = 0;
 };
 
-}  // namespace
-
-absl::StatusOr<std::string> RenderJinjaTemplate(const std::string& source,
-                                                const json& variables) {
+absl::StatusOr<std::string> RenderUnchecked(const std::string& source,
+                                            const json& variables) {
   ASSIGN_OR_RETURN(std::vector<Segment> segs, Lex(source));
   size_t pos = 0;
   std::string end;
@@ -765,6 +763,20 @@ absl::StatusOr<std::string> RenderJinjaTemplate(const std::string& source,
   std::string out;
   RETURN_IF_ERROR(eval.Render(nodes, &out));
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> RenderJinjaTemplate(const std::string& source,
+                                                const json& variables) {
+  // Out-of-range integer literals and type mismatches inside nlohmann throw;
+  // a broken template is bad input.
+  try {
+    return RenderUnchecked(source, variables);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chat template: ", e.what()));
+  }
 }
 
 absl::StatusOr<std::string> RenderChatTemplate(

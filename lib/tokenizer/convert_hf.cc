@@ -305,10 +305,8 @@ std::vector<std::tuple<int32_t, int32_t, int32_t>> ImpliedMerges(
   return out;
 }
 
-}  // namespace
-
-absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
-                                                      const std::string& ctx) {
+absl::StatusOr<TokenizerSpec> SpecFromJsonUnchecked(const json& j,
+                                                    const std::string& ctx) {
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) {
     return Bad(ctx, "not a tokenizer.json: no 'model' object");
   }
@@ -366,7 +364,18 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
                                    "content: ",
                                    a.dump()));
     }
-    size = std::max<int64_t>(size, a["id"].get<int64_t>() + 1);
+    const int64_t id = a["id"].get<int64_t>();
+    if (id < 0 || id > INT32_MAX) {
+      return Bad(ctx, absl::StrCat("added token id ", id, " is out of range"));
+    }
+    size = std::max<int64_t>(size, id + 1);
+  }
+  // Dense ids cannot exceed the number of entries; checked before anything
+  // is allocated from a (possibly hostile) id.
+  if (size > static_cast<int64_t>(vocab_ids.size() + added.size())) {
+    return Bad(ctx, absl::StrCat("token ids are not dense: largest id is ",
+                                 size - 1, " but there are only ",
+                                 vocab_ids.size() + added.size(), " tokens"));
   }
   std::vector<std::string> names(size);
   std::vector<bool> have(size, false);
@@ -498,6 +507,20 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
   if (spec.eos_id >= 0) spec.stop_ids.push_back(spec.eos_id);
   RETURN_IF_ERROR(ValidateTokenizerSpec(spec, ctx));
   return spec;
+}
+
+}  // namespace
+
+absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
+                                                      const std::string& ctx) {
+  // nlohmann throws on a value of the wrong type (e.g. a string where an id
+  // belongs); that is bad input, not a crash.
+  try {
+    return SpecFromJsonUnchecked(j, ctx);
+  } catch (const json::exception& e) {
+    return Bad(ctx,
+               absl::StrCat("unexpected tokenizer.json structure: ", e.what()));
+  }
 }
 
 }  // namespace llmpack::tok

@@ -234,9 +234,11 @@ absl::Status ConvertTokenizerFile(const fs::path& tokenizer_file,
   return WriteChecked(spec, out_file);
 }
 
-absl::Status ConvertTokenizerDir(const fs::path& hf_dir,
-                                 const fs::path& out_file,
-                                 llmpack::ModelConfig* config) {
+namespace {
+
+absl::Status ConvertTokenizerDirUnchecked(const fs::path& hf_dir,
+                                          const fs::path& out_file,
+                                          llmpack::ModelConfig* config) {
   const bool has_json = fs::exists(hf_dir / "tokenizer.json");
   const bool has_model = fs::exists(hf_dir / "tokenizer.model");
   if (!has_json && !has_model) {
@@ -319,6 +321,21 @@ absl::Status ConvertTokenizerDir(const fs::path& hf_dir,
     config->add_bos = spec.add_bos;
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ConvertTokenizerDir(const fs::path& hf_dir,
+                                 const fs::path& out_file,
+                                 llmpack::ModelConfig* config) {
+  // Config files with values of unexpected types make nlohmann throw.
+  try {
+    return ConvertTokenizerDirUnchecked(hf_dir, out_file, config);
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(hf_dir.string(),
+                     ": unexpected tokenizer config structure: ", e.what()));
+  }
 }
 
 absl::Status AddTokenizerToPackage(const fs::path& hf_dir,

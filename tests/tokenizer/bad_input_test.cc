@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "llmpack/file_util.h"
 #include "support/test_paths.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/convert_tokenizer.h"
 #include "tokenizer/tokenize_command.h"
 #include "tokenizer/tokenizer.h"
@@ -49,6 +50,31 @@ TEST(TokenizerBadInput, MalformedTokenizerJson) {
   EXPECT_FALSE(std::filesystem::exists(tmp.path() / "tokenizer.txt"));
 }
 
+TEST(TokenizerBadInput, WrongValueTypes) {
+  ScopedTempDir tmp;
+  const absl::Status s = ConvertJsonText(
+      tmp, R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+               "pre_tokenizer": {"type": "Split", "behavior": 5},
+               "decoder": {"type": "ByteLevel"}})");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(s), HasSubstr("unexpected tokenizer.json structure"));
+  ASSERT_TRUE(WriteStringToFile(tmp.path() / "tokenizer.json",
+                                R"({"model": {"type": "BPE", "vocab": {"a": 0},
+                                    "merges": []},
+                                    "decoder": {"type": "ByteLevel"}})")
+                  .ok());
+  ASSERT_TRUE(WriteStringToFile(tmp.path() / "generation_config.json",
+                                R"({"eos_token_id": [1, "x", {"a": 1}]})")
+                  .ok());
+  ASSERT_TRUE(WriteStringToFile(tmp.path() / "tokenizer_config.json",
+                                R"({"chat_template": [7, {"name": 1}]})")
+                  .ok());
+  ModelConfig config;
+  const absl::Status dir =
+      ConvertTokenizerDir(tmp.path(), tmp.path() / "out.txt", &config);
+  EXPECT_FALSE(dir.ok());
+}
+
 TEST(TokenizerBadInput, UnknownModelType) {
   ScopedTempDir tmp;
   const absl::Status s = ConvertJsonText(
@@ -86,6 +112,19 @@ TEST(TokenizerBadInput, DuplicateIdsInVocab) {
       R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []},
                "decoder": {"type": "ByteLevel"}})");
   EXPECT_THAT(Message(s), HasSubstr("duplicate token id 0"));
+}
+
+TEST(TokenizerBadInput, HugeOrSparseIds) {
+  ScopedTempDir tmp;
+  const absl::Status s = ConvertJsonText(
+      tmp, R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2000000000},
+               "merges": []}, "decoder": {"type": "ByteLevel"}})");
+  EXPECT_THAT(Message(s), HasSubstr("not dense"));
+  const absl::Status negative = ConvertJsonText(
+      tmp, R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+               "added_tokens": [{"id": -5, "content": "<x>"}],
+               "decoder": {"type": "ByteLevel"}})");
+  EXPECT_THAT(Message(negative), HasSubstr("added token id -5"));
 }
 
 TEST(TokenizerBadInput, InvalidBase64InTokenizerTxt) {
@@ -160,6 +199,12 @@ TEST(TokenizerBadInput, IdsOutOfRange) {
               HasSubstr("'x' is not an integer"));
   StreamingDecoder stream(**tok);
   EXPECT_EQ(stream.Push(0) + stream.Push(42), "a\xEF\xBF\xBD");
+}
+
+TEST(TokenizerBadInput, ChatTemplateLiteralOutOfRange) {
+  auto out = RenderJinjaTemplate("{{ 99999999999999999999999 }}",
+                                 nlohmann::json::object());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
