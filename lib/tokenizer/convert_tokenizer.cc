@@ -19,6 +19,12 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// Non-throwing: an unreadable folder reads as "no such file".
+bool IsFile(const fs::path& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec);
+}
+
 absl::StatusOr<json> ReadJson(const fs::path& path) {
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -239,8 +245,8 @@ namespace {
 absl::Status ConvertTokenizerDirUnchecked(const fs::path& hf_dir,
                                           const fs::path& out_file,
                                           llmpack::ModelConfig* config) {
-  const bool has_json = fs::exists(hf_dir / "tokenizer.json");
-  const bool has_model = fs::exists(hf_dir / "tokenizer.model");
+  const bool has_json = IsFile(hf_dir / "tokenizer.json");
+  const bool has_model = IsFile(hf_dir / "tokenizer.model");
   if (!has_json && !has_model) {
     return absl::NotFoundError(absl::StrCat(
         hf_dir.string(), ": no tokenizer.json or tokenizer.model"));
@@ -260,7 +266,7 @@ absl::Status ConvertTokenizerDirUnchecked(const fs::path& hf_dir,
   std::string chat_template;
   int32_t bos = spec.bos_id;
   const fs::path tc_path = hf_dir / "tokenizer_config.json";
-  if (fs::exists(tc_path)) {
+  if (IsFile(tc_path)) {
     ASSIGN_OR_RETURN(json tc, ReadJson(tc_path));
     if (bos < 0 && tc.contains("bos_token"))
       bos = id_of(TokenText(tc["bos_token"]));
@@ -289,12 +295,12 @@ absl::Status ConvertTokenizerDirUnchecked(const fs::path& hf_dir,
       }
     }
   }
-  if (fs::exists(hf_dir / "chat_template.jinja")) {
+  if (IsFile(hf_dir / "chat_template.jinja")) {
     ASSIGN_OR_RETURN(chat_template,
                      ReadFileToString(hf_dir / "chat_template.jinja"));
   }
   const fs::path gc_path = hf_dir / "generation_config.json";
-  if (fs::exists(gc_path)) {
+  if (IsFile(gc_path)) {
     ASSIGN_OR_RETURN(json gc, ReadJson(gc_path));
     const json& eos = gc.value("eos_token_id", json());
     if (eos.is_number_integer()) stops.insert(eos.get<int32_t>());
