@@ -8,6 +8,7 @@
 // {% set ns.attr = expr %} on namespace(k=v, ...) objects.
 // Expressions: string/integer/boolean/none literals, list literals,
 // variables, a.b and a[expr] access, Python slices a[b:e:s], + - ~,
+// integer * / // %,
 // == != < > <= >=, in / not in, and/or/not,
 // "is [not] defined|none|string|true|false", filters trim/length/upper/lower/
 // tojson, string methods strip/lstrip/rstrip (optional chars), split,

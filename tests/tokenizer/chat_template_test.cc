@@ -144,6 +144,32 @@ TEST(ChatTemplate, SlicesNamespacesAndSplit) {
   EXPECT_EQ(*out, "321|6|c|[2, 3]|x");
 }
 
+// Mistral / Llama 2 style: alternation check with %, raise_exception.
+TEST(ChatTemplate, MistralStyleAlternation) {
+  const std::string tmpl =
+      "{{ bos_token }}{% for message in messages %}"
+      "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+      "{{ raise_exception('Conversation roles must alternate') }}{% endif %}"
+      "{% if message['role'] == 'user' %}"
+      "{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+      "{% elif message['role'] == 'assistant' %}"
+      "{{ message['content'] + eos_token }}{% endif %}{% endfor %}";
+  ChatTemplateOptions options;
+  options.bos_token = "<s>";
+  options.eos_token = "</s>";
+  auto ok = RenderChatTemplate(
+      tmpl, {{"user", "a"}, {"assistant", "b"}, {"user", "c"}}, options);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(*ok, "<s>[INST] a [/INST]b</s>[INST] c [/INST]");
+  auto bad = RenderChatTemplate(tmpl, {{"user", "a"}, {"user", "b"}}, options);
+  EXPECT_THAT(std::string(bad.status().message()),
+              ::testing::HasSubstr("must alternate"));
+  auto math = RenderJinjaTemplate("{{ -7 // 2 }} {{ -7 % 2 }} {{ 3 * 4 }}",
+                                  json::object());
+  ASSERT_TRUE(math.ok()) << math.status();
+  EXPECT_EQ(*math, "-4 1 12");
+}
+
 TEST(ChatTemplate, WhitespaceControlAndBranches) {
   const std::string tmpl =
       "{%- for m in messages %}\n"
