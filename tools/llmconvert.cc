@@ -10,6 +10,8 @@
 
 int main(int argc, char** argv) {
   llmpack::ConvertRequest request;
+  llmpack::TokenizerRequest tokenizer;
+  bool tokenizer_only = false;
   bool quiet = false;
   bool json = false;
   std::string input, output;
@@ -28,7 +30,8 @@ int main(int argc, char** argv) {
                  "Hugging Face checkpoint folder or ONNX model file")
       ->required();
   app.add_option("-o,--output", output,
-                 "package directory to create (must not exist unless --force)")
+                 "package directory to create (must not exist unless "
+                 "--force); with --tokenizer-only, the tokenizer.txt to write")
       ->required();
   app.add_option("--dtype", request.dtype,
                  "weight dtype in the package: keep (as in the source), f32, "
@@ -40,11 +43,53 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "no progress line and no summary");
   app.add_flag("--json", json,
                "print a JSON summary on stdout instead of the text summary");
+  auto* tok_group = app.add_option_group(
+      "Tokenizer only",
+      "Convert just the tokenizer (formats/tokenizer_format.md). Input is a "
+      "checkpoint folder, a tokenizer.json, a sentencepiece tokenizer.model, "
+      "or (with --tiktoken-pattern) a tiktoken ranks file.");
+  tok_group->add_flag("--tokenizer-only", tokenizer_only,
+                      "write only tokenizer.txt to the --output path");
+  tok_group->add_option("--tiktoken-pattern", tokenizer.tiktoken_pattern,
+                        "input is a tiktoken ranks file ('<base64> <rank>' "
+                        "lines) split by this regex; 'llama3' selects Llama "
+                        "3's");
+  tok_group
+      ->add_option("--special", tokenizer.special_tokens,
+                   "tiktoken special token as TEXT=ID (repeatable)")
+      ->allow_extra_args(false);
+  ;
+  tok_group->add_option("--bos-id", tokenizer.bos_id,
+                        "tiktoken: id of the beginning-of-text token");
+  tok_group->add_flag("--add-bos", tokenizer.add_bos,
+                      "tiktoken: encoding with special tokens adds BOS");
+  tok_group
+      ->add_option("--stop-id", tokenizer.stop_ids,
+                   "tiktoken: an id that ends generation (repeatable)")
+      ->allow_extra_args(false);
+  ;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  }
+  if (tokenizer_only || !tokenizer.tiktoken_pattern.empty()) {
+    tokenizer.input = input;
+    tokenizer.output = output;
+    absl::StatusOr<uint64_t> size = llmpack::RunConvertTokenizer(tokenizer);
+    if (!size.ok()) {
+      std::fprintf(stderr, "llmconvert: error: %s\n",
+                   std::string(size.status().message()).c_str());
+      return 1;
+    }
+    if (json) {
+      std::cout << nlohmann::json{{"output", output}, {"bytes", *size}}.dump(2)
+                << "\n";
+    } else if (!quiet) {
+      std::cout << "wrote " << output << " (" << *size << " bytes)\n";
+    }
+    return 0;
   }
   request.input = input;
   request.output = output;

@@ -2,11 +2,14 @@
 
 #include <chrono>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "convert/hf_convert.h"
+#include "llmpack/file_util.h"
 #include "llmpack/status_macros.h"
 #include "onnx_import/onnx_convert.h"
+#include "tokenizer/convert_tokenizer.h"
 
 namespace llmpack {
 namespace fs = std::filesystem;
@@ -50,6 +53,48 @@ absl::StatusOr<ConvertSummary> RunConvert(const ConvertRequest& request) {
     summary.bytes_written += f.size;
   }
   return summary;
+}
+
+absl::StatusOr<uint64_t> RunConvertTokenizer(const TokenizerRequest& request) {
+  std::error_code ec;
+  if (IsSameOrInside(request.output, request.input)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("refusing to write ", request.output.string(),
+                     " inside the input ", request.input.string()));
+  }
+  if (!request.tiktoken_pattern.empty()) {
+    tok::TiktokenOptions options;
+    options.pattern = request.tiktoken_pattern == "llama3"
+                          ? std::string(tok::kLlama3Pattern)
+                          : request.tiktoken_pattern;
+    for (const std::string& special : request.special_tokens) {
+      const size_t eq = special.rfind('=');
+      int32_t id = 0;
+      if (eq == std::string::npos ||
+          !absl::SimpleAtoi(absl::string_view(special).substr(eq + 1), &id)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--special '", special, "' is not of the form TEXT=ID"));
+      }
+      options.special_tokens.emplace_back(special.substr(0, eq), id);
+    }
+    options.bos_id = request.bos_id;
+    options.add_bos = request.add_bos;
+    options.stop_ids = request.stop_ids;
+    RETURN_IF_ERROR(
+        tok::ConvertTiktokenRanks(request.input, options, request.output));
+  } else if (fs::is_directory(request.input, ec)) {
+    ModelConfig unused;
+    RETURN_IF_ERROR(
+        tok::ConvertTokenizerDir(request.input, request.output, &unused));
+  } else {
+    RETURN_IF_ERROR(tok::ConvertTokenizerFile(request.input, request.output));
+  }
+  const uint64_t size = fs::file_size(request.output, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat(request.output.string(), ": cannot stat: ", ec.message()));
+  }
+  return size;
 }
 
 std::string ConvertSummaryText(const ConvertSummary& s) {

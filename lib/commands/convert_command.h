@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "llmpack/manifest.h"
@@ -21,6 +22,20 @@ struct ConvertRequest {
   bool progress = true;  // progress line when stderr is a terminal
 };
 
+// `llmconvert --tokenizer-only`: only tokenizer.txt, from a checkpoint
+// folder, a tokenizer.json / tokenizer.model, or a tiktoken ranks file.
+struct TokenizerRequest {
+  std::filesystem::path input;   // folder, tokenizer.json/.model, or ranks
+  std::filesystem::path output;  // tokenizer.txt path to write
+  // Set for tiktoken ranks files: the split regex ("llama3" selects Llama
+  // 3's), special tokens as "TEXT=ID", BOS and stop ids.
+  std::string tiktoken_pattern;
+  std::vector<std::string> special_tokens;
+  int32_t bos_id = -1;
+  bool add_bos = false;
+  std::vector<int32_t> stop_ids;
+};
+
 struct ConvertSummary {
   Manifest manifest;
   std::filesystem::path output;
@@ -29,6 +44,8 @@ struct ConvertSummary {
 };
 
 absl::StatusOr<ConvertSummary> RunConvert(const ConvertRequest& request);
+// Writes request.output and returns its size in bytes.
+absl::StatusOr<uint64_t> RunConvertTokenizer(const TokenizerRequest& request);
 
 std::string ConvertSummaryText(const ConvertSummary& summary);
 nlohmann::json ConvertSummaryJson(const ConvertSummary& summary);

@@ -176,7 +176,7 @@ absl::StatusOr<Manifest> ConvertHuggingFace(const fs::path& input_dir,
   }
   ASSIGN_OR_RETURN(source.content_hash,
                    HashSourceFiles(input_dir, source.files));
-  if (options.copy_files.empty()) options.copy_files = tokenizer_files;
+  options.tokenizer_dir = input_dir;
   return WritePackage(config, source, *checkpoint, options);
 }
 

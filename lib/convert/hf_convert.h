@@ -47,8 +47,8 @@ class HuggingFaceCheckpoint : public TensorSource {
   uint64_t total_bytes_ = 0;
 };
 
-// Tokenizer files a checkpoint folder may carry, copied into packages until
-// the tokenizer stage converts them.
+// Tokenizer files a checkpoint folder may carry (hashed into the manifest's
+// source description; converted into tokenizer.txt).
 std::vector<std::filesystem::path> FindTokenizerFiles(
     const std::filesystem::path& dir);
 

@@ -11,6 +11,7 @@
 #include "llmpack/status_macros.h"
 #include "llmpack/tensor_file.h"
 #include "llmpack/version.h"
+#include "tokenizer/convert_tokenizer.h"
 
 namespace llmpack {
 namespace fs = std::filesystem;
@@ -153,25 +154,13 @@ absl::StatusOr<Manifest> WritePackage(const ModelConfig& config,
     manifest.files.push_back(std::move(written));
   }
   progress.Finish();
-  for (const fs::path& extra : options.copy_files) {
-    const fs::path dst = staging.path() / extra.filename();
-    std::error_code ec;
-    fs::copy_file(extra, dst, fs::copy_options::overwrite_existing, ec);
-    if (ec) {
-      return absl::InternalError(
-          absl::StrCat("cannot copy ", extra.string(), ": ", ec.message()));
-    }
-    // Sources are often read-only (e.g. fixtures); the package copy is ours.
-    fs::permissions(dst,
-                    fs::perms::owner_read | fs::perms::owner_write |
-                        fs::perms::group_read | fs::perms::others_read,
-                    ec);
-    ASSIGN_OR_RETURN(uint64_t sum, ChecksumFile(dst));
-    manifest.files.push_back({extra.filename().string(), "source-tokenizer",
-                              fs::file_size(dst), sum});
-  }
-  if (options.before_manifest) {
-    RETURN_IF_ERROR(options.before_manifest(staging.path(), manifest));
+  if (!options.tokenizer_dir.empty()) {
+    // Writes tokenizer.txt, lists it, and fills the chat template and the
+    // BOS/stop ids the tokenizer files declare.
+    const absl::Status s = tok::AddTokenizerToPackage(
+        options.tokenizer_dir, staging.path(), &manifest);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    RETURN_IF_ERROR(ValidateModelConfig(manifest.config));
   }
   // Checksums were taken from the files on disk as they were finished; a
   // last size check catches anything a later stage listed wrongly.

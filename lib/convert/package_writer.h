@@ -55,14 +55,9 @@ struct WritePackageOptions {
   bool force = false;                 // replace an existing output_dir
   std::optional<DType> output_dtype;  // nullopt: keep each tensor's dtype
   bool show_progress = false;         // progress line on stderr
-  // Source files to copy verbatim into the package (role "source-tokenizer").
-  std::vector<std::filesystem::path> copy_files;
-  // Runs after the tensor files are written and before the manifest, with
-  // the staging directory; may add files (it must append them to
-  // manifest.files) or extension objects (e.g. the tokenizer stage).
-  std::function<absl::Status(const std::filesystem::path& staging_dir,
-                             Manifest& manifest)>
-      before_manifest;
+  // Folder whose tokenizer files (tokenizer.json / tokenizer.model and their
+  // config files) become tokenizer.txt; empty or tokenizer-less: none.
+  std::filesystem::path tokenizer_dir;
 };
 
 // Validates every tensor's presence, dtype and shape against the config

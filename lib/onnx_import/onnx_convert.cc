@@ -386,7 +386,7 @@ absl::StatusOr<Manifest> ConvertOnnx(const fs::path& model_path,
                        ": it would replace the source file ", file));
     }
   }
-  if (options.copy_files.empty()) options.copy_files = imp.tokenizer_files;
+  if (!imp.tokenizer_files.empty()) options.tokenizer_dir = dir;
   // Dequantized MatMulNBits weights are exact in f32; the package cannot
   // keep int4 codes (the writer takes float tensors only).
   if (imp.quantized && !options.output_dtype)

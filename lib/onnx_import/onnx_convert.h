@@ -68,8 +68,8 @@ absl::StatusOr<OnnxImport> OpenOnnx(const std::filesystem::path& model_path);
 
 // Full conversion of `model_path` (a .onnx file; external data beside it).
 // Keeps the ONNX weights' dtype unless options.output_dtype is set (MatMulNBits
-// weights are dequantized, and then f32 is the default); copies
-// tokenizer files from the model's folder unless options.copy_files is set.
+// weights are dequantized, and then f32 is the default); converts the
+// tokenizer files in the model's folder, if any, into tokenizer.txt.
 absl::StatusOr<Manifest> ConvertOnnx(const std::filesystem::path& model_path,
                                      WritePackageOptions options);
 
