@@ -1,21 +1,15 @@
 #include "runtime/block_loader.h"
 
-#include <chrono>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "llmpack/checksum.h"
 #include "llmpack/package_layout.h"
 #include "llmpack/status_macros.h"
+#include "runtime/clock.h"
 
 namespace llmpack::runtime {
 namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // Fills `w` with views into a whole tensor file held at `base`. Package::Open
 // already checked names, shapes and dtypes.

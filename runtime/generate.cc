@@ -1,22 +1,13 @@
 #include "runtime/generate.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 
 #include "llmpack/status_macros.h"
+#include "runtime/clock.h"
 
 namespace llmpack::runtime {
-namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 absl::Status Prefill(Session& session, absl::Span<const int32_t> tokens,
                      LogitsRows rows, std::vector<float>* logits,
