@@ -13,6 +13,7 @@
 #include "llmpack/package_layout.h"
 #include "llmpack/tensor_file.h"
 #include "nlohmann/json.hpp"
+#include "support/fixture_models.h"
 #include "support/test_paths.h"
 
 namespace llmpack {
@@ -146,13 +147,8 @@ TEST_P(HfRoundTripTest, ManifestConfigMatchesTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfRoundTripTest,
-                         ::testing::Values("tiny-llama", "tiny-qwen3",
-                                           "stories260K", "trained-llama"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         ::llmpack::testing::FixtureModels(),
+                         ::llmpack::testing::FixtureModelTestName);
 
 // transformers 4 writes rope_theta/rope_scaling at top level and torch_dtype;
 // the converter must read both styles to the same config.

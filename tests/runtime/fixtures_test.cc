@@ -11,6 +11,7 @@
 #include "llmpack/tensor_file.h"
 #include "runtime/fixture_packages.h"
 #include "runtime/verify.h"
+#include "support/fixture_models.h"
 #include "support/test_paths.h"
 
 namespace llmpack::runtime {
@@ -47,13 +48,8 @@ TEST_P(ParityTest, ReproducesEveryReferenceCase) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ParityTest,
-                         ::testing::Values("tiny-llama", "tiny-qwen3",
-                                           "stories260K", "trained-llama"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         ::llmpack::testing::FixtureModels(),
+                         ::llmpack::testing::FixtureModelTestName);
 
 double EvalPerplexity(const std::string& model, const std::string& file) {
   VerifyOptions o;
