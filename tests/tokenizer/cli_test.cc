@@ -9,13 +9,12 @@
 #include "gtest/gtest.h"
 #include "llmpack/file_util.h"
 #include "support/test_paths.h"
-#include "tokenizer/convert_tokenizer.h"
+#include "tokenizer/fixture_tokenizers.h"
 
 namespace llmpack::tok {
 namespace {
 
 using ::llmpack::testing::BinaryDir;
-using ::llmpack::testing::FixturesDir;
 using ::llmpack::testing::ScopedTempDir;
 
 struct ToolRun {
@@ -44,9 +43,7 @@ TEST(LlmverifyTokenize, TokenizeAndDetokenize) {
   }
   ScopedTempDir tmp;
   const auto txt = tmp.path() / "tokenizer.txt";
-  ASSERT_TRUE(ConvertTokenizerFile(
-                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json", txt)
-                  .ok());
+  ASSERT_TRUE(ConvertFixtureTokenizer(kBpe4k, tmp.path()).ok());
   ASSERT_TRUE(WriteStringToFile(tmp.path() / "in.txt", "Hello world").ok());
   // Ids from bpe4k_cases.json.
   ToolRun r =

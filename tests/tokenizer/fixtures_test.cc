@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "support/test_paths.h"
-#include "tokenizer/convert_tokenizer.h"
+#include "tokenizer/fixture_tokenizers.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llmpack::tok {
@@ -26,12 +26,7 @@ json ReadJsonFile(const std::filesystem::path& path) {
 
 std::unique_ptr<Tokenizer> ConvertAndLoad(const std::string& source_name,
                                           const ScopedTempDir& tmp) {
-  const auto src = FixturesDir() / "tokenizers" / source_name;
-  const auto out = tmp.path() / "tokenizer.txt";
-  const absl::Status s = ConvertTokenizerFile(src, out);
-  EXPECT_TRUE(s.ok()) << s;
-  if (!s.ok()) return nullptr;
-  auto t = Tokenizer::Load(out);
+  auto t = LoadFixtureTokenizer(source_name, tmp.path());
   EXPECT_TRUE(t.ok()) << t.status();
   return t.ok() ? *std::move(t) : nullptr;
 }

@@ -11,6 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "support/test_paths.h"
 #include "tokenizer/convert_tokenizer.h"
+#include "tokenizer/fixture_tokenizers.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/text_codec_adapter.h"
 #include "tokenizer/tokenize_command.h"
@@ -21,7 +22,6 @@
 namespace llmpack::tok {
 namespace {
 
-using ::llmpack::testing::FixturesDir;
 using ::llmpack::testing::ScopedTempDir;
 using ::testing::ElementsAre;
 
@@ -217,12 +217,8 @@ TEST(Tiktoken, RanksFileConverts) {
 TEST(Tokenizer, ConcurrentEncodeMatchesSerial) {
   LLMPACK_REQUIRE_FIXTURES();
   ScopedTempDir tmp;
-  const auto out = tmp.path() / "tokenizer.txt";
-  ASSERT_TRUE(ConvertTokenizerFile(
-                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json", out)
-                  .ok());
-  auto tok = Tokenizer::Load(out);
-  ASSERT_TRUE(tok.ok());
+  auto tok = LoadFixtureTokenizer(kBpe4k, tmp.path());
+  ASSERT_TRUE(tok.ok()) << tok.status();
   const std::string text =
       "The quick brown fox 跳过 the lazy dog. <|im_start|> 12345 ";
   const std::vector<int32_t> expected = (*tok)->Encode(text, true);
@@ -245,12 +241,8 @@ TEST(Tokenizer, ConcurrentEncodeMatchesSerial) {
 TEST(Tokenizer, RandomBytesRoundTrip) {
   LLMPACK_REQUIRE_FIXTURES();
   ScopedTempDir tmp;
-  const auto out = tmp.path() / "tokenizer.txt";
-  ASSERT_TRUE(ConvertTokenizerFile(
-                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json", out)
-                  .ok());
-  auto tok = Tokenizer::Load(out);
-  ASSERT_TRUE(tok.ok());
+  auto tok = LoadFixtureTokenizer(kBpe4k, tmp.path());
+  ASSERT_TRUE(tok.ok()) << tok.status();
   std::mt19937 rng(7);
   for (int i = 0; i < 500; ++i) {
     std::string s(rng() % 64, '\0');
@@ -266,12 +258,8 @@ TEST(Tokenizer, RandomBytesRoundTrip) {
 TEST(Tokenizer, DecodeSkipsSpecialTokensOnRequest) {
   LLMPACK_REQUIRE_FIXTURES();
   ScopedTempDir tmp;
-  const auto out = tmp.path() / "tokenizer.txt";
-  ASSERT_TRUE(ConvertTokenizerFile(
-                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json", out)
-                  .ok());
-  auto tok = Tokenizer::Load(out);
-  ASSERT_TRUE(tok.ok());
+  auto tok = LoadFixtureTokenizer(kBpe4k, tmp.path());
+  ASSERT_TRUE(tok.ok()) << tok.status();
   const std::vector<int32_t> ids = {0, 44, 546, 83, 1};  // bpe4k_cases.json
   EXPECT_EQ(*(*tok)->Decode(ids), "<|begin_of_text|>Hello<|end_of_text|>");
   EXPECT_EQ(*(*tok)->Decode(ids, /*skip_special=*/true), "Hello");
@@ -284,10 +272,7 @@ TEST(Tokenizer, DecodeSkipsSpecialTokensOnRequest) {
 TEST(TokenizeCommand, PackageDirTextFileAndIds) {
   LLMPACK_REQUIRE_FIXTURES();
   ScopedTempDir tmp;
-  ASSERT_TRUE(ConvertTokenizerFile(
-                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json",
-                  tmp.path() / "tokenizer.txt")
-                  .ok());
+  ASSERT_TRUE(ConvertFixtureTokenizer(kBpe4k, tmp.path()).ok());
   ASSERT_TRUE(WriteStringToFile(tmp.path() / "in.txt", "Hello world").ok());
   auto json = TokenizeToJson(tmp.path(), "@" + (tmp.path() / "in.txt").string(),
                              /*add_special=*/true);
@@ -303,10 +288,7 @@ TEST(TokenizeCommand, PackageDirTextFileAndIds) {
 TEST(TokenizerTextCodec, EncodesAndStreams) {
   LLMPACK_REQUIRE_FIXTURES();
   ScopedTempDir tmp;
-  ASSERT_TRUE(ConvertTokenizerFile(
-                  FixturesDir() / "tokenizers" / "bpe4k_tokenizer.json",
-                  tmp.path() / "tokenizer.txt")
-                  .ok());
+  ASSERT_TRUE(ConvertFixtureTokenizer(kBpe4k, tmp.path()).ok());
   auto codec = TokenizerTextCodec::Load(tmp.path());
   ASSERT_TRUE(codec.ok()) << codec.status();
   auto ids = (*codec)->Encode("Hello world", true);
