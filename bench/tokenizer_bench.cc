@@ -55,14 +55,25 @@ const std::string* GetCorpus(const std::string& file) {
   return &(*cache)[file];
 }
 
+// The tokenizer and corpus text of a benchmark; false (and the benchmark
+// marked skipped) when either is missing.
+bool GetInputs(benchmark::State& state, const std::string& vocab,
+               const std::string& file, const Tokenizer** tok,
+               const std::string** text) {
+  *tok = GetTokenizer(vocab);
+  *text = GetCorpus(file);
+  if (*tok == nullptr || (*text)->empty()) {
+    state.SkipWithError("fixtures or corpus not found (LLMPACK_SHARED_DIR)");
+    return false;
+  }
+  return true;
+}
+
 void BM_Encode(benchmark::State& state, const std::string& vocab,
                const std::string& file) {
-  const Tokenizer* tok = GetTokenizer(vocab);
-  const std::string* text = GetCorpus(file);
-  if (tok == nullptr || text->empty()) {
-    state.SkipWithError("fixtures or corpus not found (LLMPACK_SHARED_DIR)");
-    return;
-  }
+  const Tokenizer* tok;
+  const std::string* text;
+  if (!GetInputs(state, vocab, file, &tok, &text)) return;
   size_t tokens = 0;
   for (auto _ : state) {
     const auto ids = tok->Encode(*text, /*add_special=*/false);
@@ -75,12 +86,9 @@ void BM_Encode(benchmark::State& state, const std::string& vocab,
 
 void BM_Decode(benchmark::State& state, const std::string& vocab,
                const std::string& file) {
-  const Tokenizer* tok = GetTokenizer(vocab);
-  const std::string* text = GetCorpus(file);
-  if (tok == nullptr || text->empty()) {
-    state.SkipWithError("fixtures or corpus not found (LLMPACK_SHARED_DIR)");
-    return;
-  }
+  const Tokenizer* tok;
+  const std::string* text;
+  if (!GetInputs(state, vocab, file, &tok, &text)) return;
   const auto ids = tok->Encode(*text, false);
   for (auto _ : state) {
     auto decoded = tok->Decode(ids);
