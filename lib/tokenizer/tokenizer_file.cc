@@ -1,8 +1,10 @@
 #include "tokenizer/tokenizer_file.h"
 
 #include <charconv>
+#include <cstddef>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
@@ -19,41 +21,101 @@ constexpr char kMagic[] = "llmpack-tokenizer 1";
 constexpr char kAlphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-const char* KindName(ModelKind k) {
-  return k == ModelKind::kByteLevelBpe ? "byte_level_bpe" : "sentencepiece_bpe";
-}
-const char* MergeModeName(MergeMode m) {
-  switch (m) {
-    case MergeMode::kRankedById:
-      return "ranked_by_id";
-    case MergeMode::kExplicit:
-      return "explicit";
-    case MergeMode::kByScore:
-      return "by_score";
+// The header's names for enum values and flags. Serializer and parser both
+// read these tables, so what one writes the other accepts.
+template <typename E>
+struct Named {
+  E value;
+  const char* name;
+};
+constexpr Named<ModelKind> kKindNames[] = {
+    {ModelKind::kByteLevelBpe, "byte_level_bpe"},
+    {ModelKind::kSentencePieceBpe, "sentencepiece_bpe"},
+};
+constexpr Named<MergeMode> kMergeModeNames[] = {
+    {MergeMode::kRankedById, "ranked_by_id"},
+    {MergeMode::kExplicit, "explicit"},
+    {MergeMode::kByScore, "by_score"},
+};
+constexpr Named<PrependScheme> kPrependNames[] = {
+    {PrependScheme::kNever, "never"},
+    {PrependScheme::kFirst, "first"},
+    {PrependScheme::kAlways, "always"},
+};
+
+template <typename E, size_t N>
+const char* NameOf(const Named<E> (&names)[N], E value) {
+  for (const Named<E>& n : names) {
+    if (n.value == value) return n.name;
   }
   return "?";
 }
-const char* PrependName(PrependScheme p) {
-  switch (p) {
-    case PrependScheme::kNever:
-      return "never";
-    case PrependScheme::kFirst:
-      return "first";
-    case PrependScheme::kAlways:
-      return "always";
+
+// False when `name` is not in `names`.
+template <typename E, size_t N>
+bool ValueOf(const Named<E> (&names)[N], absl::string_view name, E* value) {
+  for (const Named<E>& n : names) {
+    if (name == n.name) {
+      *value = n.value;
+      return true;
+    }
   }
-  return "?";
+  return false;
 }
+
+// Flags of an "added" line, in the order they are written; a flag is listed
+// when its field holds `listed_when` (no_match is match_in_text == false).
+struct AddedFlag {
+  const char* name;
+  bool AddedToken::*field;
+  bool listed_when;
+};
+constexpr AddedFlag kAddedFlags[] = {
+    {"special", &AddedToken::special, true},
+    {"lstrip", &AddedToken::lstrip, true},
+    {"rstrip", &AddedToken::rstrip, true},
+    {"single_word", &AddedToken::single_word, true},
+    {"normalized", &AddedToken::normalized, true},
+    {"no_match", &AddedToken::match_in_text, false},
+};
+
+// Header keys that hold one 0/1 flag or one integer of the spec.
+constexpr std::pair<const char*, bool TokenizerSpec::*> kFlagKeys[] = {
+    {"ignore_merges", &TokenizerSpec::ignore_merges},
+    {"space_to_metaspace", &TokenizerSpec::space_to_metaspace},
+    {"prepend_only_if_absent", &TokenizerSpec::prepend_only_if_absent},
+    {"remove_extra_whitespaces", &TokenizerSpec::remove_extra_whitespaces},
+    {"spm_whole_text", &TokenizerSpec::spm_whole_text},
+    {"byte_fallback", &TokenizerSpec::byte_fallback},
+    {"fuse_unk", &TokenizerSpec::fuse_unk},
+    {"add_bos", &TokenizerSpec::add_bos},
+    {"add_eos", &TokenizerSpec::add_eos},
+    {"decode_strip_leading_space", &TokenizerSpec::decode_strip_leading_space},
+    {"decode_spm_surfaces", &TokenizerSpec::decode_spm_surfaces},
+};
+constexpr std::pair<const char*, int32_t TokenizerSpec::*> kIntKeys[] = {
+    {"unk_id", &TokenizerSpec::unk_id},
+    {"bos_id", &TokenizerSpec::bos_id},
+    {"eos_id", &TokenizerSpec::eos_id},
+};
+
+// The field of `key`, or nullptr.
+template <typename Field, size_t N>
+Field FieldOf(const std::pair<const char*, Field> (&keys)[N],
+              const std::string& key) {
+  for (const auto& [name, field] : keys) {
+    if (key == name) return field;
+  }
+  return nullptr;
+}
+
 constexpr char kTypeLetters[] = "?NUCDXB";  // indexed by PieceType value
 
 std::string AddedFlags(const AddedToken& a) {
   std::vector<std::string> f;
-  if (a.special) f.push_back("special");
-  if (a.lstrip) f.push_back("lstrip");
-  if (a.rstrip) f.push_back("rstrip");
-  if (a.single_word) f.push_back("single_word");
-  if (a.normalized) f.push_back("normalized");
-  if (!a.match_in_text) f.push_back("no_match");
+  for (const AddedFlag& flag : kAddedFlags) {
+    if (a.*flag.field == flag.listed_when) f.push_back(flag.name);
+  }
   return f.empty() ? "-" : absl::StrJoin(f, ",");
 }
 
@@ -239,7 +301,7 @@ absl::Status ValidateTokenizerSpec(const TokenizerSpec& spec,
   } else if (!spec.merges.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(context, ": merges listed but merge mode is ",
-                     MergeModeName(spec.merge_mode)));
+                     NameOf(kMergeModeNames, spec.merge_mode)));
   }
   if (spec.merge_mode == MergeMode::kByScore && !spm) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -261,9 +323,9 @@ std::string SerializeTokenizerSpec(const TokenizerSpec& spec) {
     absl::StrAppend(&out, parts..., "\n");
   };
   line(kMagic);
-  line("kind ", KindName(spec.kind));
+  line("kind ", NameOf(kKindNames, spec.kind));
   line("vocab_size ", spec.tokens.size());
-  line("merge_mode ", MergeModeName(spec.merge_mode));
+  line("merge_mode ", NameOf(kMergeModeNames, spec.merge_mode));
   line("merge_count ", spec.merges.size());
   line("ignore_merges ", int(spec.ignore_merges));
   line("normalizer ", spec.normalizer);
@@ -271,7 +333,7 @@ std::string SerializeTokenizerSpec(const TokenizerSpec& spec) {
     line("split_regex ", Base64Encode(r));
   }
   line("space_to_metaspace ", int(spec.space_to_metaspace));
-  line("prepend_metaspace ", PrependName(spec.prepend));
+  line("prepend_metaspace ", NameOf(kPrependNames, spec.prepend));
   line("prepend_only_if_absent ", int(spec.prepend_only_if_absent));
   line("remove_extra_whitespaces ", int(spec.remove_extra_whitespaces));
   line("spm_whole_text ", int(spec.spm_whole_text));
@@ -328,12 +390,12 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
     const std::string key = l.substr(0, sp);
     const std::string v = sp == std::string::npos ? "" : l.substr(sp + 1);
     const std::string ctx = absl::StrCat(where(li), " (", key, ")");
-    if (key == "kind") {
-      if (v == "byte_level_bpe") {
-        spec.kind = ModelKind::kByteLevelBpe;
-      } else if (v == "sentencepiece_bpe") {
-        spec.kind = ModelKind::kSentencePieceBpe;
-      } else {
+    if (bool TokenizerSpec::*flag = FieldOf(kFlagKeys, key)) {
+      RETURN_IF_ERROR(ParseBool(v, &(spec.*flag), ctx));
+    } else if (int32_t TokenizerSpec::*field = FieldOf(kIntKeys, key)) {
+      RETURN_IF_ERROR(ParseInt(v, &(spec.*field), ctx));
+    } else if (key == "kind") {
+      if (!ValueOf(kKindNames, v, &spec.kind)) {
         return absl::InvalidArgumentError(
             absl::StrCat(ctx, ": unknown model kind '", v,
                          "' (expected byte_level_bpe or sentencepiece_bpe)"));
@@ -344,13 +406,7 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
             absl::StrCat(ctx, ": expected a positive count, found '", v, "'"));
       }
     } else if (key == "merge_mode") {
-      if (v == "ranked_by_id") {
-        spec.merge_mode = MergeMode::kRankedById;
-      } else if (v == "explicit") {
-        spec.merge_mode = MergeMode::kExplicit;
-      } else if (v == "by_score") {
-        spec.merge_mode = MergeMode::kByScore;
-      } else {
+      if (!ValueOf(kMergeModeNames, v, &spec.merge_mode)) {
         return absl::InvalidArgumentError(
             absl::StrCat(ctx, ": unknown merge mode '", v, "'"));
       }
@@ -359,8 +415,6 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
         return absl::InvalidArgumentError(
             absl::StrCat(ctx, ": expected a count, found '", v, "'"));
       }
-    } else if (key == "ignore_merges") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.ignore_merges, ctx));
     } else if (key == "normalizer") {
       spec.normalizer = v;
     } else if (key == "split_regex") {
@@ -370,39 +424,11 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
             absl::StrCat(ctx, ": ", std::string(r.status().message())));
       }
       spec.split_regexes.push_back(*std::move(r));
-    } else if (key == "space_to_metaspace") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.space_to_metaspace, ctx));
     } else if (key == "prepend_metaspace") {
-      if (v == "never") {
-        spec.prepend = PrependScheme::kNever;
-      } else if (v == "first") {
-        spec.prepend = PrependScheme::kFirst;
-      } else if (v == "always") {
-        spec.prepend = PrependScheme::kAlways;
-      } else {
+      if (!ValueOf(kPrependNames, v, &spec.prepend)) {
         return absl::InvalidArgumentError(absl::StrCat(
             ctx, ": expected never, first or always, found '", v, "'"));
       }
-    } else if (key == "prepend_only_if_absent") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.prepend_only_if_absent, ctx));
-    } else if (key == "remove_extra_whitespaces") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.remove_extra_whitespaces, ctx));
-    } else if (key == "spm_whole_text") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.spm_whole_text, ctx));
-    } else if (key == "byte_fallback") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.byte_fallback, ctx));
-    } else if (key == "unk_id") {
-      RETURN_IF_ERROR(ParseInt(v, &spec.unk_id, ctx));
-    } else if (key == "fuse_unk") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.fuse_unk, ctx));
-    } else if (key == "bos_id") {
-      RETURN_IF_ERROR(ParseInt(v, &spec.bos_id, ctx));
-    } else if (key == "eos_id") {
-      RETURN_IF_ERROR(ParseInt(v, &spec.eos_id, ctx));
-    } else if (key == "add_bos") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.add_bos, ctx));
-    } else if (key == "add_eos") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.add_eos, ctx));
     } else if (key == "stop_ids") {
       if (v != "-") {
         for (absl::string_view s : absl::StrSplit(v, ',')) {
@@ -411,10 +437,6 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
           spec.stop_ids.push_back(id);
         }
       }
-    } else if (key == "decode_strip_leading_space") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.decode_strip_leading_space, ctx));
-    } else if (key == "decode_spm_surfaces") {
-      RETURN_IF_ERROR(ParseBool(v, &spec.decode_spm_surfaces, ctx));
     } else if (key == "added") {
       std::vector<std::string> parts = absl::StrSplit(v, ' ');
       if (parts.size() != 2) {
@@ -425,22 +447,15 @@ absl::StatusOr<TokenizerSpec> ParseTokenizerSpec(std::string_view text,
       RETURN_IF_ERROR(ParseInt(parts[0], &a.id, ctx));
       if (parts[1] != "-") {
         for (absl::string_view f : absl::StrSplit(parts[1], ',')) {
-          if (f == "special") {
-            a.special = true;
-          } else if (f == "lstrip") {
-            a.lstrip = true;
-          } else if (f == "rstrip") {
-            a.rstrip = true;
-          } else if (f == "single_word") {
-            a.single_word = true;
-          } else if (f == "normalized") {
-            a.normalized = true;
-          } else if (f == "no_match") {
-            a.match_in_text = false;
-          } else {
+          const AddedFlag* flag = nullptr;
+          for (const AddedFlag& known : kAddedFlags) {
+            if (f == known.name) flag = &known;
+          }
+          if (flag == nullptr) {
             return absl::InvalidArgumentError(absl::StrCat(
                 ctx, ": unknown added-token flag '", std::string(f), "'"));
           }
+          a.*flag->field = flag->listed_when;
         }
       }
       spec.added.push_back(a);
