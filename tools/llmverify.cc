@@ -44,6 +44,14 @@ bool ParseIdList(const std::string& text, std::vector<int32_t>* ids) {
   return !ids->empty();
 }
 
+// An option in `group` whose --help shows its default value.
+template <typename T>
+CLI::Option* AddDefaulted(CLI::App& app, const char* group,
+                          const std::string& name, T& value,
+                          const std::string& help) {
+  return app.add_option(name, value, help)->capture_default_str()->group(group);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,16 +82,12 @@ int main(int argc, char** argv) {
                  "(needs a tokenizer); id and text files are cut into "
                  "windows of --eval-window tokens, each preceded by BOS")
       ->group(checks);
-  app.add_option("--eval-window", o.eval_window,
-                 "tokens per window for token-id and text eval files")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber)
-      ->group(checks);
-  app.add_option("--eval-max-windows", o.eval_max_windows,
-                 "score only the first N windows (0: all; the eval file's "
-                 "expected perplexity then no longer applies)")
-      ->capture_default_str()
-      ->group(checks);
+  AddDefaulted(app, checks, "--eval-window", o.eval_window,
+               "tokens per window for token-id and text eval files")
+      ->check(CLI::PositiveNumber);
+  AddDefaulted(app, checks, "--eval-max-windows", o.eval_max_windows,
+               "score only the first N windows (0: all; the eval file's "
+               "expected perplexity then no longer applies)");
 
   auto* gen = "Generation";
   auto* prompt_opt =
@@ -97,30 +101,21 @@ int main(int argc, char** argv) {
                  "printed as produced")
       ->excludes(prompt_opt)
       ->group(gen);
-  app.add_option("-n,--max-new-tokens", o.max_new_tokens, "tokens to generate")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
-      ->group(gen);
-  app.add_option("--temperature", o.sampling.temperature,
-                 "sampling temperature; 0 = greedy")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
-      ->group(gen);
-  app.add_option("--top-k", o.sampling.top_k,
-                 "sample among the k most likely tokens (0: all)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
-      ->group(gen);
-  app.add_option("--top-p", o.sampling.top_p,
-                 "nucleus sampling: smallest set of tokens holding this "
-                 "probability mass")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0))
-      ->group(gen);
-  app.add_option("--seed", o.sampling.seed,
-                 "random seed; the same seed gives the same tokens")
-      ->capture_default_str()
-      ->group(gen);
+  AddDefaulted(app, gen, "-n,--max-new-tokens", o.max_new_tokens,
+               "tokens to generate")
+      ->check(CLI::NonNegativeNumber);
+  AddDefaulted(app, gen, "--temperature", o.sampling.temperature,
+               "sampling temperature; 0 = greedy")
+      ->check(CLI::NonNegativeNumber);
+  AddDefaulted(app, gen, "--top-k", o.sampling.top_k,
+               "sample among the k most likely tokens (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  AddDefaulted(app, gen, "--top-p", o.sampling.top_p,
+               "nucleus sampling: smallest set of tokens holding this "
+               "probability mass")
+      ->check(CLI::Range(0.0, 1.0));
+  AddDefaulted(app, gen, "--seed", o.sampling.seed,
+               "random seed; the same seed gives the same tokens");
   app.add_flag("--ignore-eos", ignore_eos,
                "keep generating after an end-of-sequence token")
       ->group(gen);
@@ -132,52 +127,36 @@ int main(int argc, char** argv) {
                  "--save-max-windows windows of --eval and --prompt-ids, "
                  "with their logits and greedy continuations")
       ->group(save);
-  app.add_option("--save-positions", save_positions,
-                 "logits rows to save per input: all positions or the last")
-      ->check(CLI::IsMember({"all", "last"}))
-      ->capture_default_str()
-      ->group(save);
-  app.add_option("--save-top-k", o.save_top_k,
-                 "keep only the k largest logits per row plus the row's "
-                 "mean, variance and log-sum-exp (0: full rows)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
-      ->group(save);
-  app.add_option("--save-greedy", o.save_greedy_tokens,
-                 "greedy continuation length per input (stops early before "
-                 "a step whose top-1/top-2 margin is below 1e-3)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
-      ->group(save);
-  app.add_option("--save-max-windows", o.save_max_windows,
-                 "eval windows to turn into saved cases")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
-      ->group(save);
+  AddDefaulted(app, save, "--save-positions", save_positions,
+               "logits rows to save per input: all positions or the last")
+      ->check(CLI::IsMember({"all", "last"}));
+  AddDefaulted(app, save, "--save-top-k", o.save_top_k,
+               "keep only the k largest logits per row plus the row's "
+               "mean, variance and log-sum-exp (0: full rows)")
+      ->check(CLI::NonNegativeNumber);
+  AddDefaulted(app, save, "--save-greedy", o.save_greedy_tokens,
+               "greedy continuation length per input (stops early before "
+               "a step whose top-1/top-2 margin is below 1e-3)")
+      ->check(CLI::NonNegativeNumber);
+  AddDefaulted(app, save, "--save-max-windows", o.save_max_windows,
+               "eval windows to turn into saved cases")
+      ->check(CLI::NonNegativeNumber);
 
   auto* gates = "Gates (exit status 1 when one fails)";
-  app.add_option("--max-nmse", o.gates.max_nmse,
-                 "largest logits NMSE (mean squared error / reference "
-                 "variance) per reference case")
-      ->capture_default_str()
-      ->group(gates);
-  app.add_option("--min-top1", o.gates.min_top1,
-                 "smallest fraction of rows whose argmax matches the "
-                 "reference")
-      ->capture_default_str()
-      ->group(gates);
-  app.add_option("--max-abs-error", o.gates.max_abs_error,
-                 "largest absolute logit difference")
-      ->capture_default_str()
-      ->group(gates);
+  AddDefaulted(app, gates, "--max-nmse", o.gates.max_nmse,
+               "largest logits NMSE (mean squared error / reference "
+               "variance) per reference case");
+  AddDefaulted(app, gates, "--min-top1", o.gates.min_top1,
+               "smallest fraction of rows whose argmax matches the "
+               "reference");
+  AddDefaulted(app, gates, "--max-abs-error", o.gates.max_abs_error,
+               "largest absolute logit difference");
   app.add_flag("--no-greedy-gate", no_greedy_gate,
                "do not fail when a greedy continuation differs")
       ->group(gates);
-  app.add_option("--ppl-tolerance", o.gates.ppl_rel_tolerance,
-                 "largest relative perplexity error against the expected "
-                 "value (--expected-ppl, else the eval file's fp32_ppl)")
-      ->capture_default_str()
-      ->group(gates);
+  AddDefaulted(app, gates, "--ppl-tolerance", o.gates.ppl_rel_tolerance,
+               "largest relative perplexity error against the expected "
+               "value (--expected-ppl, else the eval file's fp32_ppl)");
   auto* expected_opt =
       app.add_option("--expected-ppl", expected_ppl,
                      "expected perplexity (overrides the eval file's)")
@@ -228,17 +207,13 @@ int main(int argc, char** argv) {
                "memory-map every block file once instead of streaming")
       ->excludes(stream_flag)
       ->group(run);
-  app.add_option("--threads", o.model.threads,
-                 "compute threads (0: all hardware threads)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
-      ->group(run);
-  app.add_option("--kernels", kernels,
-                 "optimized (Highway SIMD, best target at run time) or "
-                 "scalar (reference loops)")
-      ->check(CLI::IsMember({"optimized", "scalar"}))
-      ->capture_default_str()
-      ->group(run);
+  AddDefaulted(app, run, "--threads", o.model.threads,
+               "compute threads (0: all hardware threads)")
+      ->check(CLI::NonNegativeNumber);
+  AddDefaulted(app, run, "--kernels", kernels,
+               "optimized (Highway SIMD, best target at run time) or "
+               "scalar (reference loops)")
+      ->check(CLI::IsMember({"optimized", "scalar"}));
   app.add_flag("--no-verify-checksums", no_checksums,
                "skip XXH3 checksums of files and tensors (sizes, headers "
                "and shapes are still checked)")
