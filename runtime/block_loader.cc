@@ -126,6 +126,21 @@ absl::Status BlockLoader::LoadInto(Slot& slot, int64_t layer) {
                       options_.verify_tensor_checksums, &slot.weights);
 }
 
+void BlockLoader::LoadAndPublish(std::unique_lock<std::mutex>& lock, Slot& slot,
+                                 int64_t layer, bool background) {
+  Record(LoaderEvent::kLoadStart, layer, background);
+  lock.unlock();
+  absl::Status status = LoadInto(slot, layer);
+  lock.lock();
+  slot.status = status;
+  slot.state = Slot::kReady;
+  slot.background = false;
+  stats_.bytes_read += package_.block(layer).file().size();
+  stats_.blocks_loaded += 1;
+  (background ? stats_.prefetched_loads : stats_.sync_loads) += 1;
+  Record(LoaderEvent::kLoadEnd, layer, background);
+}
+
 void BlockLoader::PrefetchLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -138,18 +153,7 @@ void BlockLoader::PrefetchLoop() {
       return job != nullptr;
     });
     if (stop_) return;
-    const int64_t layer = job->layer;
-    Record(LoaderEvent::kLoadStart, layer, true);
-    lock.unlock();
-    absl::Status status = LoadInto(*job, layer);
-    lock.lock();
-    job->status = status;
-    job->state = Slot::kReady;
-    job->background = false;
-    stats_.bytes_read += package_.block(layer).file().size();
-    stats_.blocks_loaded += 1;
-    stats_.prefetched_loads += 1;
-    Record(LoaderEvent::kLoadEnd, layer, true);
+    LoadAndPublish(lock, *job, job->layer, /*background=*/true);
     cv_.notify_all();
   }
 }
@@ -185,16 +189,7 @@ absl::StatusOr<const BlockWeights*> BlockLoader::Acquire(int64_t layer) {
     slot->state = Slot::kLoading;
     slot->background = false;
     UpdateResident();
-    Record(LoaderEvent::kLoadStart, layer, false);
-    lock.unlock();
-    absl::Status status = LoadInto(*slot, layer);
-    lock.lock();
-    slot->status = status;
-    slot->state = Slot::kReady;
-    stats_.bytes_read += package_.block(layer).file().size();
-    stats_.blocks_loaded += 1;
-    stats_.sync_loads += 1;
-    Record(LoaderEvent::kLoadEnd, layer, false);
+    LoadAndPublish(lock, *slot, layer, /*background=*/false);
   } else {
     cv_.wait(lock, [&] { return slot->state != Slot::kLoading; });
   }

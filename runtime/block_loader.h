@@ -97,6 +97,11 @@ class BlockLoader {
       : package_(package), options_(options) {}
   // Reads block `layer` into `slot` (no lock held).
   absl::Status LoadInto(Slot& slot, int64_t layer);
+  // With `lock` (on mu_) held on entry and exit: reads `layer` into `slot`
+  // with the lock released, then marks the slot ready and counts the read as
+  // a prefetch (`background`) or a synchronous load.
+  void LoadAndPublish(std::unique_lock<std::mutex>& lock, Slot& slot,
+                      int64_t layer, bool background);
   Slot* FindSlot(int64_t layer);
   void Record(LoaderEvent::Type type, int64_t layer, bool background);
   void UpdateResident();
