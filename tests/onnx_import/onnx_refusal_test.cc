@@ -13,7 +13,6 @@
 namespace llmpack::onnx_import {
 namespace {
 namespace fs = std::filesystem;
-using ::llmpack::testing::OnnxFixture;
 using ::llmpack::testing::ScopedTempDir;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
@@ -30,15 +29,35 @@ class OnnxRefusalTest : public ::testing::Test {
   std::string ConvertMutated(
       FixtureIndex index, const std::function<void(onnx::ModelProto&)>& mutate,
       bool with_config = false) {
-    const OnnxFixture fx = ::llmpack::testing::OnnxFixtures()[index];
-    model_ =
-        ::llmpack::testing::StageFixture(fx, tmp_.path() / "in", with_config);
+    Stage(index, with_config);
     if (mutate) {
       onnx::ModelProto proto = ::llmpack::testing::ReadModelProto(model_);
       mutate(proto);
       ::llmpack::testing::WriteModelProto(proto, model_);
     }
     return Convert();
+  }
+
+  // Copies fixture `index` (with its config.json when `with_config`) to
+  // tmp/in and points model_ at the copy.
+  void Stage(FixtureIndex index, bool with_config) {
+    model_ = ::llmpack::testing::StageFixture(
+        ::llmpack::testing::OnnxFixtures()[index], tmp_.path() / "in",
+        with_config);
+  }
+
+  // Replaces `from` with `to` in the staged config.json; false (file left
+  // as it was) when `from` does not occur.
+  bool EditStagedConfig(const std::string& from, const std::string& to) {
+    const fs::path config = tmp_.path() / "in" / "config.json";
+    std::ifstream in(config);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    in.close();
+    const size_t at = text.find(from);
+    if (at == std::string::npos) return false;
+    text.replace(at, from.size(), to);
+    std::ofstream(config, std::ios::trunc) << text;
+    return true;
   }
 
   std::string Convert() {
@@ -181,9 +200,7 @@ TEST_F(OnnxRefusalTest, UnsupportedDTypeIsNamed) {
 
 TEST_F(OnnxRefusalTest, TruncatedExternalDataIsNamed) {
   LLMPACK_REQUIRE_FIXTURES();
-  model_ = ::llmpack::testing::StageFixture(
-      ::llmpack::testing::OnnxFixtures()[kLlamaExternal], tmp_.path() / "in",
-      false);
+  Stage(kLlamaExternal, /*with_config=*/false);
   const fs::path data = tmp_.path() / "in" / "model_ext.onnx.data";
   fs::resize_file(data, fs::file_size(data) / 2);
   const std::string msg = Convert();
@@ -193,9 +210,7 @@ TEST_F(OnnxRefusalTest, TruncatedExternalDataIsNamed) {
 
 TEST_F(OnnxRefusalTest, MissingExternalDataIsNamed) {
   LLMPACK_REQUIRE_FIXTURES();
-  model_ = ::llmpack::testing::StageFixture(
-      ::llmpack::testing::OnnxFixtures()[kLlamaExternal], tmp_.path() / "in",
-      false);
+  Stage(kLlamaExternal, /*with_config=*/false);
   fs::remove(tmp_.path() / "in" / "model_ext.onnx.data");
   EXPECT_THAT(Convert(), AllOf(HasSubstr("model_ext.onnx.data is missing"),
                                HasSubstr("m.model.embed_tokens.weight")));
@@ -231,25 +246,16 @@ TEST_F(OnnxRefusalTest, ExternalDataLengthMismatchIsNamed) {
 
 TEST_F(OnnxRefusalTest, TruncatedModelFileIsRefused) {
   LLMPACK_REQUIRE_FIXTURES();
-  model_ = ::llmpack::testing::StageFixture(
-      ::llmpack::testing::OnnxFixtures()[kLlamaDynamo], tmp_.path() / "in",
-      false);
+  Stage(kLlamaDynamo, /*with_config=*/false);
   fs::resize_file(model_, fs::file_size(model_) * 2 / 3);
   EXPECT_THAT(Convert(), HasSubstr("truncated"));
 }
 
 TEST_F(OnnxRefusalTest, ConfigJsonContradictingTheGraphIsNamed) {
   LLMPACK_REQUIRE_FIXTURES();
-  model_ = ::llmpack::testing::StageFixture(
-      ::llmpack::testing::OnnxFixtures()[kQwen3], tmp_.path() / "in", true);
-  const fs::path config = tmp_.path() / "in" / "config.json";
-  std::ifstream in(config);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  in.close();
-  const std::string from = "\"intermediate_size\": 192";
-  ASSERT_NE(text.find(from), std::string::npos);
-  text.replace(text.find(from), from.size(), "\"intermediate_size\": 256");
-  std::ofstream(config, std::ios::trunc) << text;
+  Stage(kQwen3, /*with_config=*/true);
+  ASSERT_TRUE(EditStagedConfig("\"intermediate_size\": 192",
+                               "\"intermediate_size\": 256"));
   EXPECT_THAT(Convert(),
               AllOf(HasSubstr("config.json does not match the ONNX graph"),
                     HasSubstr("ffn_size is 256 but the graph has 192")));
@@ -257,17 +263,9 @@ TEST_F(OnnxRefusalTest, ConfigJsonContradictingTheGraphIsNamed) {
 
 TEST_F(OnnxRefusalTest, ConfigJsonRopeContradictingTheGraphIsNamed) {
   LLMPACK_REQUIRE_FIXTURES();
-  model_ = ::llmpack::testing::StageFixture(
-      ::llmpack::testing::OnnxFixtures()[kLlamaDynamo], tmp_.path() / "in",
-      true);
-  const fs::path config = tmp_.path() / "in" / "config.json";
-  std::ifstream in(config);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  in.close();
-  const std::string from = "\"rope_theta\": 500000.0";
-  ASSERT_NE(text.find(from), std::string::npos);
-  text.replace(text.find(from), from.size(), "\"rope_theta\": 10000.0");
-  std::ofstream(config, std::ios::trunc) << text;
+  Stage(kLlamaDynamo, /*with_config=*/true);
+  ASSERT_TRUE(
+      EditStagedConfig("\"rope_theta\": 500000.0", "\"rope_theta\": 10000.0"));
   EXPECT_THAT(Convert(), AllOf(HasSubstr("does not match the ONNX graph"),
                                HasSubstr("RoPE (llama3, theta 10000)"),
                                HasSubstr("at index 1")));
