@@ -128,11 +128,9 @@ void Quantize(onnx::ModelProto& m, bool as_nbits) {
 fs::path ConvertQuantized(const fs::path& dir, bool as_nbits,
                           absl::StatusOr<Manifest>& result) {
   const auto fx = ::llmpack::testing::OnnxFixtures()[0];  // llama dynamo
-  const fs::path model =
-      ::llmpack::testing::StageFixture(fx, dir / "in", false);
-  onnx::ModelProto proto = ::llmpack::testing::ReadModelProto(model);
-  Quantize(proto, as_nbits);
-  ::llmpack::testing::WriteModelProto(proto, model);
+  const fs::path model = ::llmpack::testing::StageRewritten(
+      fx, dir / "in", false,
+      [&](onnx::ModelProto& proto) { Quantize(proto, as_nbits); });
   WritePackageOptions options;
   options.output_dir = dir / "pkg";
   result = ConvertOnnx(model, options);
@@ -157,19 +155,19 @@ TEST(MatMulNBits, WrongScaleCountIsNamed) {
   LLMPACK_REQUIRE_FIXTURES();
   ScopedTempDir dir;
   const auto fx = ::llmpack::testing::OnnxFixtures()[0];
-  const fs::path model =
-      ::llmpack::testing::StageFixture(fx, dir.path() / "in", false);
-  onnx::ModelProto proto = ::llmpack::testing::ReadModelProto(model);
-  Quantize(proto, true);
   std::string scales;
-  for (onnx::TensorProto& t : *proto.mutable_graph()->mutable_initializer()) {
-    if (scales.empty() && t.name().ends_with("_scales")) {
-      scales = t.name();
-      t.set_dims(0, t.dims(0) - 1);
-      t.mutable_raw_data()->resize(t.raw_data().size() - 4);
-    }
-  }
-  ::llmpack::testing::WriteModelProto(proto, model);
+  const fs::path model = ::llmpack::testing::StageRewritten(
+      fx, dir.path() / "in", false, [&](onnx::ModelProto& proto) {
+        Quantize(proto, true);
+        for (onnx::TensorProto& t :
+             *proto.mutable_graph()->mutable_initializer()) {
+          if (scales.empty() && t.name().ends_with("_scales")) {
+            scales = t.name();
+            t.set_dims(0, t.dims(0) - 1);
+            t.mutable_raw_data()->resize(t.raw_data().size() - 4);
+          }
+        }
+      });
   WritePackageOptions options;
   options.output_dir = dir.path() / "pkg";
   absl::StatusOr<Manifest> got = ConvertOnnx(model, options);

@@ -29,12 +29,9 @@ class OnnxRefusalTest : public ::testing::Test {
   std::string ConvertMutated(
       FixtureIndex index, const std::function<void(onnx::ModelProto&)>& mutate,
       bool with_config = false) {
-    Stage(index, with_config);
-    if (mutate) {
-      onnx::ModelProto proto = ::llmpack::testing::ReadModelProto(model_);
-      mutate(proto);
-      ::llmpack::testing::WriteModelProto(proto, model_);
-    }
+    model_ = ::llmpack::testing::StageRewritten(
+        ::llmpack::testing::OnnxFixtures()[index], tmp_.path() / "in",
+        with_config, mutate);
     return Convert();
   }
 

@@ -181,14 +181,23 @@ void RemoveDeadNodes(onnx::ModelProto& m) {
   m.mutable_graph()->mutable_node()->Swap(&kept);
 }
 
+fs::path StageRewritten(const OnnxFixture& fixture, const fs::path& dir,
+                        bool with_config,
+                        const std::function<void(onnx::ModelProto&)>& edit) {
+  const fs::path model = StageFixture(fixture, dir, with_config);
+  if (edit) {
+    onnx::ModelProto proto = ReadModelProto(model);
+    edit(proto);
+    WriteModelProto(proto, model);
+  }
+  return model;
+}
+
 absl::StatusOr<Manifest> OnnxRewriteTest::ConvertRewritten(
     FixtureIndex index, const std::function<void(onnx::ModelProto&)>& edit,
     std::optional<DType> dtype) {
   fx_ = OnnxFixtures()[index];
-  const fs::path model = StageFixture(fx_, tmp_.path() / "in", false);
-  onnx::ModelProto proto = ReadModelProto(model);
-  edit(proto);
-  WriteModelProto(proto, model);
+  const fs::path model = StageRewritten(fx_, tmp_.path() / "in", false, edit);
   WritePackageOptions options;
   options.output_dir = tmp_.path() / "onnx_pkg";
   options.output_dtype = dtype;

@@ -40,6 +40,11 @@ void WriteModelProto(const onnx::ModelProto& model,
 std::filesystem::path StageFixture(const OnnxFixture& fixture,
                                    const std::filesystem::path& dir,
                                    bool with_config);
+// StageFixture, then the copied graph read, passed to `edit` (when given)
+// and written back.
+std::filesystem::path StageRewritten(
+    const OnnxFixture& fixture, const std::filesystem::path& dir,
+    bool with_config, const std::function<void(onnx::ModelProto&)>& edit);
 
 // Adds a gtest failure for every tensor that differs between two packages
 // (names, shapes, values). With `upcast_b`, b's f16/bf16 tensors are widened
