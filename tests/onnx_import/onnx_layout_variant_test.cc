@@ -17,6 +17,7 @@
 
 namespace llmpack::onnx_import {
 namespace {
+using ::llmpack::testing::AddFloats;
 using ::llmpack::testing::AddInt64s;
 using ::llmpack::testing::Floats;
 using ::llmpack::testing::Initializer;
@@ -25,7 +26,6 @@ using ::llmpack::testing::kLlamaDynamo;
 using ::llmpack::testing::kQwen3;
 using ::llmpack::testing::MatMulWeights;
 using ::llmpack::testing::RemoveDeadNodes;
-using ::llmpack::testing::SetFloats;
 using OnnxVariantTest = ::llmpack::testing::OnnxRewriteTest;
 
 TEST_F(OnnxVariantTest, CosSinTablesInsteadOfCos) {
@@ -57,12 +57,7 @@ TEST_F(OnnxVariantTest, CosSinTablesInsteadOfCos) {
         }
         for (const auto& [name, values] :
              {std::pair{"cos_table", &cos_v}, std::pair{"sin_table", &sin_v}}) {
-          onnx::TensorProto* t = m.mutable_graph()->add_initializer();
-          t->set_name(name);
-          t->set_data_type(onnx::TensorProto::FLOAT);
-          t->add_dims(kRows);
-          t->add_dims(static_cast<int64_t>(2 * n));
-          SetFloats(*t, *values);
+          AddFloats(m, name, {kRows, static_cast<int64_t>(2 * n)}, *values);
         }
         onnx::TensorProto* axes = m.mutable_graph()->add_initializer();
         axes->set_name("axis0");
@@ -106,6 +101,21 @@ TEST_F(OnnxVariantTest, CosSinTablesInsteadOfCos) {
                                                tmp_.path() / "hf_pkg", false);
 }
 
+// The row-major [in, sum of widths] matrix whose rows are the rows of the
+// [in, widths[p]] matrices `parts` side by side (weights of packed MatMuls).
+std::vector<float> ConcatColumns(const std::vector<std::vector<float>>& parts,
+                                 const std::vector<int64_t>& widths,
+                                 int64_t in) {
+  std::vector<float> packed;
+  for (int64_t r = 0; r < in; ++r) {
+    for (size_t p = 0; p < parts.size(); ++p) {
+      packed.insert(packed.end(), parts[p].begin() + r * widths[p],
+                    parts[p].begin() + (r + 1) * widths[p]);
+    }
+  }
+  return packed;
+}
+
 // Replaces each group of MatMuls reading one value (q/k/v, gate/up) by one
 // MatMul over the concatenated weights followed by a Split (3 parts) or by
 // Slices (2 parts), as exporters that fuse projections emit.
@@ -133,19 +143,7 @@ void PackProjections(onnx::ModelProto& m) {
       total += w->dims(1);
       parts.push_back(Floats(*w));
     }
-    std::vector<float> packed;  // stored [in, total]
-    for (int64_t r = 0; r < in; ++r) {
-      for (size_t p = 0; p < parts.size(); ++p) {
-        packed.insert(packed.end(), parts[p].begin() + r * widths[p],
-                      parts[p].begin() + (r + 1) * widths[p]);
-      }
-    }
-    onnx::TensorProto* t = m.mutable_graph()->add_initializer();
-    t->set_name(name + "_w");
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_dims(in);
-    t->add_dims(total);
-    SetFloats(*t, packed);
+    AddFloats(m, name + "_w", {in, total}, ConcatColumns(parts, widths, in));
     std::vector<onnx::NodeProto> added(1);
     added[0].set_op_type("MatMul");
     added[0].add_input(input);
@@ -237,12 +235,7 @@ void UseGroupQueryAttention(onnx::ModelProto& m) {
   }
   for (const auto& [name, values] :
        {std::pair{"cos_cache", &cos_v}, std::pair{"sin_cache", &sin_v}}) {
-    onnx::TensorProto* t = m.mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_dims(kRows);
-    t->add_dims(static_cast<int64_t>(inv.size()));
-    SetFloats(*t, *values);
+    AddFloats(m, name, {kRows, static_cast<int64_t>(inv.size())}, *values);
   }
   for (const char* name : {"seqlens_k", "total_sequence_length"}) {
     m.mutable_graph()->add_input()->set_name(name);
@@ -264,19 +257,8 @@ void UseGroupQueryAttention(onnx::ModelProto& m) {
       parts.push_back(Floats(*w));
       removed.insert(l[j]);
     }
-    std::vector<float> packed;  // stored [in, q | k | v]
-    for (int64_t r = 0; r < in; ++r) {
-      for (int j = 0; j < 3; ++j) {
-        packed.insert(packed.end(), parts[j].begin() + r * widths[j],
-                      parts[j].begin() + (r + 1) * widths[j]);
-      }
-    }
-    onnx::TensorProto* t = m.mutable_graph()->add_initializer();
-    t->set_name(tag + "_qkv");
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_dims(in);
-    t->add_dims(total);
-    SetFloats(*t, packed);
+    // Stored [in, q | k | v].
+    AddFloats(m, tag + "_qkv", {in, total}, ConcatColumns(parts, widths, in));
     std::vector<onnx::NodeProto> nodes(2);
     nodes[0].set_op_type("MatMul");
     nodes[0].add_input(m.graph().node(l[0]).input(0));

@@ -140,6 +140,17 @@ onnx::TensorProto* AddInt64s(onnx::ModelProto& m, const std::string& name,
   return t;
 }
 
+onnx::TensorProto* AddFloats(onnx::ModelProto& m, const std::string& name,
+                             const std::vector<int64_t>& dims,
+                             const std::vector<float>& values) {
+  onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) t->add_dims(d);
+  SetFloats(*t, values);
+  return t;
+}
+
 void InsertNode(onnx::ModelProto& m, int index, onnx::NodeProto node) {
   auto* nodes = m.mutable_graph()->mutable_node();
   nodes->Add(std::move(node));

@@ -58,6 +58,10 @@ std::vector<float> Floats(const onnx::TensorProto& t);  // FLOAT raw_data
 void SetFloats(onnx::TensorProto& t, const std::vector<float>& v);
 onnx::TensorProto* AddInt64s(onnx::ModelProto& m, const std::string& name,
                              const std::vector<int64_t>& values);
+// A FLOAT initializer of shape `dims` holding `values` (as raw_data).
+onnx::TensorProto* AddFloats(onnx::ModelProto& m, const std::string& name,
+                             const std::vector<int64_t>& dims,
+                             const std::vector<float>& values);
 // Inserts `node` before the node at `index` (keeps a valid topological order).
 void InsertNode(onnx::ModelProto& m, int index, onnx::NodeProto node);
 // Every Linear weight: (node index, 2-D initializer read as MatMul input 1).

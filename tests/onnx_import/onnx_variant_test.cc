@@ -16,6 +16,7 @@
 
 namespace llmpack::onnx_import {
 namespace {
+using ::llmpack::testing::AddFloats;
 using ::llmpack::testing::AddInt64s;
 using ::llmpack::testing::Floats;
 using ::llmpack::testing::Initializer;
@@ -283,11 +284,7 @@ TEST_F(OnnxVariantTest, QkvBiasesAreRecovered) {
           for (int64_t j = 0; j < out; ++j) {
             b[j] = 0.001f * static_cast<float>(biases.size() * 100 + j);
           }
-          onnx::TensorProto* t = m.mutable_graph()->add_initializer();
-          t->set_name(it->second + "_bias");
-          t->set_data_type(onnx::TensorProto::FLOAT);
-          t->add_dims(out);
-          SetFloats(*t, b);
+          AddFloats(m, it->second + "_bias", {out}, b);
           biases[it->second] = b;
           const std::string result = mm->output(0);
           mm->set_output(0, result + "_nobias");
