@@ -24,7 +24,7 @@ using ::llmpack::testing::Initializer;
 using ::llmpack::testing::InsertNode;
 using ::llmpack::testing::kLlamaDynamo;
 using ::llmpack::testing::kQwen3;
-using ::llmpack::testing::MatMulWeights;
+using ::llmpack::testing::RebuildNodes;
 using ::llmpack::testing::RemoveDeadNodes;
 using OnnxVariantTest = ::llmpack::testing::OnnxRewriteTest;
 
@@ -184,14 +184,7 @@ void PackProjections(onnx::ModelProto& m) {
     removed.insert(nodes.begin(), nodes.end());
   }
   ASSERT_EQ(group, 6);  // 3 layers x (q/k/v, gate/up)
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
-  for (int i = 0; i < m.graph().node_size(); ++i) {
-    if (auto it = replacement.find(i); it != replacement.end()) {
-      for (const onnx::NodeProto& n : it->second) *kept.Add() = n;
-    }
-    if (!removed.contains(i)) *kept.Add() = m.graph().node(i);
-  }
-  m.mutable_graph()->mutable_node()->Swap(&kept);
+  RebuildNodes(m, replacement, removed);
 }
 
 TEST_F(OnnxVariantTest, PackedProjectionsAreSplitBackIntoRoles) {
@@ -285,14 +278,7 @@ void UseGroupQueryAttention(onnx::ModelProto& m) {
     m.mutable_graph()->mutable_node(l[3])->set_input(0, tag + "_attn");
     before[l[3]] = std::move(nodes);
   }
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
-  for (int i = 0; i < m.graph().node_size(); ++i) {
-    if (auto it = before.find(i); it != before.end()) {
-      for (const onnx::NodeProto& n : it->second) *kept.Add() = n;
-    }
-    if (!removed.contains(i)) *kept.Add() = m.graph().node(i);
-  }
-  m.mutable_graph()->mutable_node()->Swap(&kept);
+  RebuildNodes(m, before, removed);
   RemoveDeadNodes(m);
   for (const onnx::NodeProto& n : m.graph().node()) {
     EXPECT_NE(n.op_type(), "Softmax") << "old attention left in the graph";

@@ -192,6 +192,20 @@ void RemoveDeadNodes(onnx::ModelProto& m) {
   m.mutable_graph()->mutable_node()->Swap(&kept);
 }
 
+void RebuildNodes(
+    onnx::ModelProto& m,
+    const std::map<int, std::vector<onnx::NodeProto>>& insert_before,
+    const std::set<int>& remove) {
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+  for (int i = 0; i < m.graph().node_size(); ++i) {
+    if (auto it = insert_before.find(i); it != insert_before.end()) {
+      for (const onnx::NodeProto& n : it->second) *kept.Add() = n;
+    }
+    if (!remove.contains(i)) *kept.Add() = m.graph().node(i);
+  }
+  m.mutable_graph()->mutable_node()->Swap(&kept);
+}
+
 fs::path StageRewritten(const OnnxFixture& fixture, const fs::path& dir,
                         bool with_config,
                         const std::function<void(onnx::ModelProto&)>& edit) {

@@ -5,7 +5,9 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +68,12 @@ onnx::TensorProto* AddFloats(onnx::ModelProto& m, const std::string& name,
 void InsertNode(onnx::ModelProto& m, int index, onnx::NodeProto node);
 // Every Linear weight: (node index, 2-D initializer read as MatMul input 1).
 std::vector<std::pair<int, std::string>> MatMulWeights(onnx::ModelProto& m);
+// Rebuilds the node list in order: before node i the nodes of
+// `insert_before[i]`, then node i unless `remove` holds i.
+void RebuildNodes(
+    onnx::ModelProto& m,
+    const std::map<int, std::vector<onnx::NodeProto>>& insert_before,
+    const std::set<int>& remove);
 // Keeps only nodes the graph outputs depend on (in their original order).
 void RemoveDeadNodes(onnx::ModelProto& m);
 

@@ -17,14 +17,13 @@
 namespace llmpack::onnx_import {
 namespace {
 using ::llmpack::testing::AddFloats;
-using ::llmpack::testing::AddInt64s;
 using ::llmpack::testing::Floats;
 using ::llmpack::testing::Initializer;
 using ::llmpack::testing::InsertNode;
 using ::llmpack::testing::kLlamaDynamo;
 using ::llmpack::testing::kQwen3;
 using ::llmpack::testing::MatMulWeights;
-using ::llmpack::testing::RemoveDeadNodes;
+using ::llmpack::testing::RebuildNodes;
 using ::llmpack::testing::SetFloats;
 using OnnxVariantTest = ::llmpack::testing::OnnxRewriteTest;
 
@@ -119,7 +118,8 @@ void FuseRmsNorms(onnx::ModelProto& m) {
     return consumers[v].empty() ? 0 : consumers[v][0];
   };
   std::set<int> removed;
-  std::map<int, onnx::NodeProto> fused;  // by the index of the weight Mul
+  // The fused node replaces the weight Mul (which is in `removed`).
+  std::map<int, std::vector<onnx::NodeProto>> fused;
   for (int i = 0; i < m.graph().node_size(); ++i) {
     const onnx::NodeProto& pow = m.graph().node(i);
     if (pow.op_type() != "Pow") continue;
@@ -145,17 +145,11 @@ void FuseRmsNorms(onnx::ModelProto& m) {
     attr->set_type(onnx::AttributeProto::FLOAT);
     attr->set_f(eps);
     removed.insert({i, mean, add, sqrt, recip, mul, wmul});
-    fused[wmul] = std::move(node);
+    fused[wmul].push_back(std::move(node));
   }
   ASSERT_FALSE(fused.empty());
-  onnx::GraphProto* g = m.mutable_graph();
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
-  for (int i = 0; i < g->node_size(); ++i) {
-    if (fused.contains(i)) *kept.Add() = fused[i];
-    if (!removed.contains(i)) *kept.Add() = g->node(i);
-  }
-  g->mutable_node()->Swap(&kept);
-  for (const onnx::NodeProto& n : g->node()) {
+  RebuildNodes(m, fused, removed);
+  for (const onnx::NodeProto& n : m.graph().node()) {
     EXPECT_NE(n.op_type(), "Pow") << "a norm was left decomposed";
   }
 }
@@ -180,7 +174,8 @@ void FuseResidualAdds(onnx::ModelProto& m) {
   for (int i = 0; i < m.graph().node_size(); ++i) {
     for (const std::string& out : m.graph().node(i).output()) producer[out] = i;
   }
-  std::map<int, onnx::NodeProto> fused;  // by the index of the Add
+  // The fused node replaces the Add; the norm after it is removed.
+  std::map<int, std::vector<onnx::NodeProto>> fused;
   std::set<int> removed;
   for (int i = 0; i < m.graph().node_size(); ++i) {
     const onnx::NodeProto& norm = m.graph().node(i);
@@ -201,19 +196,11 @@ void FuseResidualAdds(onnx::ModelProto& m) {
     skip.add_output("");
     skip.add_output("");
     skip.add_output(add.output(0));
-    fused[it->second] = std::move(skip);
-    removed.insert(i);
+    fused[it->second].push_back(std::move(skip));
+    removed.insert({i, it->second});
   }
   ASSERT_EQ(fused.size(), 6u);  // 3 layers x (post-attention, next/final)
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
-  for (int i = 0; i < m.graph().node_size(); ++i) {
-    if (fused.contains(i)) {
-      *kept.Add() = fused[i];
-    } else if (!removed.contains(i)) {
-      *kept.Add() = m.graph().node(i);
-    }
-  }
-  m.mutable_graph()->mutable_node()->Swap(&kept);
+  RebuildNodes(m, fused, removed);
 }
 
 TEST_F(OnnxVariantTest, ResidualAddsFusedIntoSkipNorms) {
