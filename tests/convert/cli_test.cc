@@ -1,6 +1,5 @@
 // The llmconvert binary: --help documents every option, --version prints the
 // version, errors map to exit status 1 and usage errors to 2.
-#include <cstdio>
 #include <fstream>
 #include <string>
 
@@ -8,33 +7,23 @@
 #include "gtest/gtest.h"
 #include "llmpack/version.h"
 #include "support/test_paths.h"
+#include "support/tool_run.h"
 
 namespace llmpack {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct RunResult {
-  int status;
-  std::string output;
-};
+using RunResult = testing::ToolRun;
 
+// llmconvert with stdout and stderr captured together.
 RunResult RunLlmconvert(const std::string& args) {
-  const std::string cmd =
-      (testing::BinaryDir() / "tools" / "llmconvert").string() + " " + args +
-      " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+  return testing::RunTool("llmconvert", args, /*merge_stderr=*/true);
 }
 
 TEST(LlmconvertCliTest, HelpDocumentsEveryOption) {
   const RunResult r = RunLlmconvert("--help");
-  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.exit_code, 0);
   for (const char* opt : {"--output", "--dtype", "--force", "--quiet", "--json",
                           "--version", "Exit status"}) {
     EXPECT_THAT(r.output, HasSubstr(opt));
@@ -43,16 +32,16 @@ TEST(LlmconvertCliTest, HelpDocumentsEveryOption) {
 
 TEST(LlmconvertCliTest, VersionPrintsVersion) {
   const RunResult r = RunLlmconvert("--version");
-  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr(kToolVersion));
 }
 
 TEST(LlmconvertCliTest, ErrorsAndUsageHaveDistinctStatus) {
-  EXPECT_EQ(RunLlmconvert("").status, 2);
-  EXPECT_EQ(RunLlmconvert("/x --dtype int3 -o /tmp/y").status, 2);
+  EXPECT_EQ(RunLlmconvert("").exit_code, 2);
+  EXPECT_EQ(RunLlmconvert("/x --dtype int3 -o /tmp/y").exit_code, 2);
   const RunResult missing =
       RunLlmconvert("/nonexistent/model -o /tmp/llmpack_never");
-  EXPECT_EQ(missing.status, 1);
+  EXPECT_EQ(missing.exit_code, 1);
   EXPECT_THAT(missing.output,
               HasSubstr("llmconvert: error: /nonexistent/model"));
 }
@@ -63,7 +52,7 @@ TEST(LlmconvertCliTest, JsonSummary) {
   const RunResult r =
       RunLlmconvert((testing::FixturesDir() / "tiny-qwen3" / "hf").string() +
                     " -o " + (tmp.path() / "p").string() + " --json");
-  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("\"architecture\": \"Qwen3ForCausalLM\""));
   EXPECT_THAT(r.output, HasSubstr("\"mb_per_second\""));
 }
@@ -75,7 +64,7 @@ TEST(LlmconvertCliTest, TokenizerOnlyFromCheckpointFolder) {
   const RunResult r = RunLlmconvert(
       "--tokenizer-only " +
       (testing::FixturesDir() / "tiny-llama" / "hf").string() + " -o " + out);
-  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   std::ifstream in(out);
   std::string first_line;
   std::getline(in, first_line);
@@ -113,19 +102,17 @@ TEST(LlmconvertCliTest, TokenizerOnlyFromTiktokenRanks) {
   const RunResult r =
       RunLlmconvert("--tiktoken-pattern llama3 --special '<|end|>=257' " +
                     ranks.string() + " -o " + out);
-  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string verify =
       (testing::BinaryDir() / "tools" / "llmverify").string();
   if (!std::filesystem::exists(verify)) GTEST_SKIP() << "llmverify not built";
-  FILE* p =
-      popen((verify + " " + out + " --tokenize 'abc<|end|>'").c_str(), "r");
-  char buf[256] = {};
-  const size_t n = fread(buf, 1, sizeof(buf) - 1, p);
-  pclose(p);
-  EXPECT_THAT(std::string(buf, n), HasSubstr("[256, 99, 257]"));
+  EXPECT_THAT(testing::RunTool("llmverify", out + " --tokenize 'abc<|end|>'",
+                               /*merge_stderr=*/false)
+                  .output,
+              HasSubstr("[256, 99, 257]"));
   EXPECT_EQ(RunLlmconvert("--tiktoken-pattern llama3 --special 'nope' " +
                           ranks.string() + " -o " + out)
-                .status,
+                .exit_code,
             1);
 }
 

@@ -1,6 +1,5 @@
 // The llmverify command line: help, version, exit codes, JSON report, and
 // peak RSS of --stream against --resident on a package with large blocks.
-#include <cstdio>
 #include <fstream>
 
 #include "gmock/gmock.h"
@@ -10,35 +9,21 @@
 #include "nlohmann/json.hpp"
 #include "runtime/test_package.h"
 #include "support/test_paths.h"
+#include "support/tool_run.h"
 
 namespace llmpack::runtime {
 namespace {
 
-using ::llmpack::testing::BinaryDir;
 using ::llmpack::testing::ScopedTempDir;
 using ::llmpack::testing::TinyConfig;
 using ::llmpack::testing::WriteTestPackage;
 using ::testing::HasSubstr;
 
-struct ToolRun {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
+using ::llmpack::testing::ToolRun;
 
+// llmverify with stdout and stderr captured together.
 ToolRun RunTool(const std::string& args) {
-  const std::string command =
-      (BinaryDir() / "tools" / "llmverify").string() + " " + args + " 2>&1";
-  ToolRun run{-1, ""};
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    run.output.append(buffer, n);
-  }
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return ::llmpack::testing::RunTool("llmverify", args, /*merge_stderr=*/true);
 }
 
 nlohmann::json ReadJson(const std::filesystem::path& path) {

@@ -1,14 +1,13 @@
 // llmverify --tokenize / --detokenize end to end (skipped, loudly, when the
 // tool has not been built).
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "llmpack/file_util.h"
 #include "support/test_paths.h"
+#include "support/tool_run.h"
 #include "tokenizer/fixture_tokenizers.h"
 
 namespace llmpack::tok {
@@ -17,23 +16,12 @@ namespace {
 using ::llmpack::testing::BinaryDir;
 using ::llmpack::testing::ScopedTempDir;
 
-struct ToolRun {
-  int exit_code = -1;
-  std::string out;  // stdout only
-};
+using ::llmpack::testing::ToolRun;
 
+// llmverify with stdout captured (stderr goes to the test's stderr).
 ToolRun Llmverify(const std::string& args) {
-  ToolRun run;
-  const std::string cmd =
-      (BinaryDir() / "tools" / "llmverify").string() + " " + args;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return run;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) run.out.append(buf, n);
-  const int status = pclose(p);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return ::llmpack::testing::RunTool("llmverify", args,
+                                     /*merge_stderr=*/false);
 }
 
 TEST(LlmverifyTokenize, TokenizeAndDetokenize) {
@@ -49,13 +37,13 @@ TEST(LlmverifyTokenize, TokenizeAndDetokenize) {
   ToolRun r =
       Llmverify(txt.string() + " --tokenize 'Hello world' --add-special");
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_EQ(r.out, "[0, 44, 546, 83, 1029]\n");
+  EXPECT_EQ(r.output, "[0, 44, 546, 83, 1029]\n");
   r = Llmverify(tmp.path().string() + " --tokenize @" +
                 (tmp.path() / "in.txt").string());
-  EXPECT_EQ(r.out, "[44, 546, 83, 1029]\n");
+  EXPECT_EQ(r.output, "[44, 546, 83, 1029]\n");
   r = Llmverify(txt.string() + " --detokenize '[44, 546, 83, 1029]'");
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_EQ(r.out, "Hello world\n");
+  EXPECT_EQ(r.output, "Hello world\n");
   r = Llmverify(txt.string() + " --detokenize '44 999999' 2>/dev/null");
   EXPECT_EQ(r.exit_code, 2);
 }
