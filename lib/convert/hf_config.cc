@@ -194,15 +194,6 @@ absl::StatusOr<ModelConfig> ReadHuggingFaceConfig(const fs::path& dir) {
           absl::StrCat(gen_path.string(), ": malformed: ", e.what()));
     }
   }
-  const fs::path template_path = dir / "chat_template.jinja";
-  if (fs::exists(template_path)) {
-    ASSIGN_OR_RETURN(c.chat_template, ReadFileToString(template_path));
-  } else if (fs::exists(dir / "tokenizer_config.json")) {
-    ASSIGN_OR_RETURN(json t, ReadJsonFile(dir / "tokenizer_config.json"));
-    if (auto it = t.find("chat_template"); it != t.end() && it->is_string()) {
-      c.chat_template = it->get<std::string>();
-    }
-  }
   if (absl::Status s = ValidateModelConfig(c); !s.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(config_path.string(), ": ", std::string(s.message())));

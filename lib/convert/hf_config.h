@@ -19,8 +19,9 @@ const std::vector<std::string>& SupportedArchitectures();
 absl::StatusOr<ModelConfig> ParseHuggingFaceConfig(const nlohmann::json& config,
                                                    const std::string& context);
 
-// Reads <dir>/config.json, and generation_config.json / chat_template.jinja /
-// tokenizer_config.json when present (stop ids, chat template).
+// Reads <dir>/config.json and, when present, generation_config.json (stop
+// ids). The chat template and the tokenizer's own stop ids are added by the
+// tokenizer stage (tok::AddTokenizerToPackage).
 absl::StatusOr<ModelConfig> ReadHuggingFaceConfig(
     const std::filesystem::path& dir);
 

@@ -323,7 +323,14 @@ absl::Status ConvertTokenizerDirUnchecked(const fs::path& hf_dir,
     } else {
       config->bos_id.reset();
     }
-    config->eos_ids.assign(spec.stop_ids.begin(), spec.stop_ids.end());
+    // Keep the ids the model config already names (config.json's
+    // eos_token_id); add the tokenizer's stop tokens to them.
+    for (int32_t id : spec.stop_ids) {
+      if (std::find(config->eos_ids.begin(), config->eos_ids.end(), id) ==
+          config->eos_ids.end()) {
+        config->eos_ids.push_back(id);
+      }
+    }
     config->add_bos = spec.add_bos;
   }
   return absl::OkStatus();

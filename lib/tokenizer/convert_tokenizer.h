@@ -24,13 +24,14 @@ namespace llmpack::tok {
 // Converts whatever tokenizer files hf_dir holds (tokenizer.json,
 // tokenizer.model, tokenizer_config.json, chat_template.jinja,
 // generation_config.json) into out_file (tokenizer.txt). Returns NotFound if
-// the folder has no tokenizer. Also fills chat_template, bos_id, eos_ids (all
-// stop ids) and add_bos in *config (other fields are left alone).
+// the folder has no tokenizer. Also sets chat_template, bos_id and add_bos in
+// *config and adds every stop id to its eos_ids (ids already there are kept;
+// other fields are left alone).
 absl::Status ConvertTokenizerDir(const std::filesystem::path& hf_dir,
                                  const std::filesystem::path& out_file,
                                  llmpack::ModelConfig* config);
 
-// For WritePackageOptions::before_manifest: converts hf_dir's tokenizer into
+// The package writer's tokenizer stage: converts hf_dir's tokenizer into
 // staging_dir/tokenizer.txt, lists it in manifest->files (role "tokenizer",
 // size, XXH3-64) and fills manifest->config like ConvertTokenizerDir. Returns
 // NotFound (and changes nothing) when hf_dir has no tokenizer.
