@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "llmpack/checksum.h"
@@ -65,17 +66,36 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
 }
 
 Session::Session(Model& model, int64_t capacity)
-    : model_(model), config_(model.config()), capacity_(capacity) {
-  const size_t per_layer = static_cast<size_t>(capacity * config_.kv_dim());
-  k_cache_.assign(static_cast<size_t>(config_.num_layers),
-                  std::vector<float>(per_layer));
-  v_cache_.assign(static_cast<size_t>(config_.num_layers),
-                  std::vector<float>(per_layer));
+    : model_(model),
+      config_(model.config()),
+      capacity_(capacity),
+      k_cache_(static_cast<size_t>(config_.num_layers)),
+      v_cache_(static_cast<size_t>(config_.num_layers)) {}
+
+absl::Status Session::ReserveKvCache(int64_t tokens) {
+  if (tokens <= kv_tokens_) return absl::OkStatus();
+  // Double as the sequence grows (capped at the capacity), so a generous
+  // --max-new-tokens costs memory only for the tokens actually produced.
+  const int64_t target = std::min(capacity_, std::max(tokens, 2 * kv_tokens_));
+  const size_t per_layer = static_cast<size_t>(target * config_.kv_dim());
+  try {
+    for (size_t layer = 0; layer < k_cache_.size(); ++layer) {
+      k_cache_[layer].resize(per_layer);
+      v_cache_[layer].resize(per_layer);
+    }
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "KV cache for ", target, " tokens (",
+        2 * config_.num_layers * per_layer * sizeof(float) / (1 << 20),
+        " MiB) does not fit in memory"));
+  }
+  kv_tokens_ = target;
+  return absl::OkStatus();
 }
 
 uint64_t Session::kv_cache_bytes() const {
   return 2ull * static_cast<uint64_t>(config_.num_layers) *
-         static_cast<uint64_t>(capacity_ * config_.kv_dim()) * sizeof(float);
+         static_cast<uint64_t>(kv_tokens_ * config_.kv_dim()) * sizeof(float);
 }
 
 void Session::Linear(const float* x, int64_t tokens, const WeightMatrix& w,
@@ -204,6 +224,7 @@ absl::Status Session::Forward(absl::Span<const int32_t> tokens, LogitsRows rows,
         absl::StrCat("sequence of ", position_ + n,
                      " tokens exceeds the session capacity ", capacity_));
   }
+  RETURN_IF_ERROR(ReserveKvCache(position_ + n));
   const int64_t h = config_.hidden_size;
   const size_t nh = static_cast<size_t>(n * h);
   x_.resize(nh);

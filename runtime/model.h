@@ -76,13 +76,14 @@ using BlockObserver =
 // One sequence: its KV cache and position. Not thread-safe.
 class Session {
  public:
-  // `capacity`: most tokens the sequence will hold.
+  // `capacity`: most tokens the sequence will hold. The KV cache grows on
+  // demand up to it; Forward fails (ResourceExhausted) if memory runs out.
   Session(Model& model, int64_t capacity);
 
   int64_t position() const { return position_; }
   int64_t capacity() const { return capacity_; }
   void Reset() { position_ = 0; }
-  // Bytes of KV cache this session holds.
+  // Bytes of KV cache this session holds now.
   uint64_t kv_cache_bytes() const;
 
   // Appends `tokens` at positions [position, position + size): the whole
@@ -94,6 +95,7 @@ class Session {
                        const BlockObserver* observer = nullptr);
 
  private:
+  absl::Status ReserveKvCache(int64_t tokens);
   void RunBlock(const BlockWeights& w, int64_t tokens);
   // out[t, r] = x[t, :] . w[r, :], rows split over the pool.
   void Linear(const float* x, int64_t tokens, const WeightMatrix& w,
@@ -104,6 +106,7 @@ class Session {
   const ModelConfig& config_;
   int64_t capacity_;
   int64_t position_ = 0;
+  int64_t kv_tokens_ = 0;  // positions the KV cache has room for
   std::vector<std::vector<float>> k_cache_, v_cache_;  // [layer][pos, kv_dim]
   // Scratch, sized for the largest batch so far.
   std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, gate_, up_;

@@ -195,5 +195,29 @@ TEST(SamplerTest, GreedyAndSeededSampling) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(nucleus.Sample(logits), 1);
 }
 
+// A huge capacity (e.g. -n 1000000000) must not allocate up front: the KV
+// cache grows with the tokens actually processed, and results are the same.
+TEST(SessionTest, KvCacheGrowsOnDemand) {
+  ScopedTempDir dir;
+  const ModelConfig config = TinyConfig();
+  ASSERT_TRUE(WriteTestPackage(dir.path(), config, DType::kF32, 5).ok());
+  auto model = Model::Open(dir.path(), ModelOptions{});
+  ASSERT_TRUE(model.ok()) << model.status();
+  Session huge(**model, int64_t{1} << 40);
+  EXPECT_EQ(huge.kv_cache_bytes(), 0u);
+  std::vector<float> grown, fixed;
+  for (int32_t t : kTokens) {
+    ASSERT_TRUE(huge.Forward({&t, 1}, LogitsRows::kLast, &grown).ok());
+  }
+  const uint64_t per_token =
+      2ull * config.num_layers * config.kv_dim() * sizeof(float);
+  EXPECT_GE(huge.kv_cache_bytes(), kTokens.size() * per_token);
+  EXPECT_LE(huge.kv_cache_bytes(), 2 * kTokens.size() * per_token);
+  Session exact(**model, static_cast<int64_t>(kTokens.size()));
+  ASSERT_TRUE(exact.Forward(kTokens, LogitsRows::kLast, &fixed).ok());
+  ASSERT_EQ(grown.size(), fixed.size());
+  EXPECT_LT(Nmse(grown, fixed), 1e-10);
+}
+
 }  // namespace
 }  // namespace llmpack::runtime
