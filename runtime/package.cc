@@ -3,16 +3,11 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "llmpack/package_layout.h"
 #include "llmpack/status_macros.h"
 
 namespace llmpack::runtime {
 namespace {
-
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
-}
 
 // Opens one tensor file and checks it holds exactly the expected tensors.
 absl::StatusOr<TensorFileReader> OpenChecked(const std::filesystem::path& dir,

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "convert/progress.h"
 #include "llmpack/checksum.h"
 #include "llmpack/file_util.h"
@@ -32,10 +31,6 @@ const char* RoleOf(format::FileKind kind) {
       return "lm";
   }
   return "unknown";
-}
-
-std::string ShapeString(absl::Span<const int64_t> shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
 
 // The source tensor for a package tensor; tied models reuse the embedding.
@@ -81,10 +76,12 @@ absl::StatusOr<ManifestFile> WriteTensorFile(const ModelConfig& config,
                                              TensorSource& source,
                                              const WritePackageOptions& options,
                                              ProgressLine& progress) {
+  std::vector<std::string> names;
   std::vector<SourceTensor> inputs;
   std::vector<TensorSpec> specs;
   for (const ExpectedTensor& t : file.tensors) {
-    const std::string src_name = SourceNameFor(config, file, t);
+    const std::string& src_name =
+        names.emplace_back(SourceNameFor(config, file, t));
     absl::StatusOr<SourceTensor> src = source.Get(src_name);
     if (!src.ok()) {
       if (absl::IsNotFound(src.status())) {
@@ -112,10 +109,9 @@ absl::StatusOr<ManifestFile> WriteTensorFile(const ModelConfig& config,
   ASSIGN_OR_RETURN(auto writer, TensorFileWriter::Create(
                                     path, file.kind, file.block_index, specs));
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::string src_name = SourceNameFor(config, file, file.tensors[i]);
-    RETURN_IF_ERROR(StreamTensor(src_name, inputs[i], specs[i].dtype, source,
+    RETURN_IF_ERROR(StreamTensor(names[i], inputs[i], specs[i].dtype, source,
                                  *writer, progress));
-    source.Release(src_name);
+    source.Release(names[i]);
   }
   inputs.clear();
   ASSIGN_OR_RETURN(uint64_t size, writer->Finish());
@@ -145,6 +141,15 @@ absl::StatusOr<Manifest> WritePackage(const ModelConfig& config,
                                ? DTypeName(*options.output_dtype)
                                : source_info.dtype;
 
+  if (!options.tokenizer_dir.empty()) {
+    // First, so a bad tokenizer fails before gigabytes of weights are
+    // written. Writes tokenizer.txt, lists it, and fills the chat template
+    // and the BOS/stop ids the tokenizer files declare.
+    const absl::Status s = tok::AddTokenizerToPackage(
+        options.tokenizer_dir, staging.path(), &manifest);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    RETURN_IF_ERROR(ValidateModelConfig(manifest.config));
+  }
   ProgressLine progress("llmconvert", source.TotalBytes(),
                         options.show_progress);
   for (const ExpectedFile& file : ExpectedPackageFiles(config)) {
@@ -154,14 +159,6 @@ absl::StatusOr<Manifest> WritePackage(const ModelConfig& config,
     manifest.files.push_back(std::move(written));
   }
   progress.Finish();
-  if (!options.tokenizer_dir.empty()) {
-    // Writes tokenizer.txt, lists it, and fills the chat template and the
-    // BOS/stop ids the tokenizer files declare.
-    const absl::Status s = tok::AddTokenizerToPackage(
-        options.tokenizer_dir, staging.path(), &manifest);
-    if (!s.ok() && !absl::IsNotFound(s)) return s;
-    RETURN_IF_ERROR(ValidateModelConfig(manifest.config));
-  }
   // Checksums were taken from the files on disk as they were finished; a
   // last size check catches anything a later stage listed wrongly.
   RETURN_IF_ERROR(VerifyPackageFiles(staging.path(), manifest,

@@ -20,11 +20,11 @@ namespace {
 
 uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
+}  // namespace
+
 std::string ShapeString(absl::Span<const int64_t> shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
-
-}  // namespace
 
 int64_t TensorInfo::num_elements() const {
   int64_t n = 1;

@@ -48,6 +48,9 @@ struct TensorSpec {
   uint16_t quant_flags = 0;
 };
 
+// "[4096, 256]": a shape as error messages print it.
+std::string ShapeString(absl::Span<const int64_t> shape);
+
 // Bytes a float tensor of this dtype and shape occupies.
 uint64_t FloatTensorBytes(DType dtype, absl::Span<const int64_t> shape);
 

@@ -157,6 +157,13 @@ TEST_F(BadInputTest, ShardNamedInIndexIsAbsent) {
   EXPECT_THAT(msg, HasSubstr("absent"));
 }
 
+TEST_F(BadInputTest, MalformedTokenizerJson) {
+  LLMPACK_REQUIRE_FIXTURES();
+  ASSERT_TRUE(
+      WriteStringToFile(src() / "tokenizer.json", "{\"model\": [").ok());
+  EXPECT_THAT(ConvertError(src()), HasSubstr("tokenizer.json"));
+}
+
 TEST_F(BadInputTest, RefusesToWriteIntoInput) {
   LLMPACK_REQUIRE_FIXTURES();
   auto result = RunConvert({src(), src() / "pkg", "keep", false, false});
