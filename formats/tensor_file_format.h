@@ -39,12 +39,41 @@ enum class DTypeCode : uint16_t {
   kBF16 = 3,
   // Group-quantized types (layout in package_format.md, "Quantized tensors").
   // The directory entry's group_size and scale_dtype describe the groups.
-  kQ8 = 16,  // int8 codes, one scale per group
-  kQ4 = 17,  // int4 codes, two per byte, low nibble first
+  kQ8 = 16,  // signed int8 codes, one scale per group
+  kQ4 = 17,  // unsigned 4-bit codes, two per byte, low nibble first
 };
 
-// Bits in TensorEntry::quant_flags.
+// Bits in TensorEntry::quant_flags. Every other bit is reserved (zero).
 inline constexpr uint16_t kQuantFlagZeroPoint = 1u << 0;  // asymmetric
+inline constexpr uint16_t kQuantFlagsKnown = kQuantFlagZeroPoint;
+// Implicit zero point of symmetric q4 codes (0..15 stand for -8..7).
+inline constexpr int kQ4SymmetricZero = 8;
+
+// Bytes of one quantized row: codes, then 2-byte group scales, then (if
+// asymmetric) zero points. See "Quantized tensors" in package_format.md.
+constexpr uint64_t QuantGroupCount(uint64_t cols, uint64_t group_size) {
+  return (cols + group_size - 1) / group_size;
+}
+constexpr uint64_t QuantRowBytes(DTypeCode dtype, uint64_t cols,
+                                 uint64_t group_size, bool zero_point) {
+  const uint64_t groups = QuantGroupCount(cols, group_size);
+  const bool q4 = dtype == DTypeCode::kQ4;
+  const uint64_t codes = q4 ? (cols + 1) / 2 : cols;
+  const uint64_t zps = !zero_point ? 0 : (q4 ? (groups + 1) / 2 : groups);
+  return codes + 2 * groups + zps;
+}
+// The worked examples of the specification.
+static_assert(QuantRowBytes(DTypeCode::kQ4, 4096, 32, true) == 2368);
+static_assert(QuantRowBytes(DTypeCode::kQ4, 4096, 32, true) * 8 * 1000 /
+                  4096 ==
+              4625);  // 4.625 bits per weight
+static_assert(QuantRowBytes(DTypeCode::kQ4, 4096, 32, false) * 8 * 10 / 4096 ==
+              45);  // 4.5
+static_assert(QuantRowBytes(DTypeCode::kQ8, 4096, 128, false) * 8 * 1000 /
+                  4096 ==
+              8125);  // 8.125
+static_assert(QuantRowBytes(DTypeCode::kQ4, 172, 32, true) == 86 + 12 + 3);
+static_assert(QuantRowBytes(DTypeCode::kQ4, 7, 7, true) == 4 + 2 + 1);
 
 struct FileHeader {
   char magic[8];                // kTensorFileMagic
