@@ -118,7 +118,8 @@ void BM_ConvertSyntheticLlama(benchmark::State& state) {
   for (auto _ : state) {
     std::ofstream("/proc/self/clear_refs") << "5";  // reset VmHWM
     const double before = PeakRssMb();
-    auto result = RunConvert({root / "hf", root / "pkg", "keep", true, false});
+    auto result =
+        commands::RunConvert({root / "hf", root / "pkg", "keep", true, false});
     if (!result.ok()) {
       state.SkipWithError(std::string(result.status().message()).c_str());
       break;

@@ -19,7 +19,7 @@
 namespace {
 
 namespace fs = std::filesystem;
-using llmpack::tok::Tokenizer;
+using llmpack::tokenizer::Tokenizer;
 
 fs::path SharedDir() {
   const char* env = std::getenv("LLMPACK_SHARED_DIR");
@@ -34,7 +34,7 @@ const Tokenizer* GetTokenizer(const std::string& name) {
   const fs::path out =
       fs::temp_directory_path() /
       ("llmpack_bench_" + name + "_" + std::to_string(::getpid()) + ".txt");
-  const absl::Status s = llmpack::tok::ConvertTokenizerFile(
+  const absl::Status s = llmpack::tokenizer::ConvertTokenizerFile(
       SharedDir() / "fixtures" / "tokenizers" / (name + "_tokenizer.json"),
       out);
   std::unique_ptr<Tokenizer> tok;

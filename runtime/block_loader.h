@@ -7,6 +7,8 @@
 // block was released, so at most two blocks are ever in memory.
 // Resident mode: every block file is memory-mapped once at creation.
 //
+// Ownership: the loader owns its slots (or mappings) and its prefetch thread;
+// a block returned by Acquire stays valid until its Release.
 // Thread safety: Acquire/Release must be called from one thread (the
 // forward pass), at most one block acquired at a time. stats() and trace()
 // may be called from any thread.

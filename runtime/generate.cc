@@ -92,6 +92,34 @@ int32_t Sampler::Sample(absl::Span<const float> logits) {
   return order[nucleus - 1];
 }
 
+absl::StatusOr<GenerateResult> Generate(Session& session,
+                                        absl::Span<const int32_t> prompt,
+                                        const GenerateOptions& options,
+                                        const TokenCallback& on_token,
+                                        RunStats* stats) {
+  GenerateResult result;
+  std::vector<float> logits;
+  const int64_t prefill_before = stats->prefill_ns;
+  RETURN_IF_ERROR(Prefill(session, prompt, LogitsRows::kLast, &logits, stats));
+  result.prefill_ns = stats->prefill_ns - prefill_before;
+  Sampler sampler(options.sampling);
+  const std::vector<int64_t>& stop = options.stop_ids;
+  for (int64_t i = 0; i < options.max_new_tokens; ++i) {
+    const int32_t token = sampler.Sample(logits);
+    result.tokens.push_back(token);
+    if (on_token) on_token(token);
+    if (std::find(stop.begin(), stop.end(), token) != stop.end()) {
+      result.stop_reason = StopReason::kStopId;
+      break;
+    }
+    // The last token is not fed back: nothing would read its logits.
+    if (i + 1 < options.max_new_tokens) {
+      RETURN_IF_ERROR(DecodeStep(session, token, &logits, stats));
+    }
+  }
+  return result;
+}
+
 absl::StatusOr<GreedyResult> GreedyContinue(
     Session& session, std::vector<float> logits, int64_t max_tokens,
     double stop_margin, const std::vector<int32_t>* expected, RunStats* stats) {

@@ -1,11 +1,13 @@
 // Prefill/decode helpers with timing, sampling (greedy and seeded
-// temperature/top-k/top-p) and greedy continuations.
+// temperature/top-k/top-p), generation that stops at stop ids, and greedy
+// continuations.
 // Thread safety: a Sampler is not thread-safe; the functions use the
 // session given to them from the calling thread only.
 #ifndef LLMPACK_RUNTIME_GENERATE_H_
 #define LLMPACK_RUNTIME_GENERATE_H_
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -58,6 +60,34 @@ class Sampler {
   SamplingOptions options_;
   std::mt19937_64 rng_;
 };
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 32;
+  SamplingOptions sampling;
+  // Generation ends after producing one of these (the package's eos/stop
+  // ids); empty: only max_new_tokens ends it.
+  std::vector<int64_t> stop_ids;
+};
+
+enum class StopReason { kMaxTokens, kStopId };
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated, a stop id included
+  StopReason stop_reason = StopReason::kMaxTokens;
+  int64_t prefill_ns = 0;  // the prompt's prefill: time to first token
+};
+
+// Called with each generated token as soon as it is sampled (streaming).
+using TokenCallback = std::function<void(int32_t token)>;
+
+// Prefills `prompt` at the session's position, then samples up to
+// options.max_new_tokens tokens, feeding each back, and stops after a stop
+// id. The session needs room for prompt + max_new_tokens tokens.
+absl::StatusOr<GenerateResult> Generate(Session& session,
+                                        absl::Span<const int32_t> prompt,
+                                        const GenerateOptions& options,
+                                        const TokenCallback& on_token,
+                                        RunStats* stats);
 
 struct GreedyResult {
   std::vector<int32_t> tokens;

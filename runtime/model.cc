@@ -130,6 +130,14 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
   return absl::OkStatus();
 }
 
+// One transformer block over n new tokens, in place on x_:
+//   x += o_proj(attention(rope(q), rope(k), v))   with q, k, v from rms(x)
+//   x += down(silu(gate(rms(x))) * up(rms(x)))
+// Shapes (row-major, n = tokens in this batch, pos = position_):
+//   x_, xn_: [n, hidden]   q_, att_: [n, heads * head_dim]
+//   k_, v_: [n, kv_heads * head_dim]
+//   k_cache_[layer], v_cache_[layer]: [capacity, kv_heads * head_dim]
+//   gate_, up_: [n, ffn]   tmp_: [n, hidden]
 void Session::RunBlock(const BlockWeights& w, int64_t n) {
   const KernelTable& k = model_.kernels();
   const int64_t h = config_.hidden_size;
@@ -142,10 +150,12 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   const float eps = static_cast<float>(config_.norm_eps);
   const int64_t layer = w.layer;
 
+  // xn: [n, hidden] = rms_norm(x) * input_norm
   for (int64_t t = 0; t < n; ++t) {
     k.rms_norm(x_.data() + t * h, w.input_norm.data(), h, eps,
                xn_.data() + t * h);
   }
+  // q: [n, heads * head_dim], k and v: [n, kv_heads * head_dim]
   Linear(xn_.data(), n, w.q, q_.data());
   Linear(xn_.data(), n, w.k, k_.data());
   Linear(xn_.data(), n, w.v, v_.data());
@@ -158,6 +168,8 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
       k.axpy(1.0f, w.k_bias.data(), kk, kvd);
       k.axpy(1.0f, w.v_bias.data(), v, kvd);
     }
+    // cos, sin: [head_dim / 2] for this token's position; each head's
+    // [head_dim] slice is rotated (rotate-half), after its q/k norm if any.
     const float* c = cos_.data() + t * half;
     const float* s = sin_.data() + t * half;
     for (int64_t head = 0; head < heads; ++head) {
@@ -170,12 +182,16 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
       if (!w.k_norm.empty()) k.rms_norm(kh, w.k_norm.data(), hd, eps, kh);
       k.rope(kh, c, s, hd);
     }
+    // The cache row of position pos: [kv_heads * head_dim].
     const int64_t pos = position_ + t;
     std::copy(kk, kk + kvd, k_cache_[layer].data() + pos * kvd);
     std::copy(v, v + kvd, v_cache_[layer].data() + pos * kvd);
   }
 
-  // Causal attention, one (token, head) pair per work item.
+  // Causal attention, one (token, head) pair per work item. Query head
+  // `head` reads kv head head / (heads / kv_heads) (grouped-query).
+  //   scores: [len] = q_h . k_cache[j, g] * scale, j < len = pos + t + 1
+  //   att[t, head]: [head_dim] = sum_j softmax(scores)[j] * v_cache[j, g]
   const float scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
   const int64_t group = heads / kv_heads;
   const float* kc = k_cache_[layer].data();
@@ -200,9 +216,11 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
       }
     }
   });
+  // x: [n, hidden] += att: [n, heads * head_dim] . o^T
   Linear(att_.data(), n, w.o, tmp_.data());
   k.axpy(1.0f, tmp_.data(), x_.data(), n * h);
 
+  // MLP: gate, up: [n, ffn]; x += down(silu(gate) * up): [n, hidden]
   for (int64_t t = 0; t < n; ++t) {
     k.rms_norm(x_.data() + t * h, w.post_attention_norm.data(), h, eps,
                xn_.data() + t * h);

@@ -4,6 +4,10 @@
 // arithmetic on f32/f16/bf16 weights; matmul rows and attention heads are
 // split over a persistent thread pool.
 //
+// Ownership: Model::Open returns the only owner of a Model, which owns its
+// Package, BlockLoader, ThreadPool and the lm weights. A Session holds a
+// reference to its Model (which must outlive it) and owns its KV cache and
+// scratch buffers.
 // Thread safety: a Model and its Sessions are used from one thread at a time
 // (the loader and the pool are shared by all sessions of a model).
 #ifndef LLMPACK_RUNTIME_MODEL_H_

@@ -3,6 +3,8 @@
 // every tensor's name, dtype and shape checked against the layout the
 // manifest's config implies (package_layout.h). Nothing is loaded yet.
 //
+// Ownership: a Package owns its manifest and the open tensor files; tensor
+// views it hands out are valid while it lives.
 // Thread safety: immutable after Open; const methods may be called from any
 // thread (TensorFileReader reads are thread-safe).
 #ifndef LLMPACK_RUNTIME_PACKAGE_H_

@@ -1,5 +1,6 @@
 // A small persistent thread pool for data-parallel loops (matmul rows,
-// attention heads). Threads are created once and sleep between loops.
+// attention heads). Threads are created once and sleep between loops; the
+// pool owns them and joins them on destruction.
 //
 // Thread safety: ParallelFor may be called from one thread at a time (the
 // forward pass's thread); the callback runs concurrently on disjoint ranges.

@@ -9,8 +9,8 @@
 #include "llmpack/version.h"
 
 int main(int argc, char** argv) {
-  llmpack::ConvertRequest request;
-  llmpack::TokenizerRequest tokenizer;
+  llmpack::commands::ConvertRequest request;
+  llmpack::commands::TokenizerRequest tokenizer;
   bool tokenizer_only = false;
   bool quiet = false;
   bool json = false;
@@ -77,7 +77,8 @@ int main(int argc, char** argv) {
   if (tokenizer_only || !tokenizer.tiktoken_pattern.empty()) {
     tokenizer.input = input;
     tokenizer.output = output;
-    absl::StatusOr<uint64_t> size = llmpack::RunConvertTokenizer(tokenizer);
+    absl::StatusOr<uint64_t> size =
+        llmpack::commands::RunConvertTokenizer(tokenizer);
     if (!size.ok()) {
       std::fprintf(stderr, "llmconvert: error: %s\n",
                    std::string(size.status().message()).c_str());
@@ -95,17 +96,18 @@ int main(int argc, char** argv) {
   request.output = output;
   request.progress = !quiet;
 
-  absl::StatusOr<llmpack::ConvertSummary> summary =
-      llmpack::RunConvert(request);
+  absl::StatusOr<llmpack::commands::ConvertSummary> summary =
+      llmpack::commands::RunConvert(request);
   if (!summary.ok()) {
     std::fprintf(stderr, "llmconvert: error: %s\n",
                  std::string(summary.status().message()).c_str());
     return 1;
   }
   if (json) {
-    std::cout << llmpack::ConvertSummaryJson(*summary).dump(2) << "\n";
+    std::cout << llmpack::commands::ConvertSummaryJson(*summary).dump(2)
+              << "\n";
   } else if (!quiet) {
-    std::cout << llmpack::ConvertSummaryText(*summary);
+    std::cout << llmpack::commands::ConvertSummaryText(*summary);
   }
   return 0;
 }

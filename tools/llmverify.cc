@@ -1,18 +1,16 @@
 // llmverify: runs a package with the streaming runtime and checks it
 // against references (parity, perplexity), generates text, and reports
-// throughput and memory. Thin front end over llmpack::runtime::RunVerify.
+// throughput and memory. Thin front end over llmpack::commands::RunVerify.
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
+#include "commands/tokenize_command.h"
+#include "commands/verify_command.h"
+#include "llmpack/token_ids.h"
 #include "llmpack/version.h"
-#include "runtime/verify.h"
-#include "tokenizer/text_codec_adapter.h"
-#include "tokenizer/tokenize_command.h"
 
 namespace {
 
@@ -24,7 +22,7 @@ constexpr char kDescription[] =
     "llmverify: run an llmpack package with the streaming runtime and check "
     "it.\n\n"
     "Any combination of --reference (logit parity + greedy continuations), "
-    "--eval (perplexity), --prompt/--prompt-ids (generation) and "
+    "--eval (perplexity), --prompt/--prompt-ids/--chat (generation) and "
     "--save-reference may be given; with none of them the package is only "
     "opened and validated. Every run reports prefill/decode throughput, time "
     "to first token, peak RSS, block bytes read, blocks loaded and prefetch "
@@ -32,17 +30,6 @@ constexpr char kDescription[] =
     "Exit status: 0 every gate passed; 1 a gate failed (parity, perplexity); "
     "2 error (bad usage, unreadable or inconsistent package, bad input "
     "files).";
-
-// "0, 51 1083" -> {0, 51, 1083}.
-bool ParseIdList(const std::string& text, std::vector<int32_t>* ids) {
-  for (absl::string_view piece :
-       absl::StrSplit(text, absl::ByAnyChar(" ,\t\n"), absl::SkipEmpty())) {
-    int32_t id;
-    if (!absl::SimpleAtoi(piece, &id)) return false;
-    ids->push_back(id);
-  }
-  return !ids->empty();
-}
 
 // An option in `group` whose --help shows its default value.
 template <typename T>
@@ -56,9 +43,10 @@ CLI::Option* AddDefaulted(CLI::App& app, const char* group,
 
 int main(int argc, char** argv) {
   namespace rt = llmpack::runtime;
-  rt::VerifyOptions o;
-  std::string package, reference, eval, prompt, prompt_ids, save_reference,
-      json_out, diagnose_against, kernels = "optimized", save_positions = "all";
+  llmpack::commands::VerifyRequest o;
+  std::string package, reference, eval, prompt, prompt_ids, chat, system,
+      save_reference, json_out, diagnose_against, kernels = "optimized",
+                                                  save_positions = "all";
   bool resident = false, stream = false, no_checksums = false,
        no_greedy_gate = false, ignore_eos = false;
   double expected_ppl = 0, max_ppl = 0;
@@ -101,6 +89,18 @@ int main(int argc, char** argv) {
                  "printed as produced")
       ->excludes(prompt_opt)
       ->group(gen);
+  auto* chat_opt =
+      app.add_option("--chat", chat,
+                     "a user message: rendered with the package's chat "
+                     "template (and --system) plus the assistant's "
+                     "generation prompt; the reply is printed as produced "
+                     "and ends at the package's stop ids")
+          ->excludes(prompt_opt)
+          ->group(gen);
+  app.add_option("--system", system,
+                 "with --chat: a system message placed before the user's")
+      ->needs(chat_opt)
+      ->group(gen);
   AddDefaulted(app, gen, "-n,--max-new-tokens", o.max_new_tokens,
                "tokens to generate")
       ->check(CLI::NonNegativeNumber);
@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   AddDefaulted(app, gen, "--seed", o.sampling.seed,
                "random seed; the same seed gives the same tokens");
   app.add_flag("--ignore-eos", ignore_eos,
-               "keep generating after an end-of-sequence token")
+               "keep generating after an end-of-sequence (stop) token")
       ->group(gen);
 
   auto* save = "Saving references";
@@ -234,8 +234,9 @@ int main(int argc, char** argv) {
   if (app.count("--tokenize") > 0 || app.count("--detokenize") > 0) {
     const absl::StatusOr<std::string> result =
         app.count("--tokenize") > 0
-            ? llmpack::tok::TokenizeToJson(package, tokenize_text, add_special)
-            : llmpack::tok::DetokenizeIds(package, detokenize_ids);
+            ? llmpack::commands::TokenizeToJson(package, tokenize_text,
+                                                add_special)
+            : llmpack::commands::DetokenizeIds(package, detokenize_ids);
     if (!result.ok()) {
       std::cerr << "llmverify: error: " << result.status().message() << "\n";
       return kExitError;
@@ -247,15 +248,20 @@ int main(int argc, char** argv) {
   if (!reference.empty()) o.reference = reference;
   if (!eval.empty()) o.eval = eval;
   if (app.count("--prompt") > 0) o.prompt_text = prompt;
-  if (!prompt_ids.empty()) {
-    std::vector<int32_t> ids;
-    if (!ParseIdList(prompt_ids, &ids)) {
-      std::cerr << "llmverify: error: --prompt-ids: expected token ids, got '"
-                << prompt_ids << "'\n";
+  if (app.count("--prompt-ids") > 0) {
+    absl::StatusOr<std::vector<int32_t>> ids =
+        llmpack::ParseTokenIds(prompt_ids, "--prompt-ids");
+    if (ids.ok() && ids->empty()) {
+      ids = absl::InvalidArgumentError("--prompt-ids: no token ids given");
+    }
+    if (!ids.ok()) {
+      std::cerr << "llmverify: error: " << ids.status().message() << "\n";
       return kExitError;
     }
-    o.prompt_ids = ids;
+    o.prompt_ids = *ids;
   }
+  if (app.count("--chat") > 0) o.chat_message = chat;
+  if (app.count("--system") > 0) o.system_message = system;
   if (!save_reference.empty()) o.save_reference = save_reference;
   o.save_all_positions = save_positions == "all";
   if (!json_out.empty()) o.json_out = json_out;
@@ -267,17 +273,10 @@ int main(int argc, char** argv) {
   if (expected_opt->count() > 0) o.gates.expected_ppl = expected_ppl;
   if (max_ppl_opt->count() > 0) o.gates.max_ppl = max_ppl;
   o.stop_at_eos = !ignore_eos;
-  // The package's tokenizer, for --prompt text and text --eval files; a
-  // package without tokenizer.txt still works with token ids.
-  auto codec = llmpack::tok::TokenizerTextCodec::Load(o.package);
-  if (!codec.ok() && !absl::IsNotFound(codec.status())) {
-    std::cerr << "llmverify: error: " << codec.status().message() << "\n";
-    return kExitError;
-  }
-  if (codec.ok()) o.codec = codec->get();
   o.out = &std::cout;
 
-  absl::StatusOr<rt::VerifyOutcome> outcome = rt::RunVerify(o);
+  absl::StatusOr<llmpack::commands::VerifyOutcome> outcome =
+      llmpack::commands::RunVerify(o);
   if (!outcome.ok()) {
     std::cout.flush();
     std::cerr << "llmverify: error: " << outcome.status().message() << "\n";

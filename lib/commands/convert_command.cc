@@ -11,11 +11,11 @@
 #include "onnx_import/onnx_convert.h"
 #include "tokenizer/convert_tokenizer.h"
 
-namespace llmpack {
+namespace llmpack::commands {
 namespace fs = std::filesystem;
 
 absl::StatusOr<ConvertSummary> RunConvert(const ConvertRequest& request) {
-  WritePackageOptions options;
+  convert::WritePackageOptions options;
   options.output_dir = request.output;
   options.force = request.force;
   options.show_progress = request.progress;
@@ -33,8 +33,8 @@ absl::StatusOr<ConvertSummary> RunConvert(const ConvertRequest& request) {
   summary.output = request.output;
   std::error_code ec;
   if (fs::is_directory(request.input, ec)) {
-    ASSIGN_OR_RETURN(summary.manifest,
-                     ConvertHuggingFace(request.input, std::move(options)));
+    ASSIGN_OR_RETURN(summary.manifest, convert::ConvertHuggingFace(
+                                           request.input, std::move(options)));
   } else if (request.input.extension() == ".onnx") {
     ASSIGN_OR_RETURN(summary.manifest, onnx_import::ConvertOnnx(
                                            request.input, std::move(options)));
@@ -63,9 +63,9 @@ absl::StatusOr<uint64_t> RunConvertTokenizer(const TokenizerRequest& request) {
                      " inside the input ", request.input.string()));
   }
   if (!request.tiktoken_pattern.empty()) {
-    tok::TiktokenOptions options;
+    tokenizer::TiktokenOptions options;
     options.pattern = request.tiktoken_pattern == "llama3"
-                          ? std::string(tok::kLlama3Pattern)
+                          ? std::string(tokenizer::kLlama3Pattern)
                           : request.tiktoken_pattern;
     for (const std::string& special : request.special_tokens) {
       const size_t eq = special.rfind('=');
@@ -80,14 +80,15 @@ absl::StatusOr<uint64_t> RunConvertTokenizer(const TokenizerRequest& request) {
     options.bos_id = request.bos_id;
     options.add_bos = request.add_bos;
     options.stop_ids = request.stop_ids;
-    RETURN_IF_ERROR(
-        tok::ConvertTiktokenRanks(request.input, options, request.output));
+    RETURN_IF_ERROR(tokenizer::ConvertTiktokenRanks(request.input, options,
+                                                    request.output));
   } else if (fs::is_directory(request.input, ec)) {
     ModelConfig unused;
     RETURN_IF_ERROR(
-        tok::ConvertTokenizerDir(request.input, request.output, &unused));
+        tokenizer::ConvertTokenizerDir(request.input, request.output, &unused));
   } else {
-    RETURN_IF_ERROR(tok::ConvertTokenizerFile(request.input, request.output));
+    RETURN_IF_ERROR(
+        tokenizer::ConvertTokenizerFile(request.input, request.output));
   }
   const uint64_t size = fs::file_size(request.output, ec);
   if (ec) {
@@ -123,4 +124,4 @@ nlohmann::json ConvertSummaryJson(const ConvertSummary& s) {
       {"files", files}};
 }
 
-}  // namespace llmpack
+}  // namespace llmpack::commands

@@ -12,7 +12,7 @@
 #include "llmpack/manifest.h"
 #include "nlohmann/json.hpp"
 
-namespace llmpack {
+namespace llmpack::commands {
 
 struct ConvertRequest {
   std::filesystem::path input;   // HF folder or .onnx file
@@ -50,6 +50,6 @@ absl::StatusOr<uint64_t> RunConvertTokenizer(const TokenizerRequest& request);
 std::string ConvertSummaryText(const ConvertSummary& summary);
 nlohmann::json ConvertSummaryJson(const ConvertSummary& summary);
 
-}  // namespace llmpack
+}  // namespace llmpack::commands
 
 #endif  // LLMPACK_COMMANDS_CONVERT_COMMAND_H_

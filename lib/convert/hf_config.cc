@@ -2,10 +2,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "llmpack/file_util.h"
+#include "llmpack/json_file.h"
 #include "llmpack/status_macros.h"
 
-namespace llmpack {
+namespace llmpack::convert {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -24,16 +24,6 @@ constexpr ArchitectureInfo kArchitectures[] = {
     {"Qwen2ForCausalLM", "qwen2", true, false},
     {"Qwen3ForCausalLM", "qwen3", false, true},
 };
-
-absl::StatusOr<json> ReadJsonFile(const fs::path& path) {
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path.string(), ": not valid JSON"));
-  }
-  return j;
-}
 
 // Reads an int that may be absent or null.
 std::optional<int64_t> OptionalInt(const json& j, const char* key) {
@@ -201,4 +191,4 @@ absl::StatusOr<ModelConfig> ReadHuggingFaceConfig(const fs::path& dir) {
   return c;
 }
 
-}  // namespace llmpack
+}  // namespace llmpack::convert

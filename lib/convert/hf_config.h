@@ -10,7 +10,7 @@
 #include "llmpack/model_config.h"
 #include "nlohmann/json.hpp"
 
-namespace llmpack {
+namespace llmpack::convert {
 
 // Architectures the converter and runtime support, e.g. "LlamaForCausalLM".
 const std::vector<std::string>& SupportedArchitectures();
@@ -21,13 +21,13 @@ absl::StatusOr<ModelConfig> ParseHuggingFaceConfig(const nlohmann::json& config,
 
 // Reads <dir>/config.json and, when present, generation_config.json (stop
 // ids). The chat template and the tokenizer's own stop ids are added by the
-// tokenizer stage (tok::AddTokenizerToPackage).
+// tokenizer stage (tokenizer::AddTokenizerToPackage).
 absl::StatusOr<ModelConfig> ReadHuggingFaceConfig(
     const std::filesystem::path& dir);
 
 // The dtype the checkpoint declares ("dtype" or "torch_dtype"), or "".
 std::string DeclaredDType(const nlohmann::json& config);
 
-}  // namespace llmpack
+}  // namespace llmpack::convert
 
 #endif  // LLMPACK_CONVERT_HF_CONFIG_H_

@@ -9,7 +9,7 @@
 #include "llmpack/status_macros.h"
 #include "nlohmann/json.hpp"
 
-namespace llmpack {
+namespace llmpack::convert {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -180,4 +180,4 @@ absl::StatusOr<Manifest> ConvertHuggingFace(const fs::path& input_dir,
   return WritePackage(config, source, *checkpoint, options);
 }
 
-}  // namespace llmpack
+}  // namespace llmpack::convert

@@ -13,7 +13,7 @@
 #include "convert/package_writer.h"
 #include "convert/safetensors.h"
 
-namespace llmpack {
+namespace llmpack::convert {
 
 // The tensors of a checkpoint folder, over memory-mapped safetensors files.
 // Pages of a tensor are released once the writer is done with it, so
@@ -61,6 +61,6 @@ absl::StatusOr<Manifest> ConvertHuggingFace(
 absl::StatusOr<uint64_t> HashSourceFiles(const std::filesystem::path& dir,
                                          const std::vector<std::string>& files);
 
-}  // namespace llmpack
+}  // namespace llmpack::convert
 
 #endif  // LLMPACK_CONVERT_HF_CONVERT_H_

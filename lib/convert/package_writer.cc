@@ -12,7 +12,7 @@
 #include "llmpack/version.h"
 #include "tokenizer/convert_tokenizer.h"
 
-namespace llmpack {
+namespace llmpack::convert {
 namespace fs = std::filesystem;
 
 namespace {
@@ -145,7 +145,7 @@ absl::StatusOr<Manifest> WritePackage(const ModelConfig& config,
     // First, so a bad tokenizer fails before gigabytes of weights are
     // written. Writes tokenizer.txt, lists it, and fills the chat template
     // and the BOS/stop ids the tokenizer files declare.
-    const absl::Status s = tok::AddTokenizerToPackage(
+    const absl::Status s = tokenizer::AddTokenizerToPackage(
         options.tokenizer_dir, staging.path(), &manifest);
     if (!s.ok() && !absl::IsNotFound(s)) return s;
     RETURN_IF_ERROR(ValidateModelConfig(manifest.config));
@@ -168,4 +168,4 @@ absl::StatusOr<Manifest> WritePackage(const ModelConfig& config,
   return manifest;
 }
 
-}  // namespace llmpack
+}  // namespace llmpack::convert

@@ -19,7 +19,7 @@
 #include "llmpack/manifest.h"
 #include "llmpack/model_config.h"
 
-namespace llmpack {
+namespace llmpack::convert {
 
 // A source tensor. `data` stays valid until the source's Release() for this
 // name (or the source's destruction). `owned` keeps converted data alive when
@@ -69,6 +69,6 @@ absl::StatusOr<Manifest> WritePackage(const ModelConfig& config,
                                       TensorSource& tensors,
                                       const WritePackageOptions& options);
 
-}  // namespace llmpack
+}  // namespace llmpack::convert
 
 #endif  // LLMPACK_CONVERT_PACKAGE_WRITER_H_

@@ -4,7 +4,7 @@
 
 #include <cstdio>
 
-namespace llmpack {
+namespace llmpack::convert {
 
 ProgressLine::ProgressLine(std::string label, uint64_t total_bytes,
                            bool enabled)
@@ -51,4 +51,4 @@ void ProgressLine::Draw(bool force) {
   std::fflush(stderr);
 }
 
-}  // namespace llmpack
+}  // namespace llmpack::convert

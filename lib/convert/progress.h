@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-namespace llmpack {
+namespace llmpack::convert {
 
 class ProgressLine {
  public:
@@ -28,6 +28,6 @@ class ProgressLine {
   std::chrono::steady_clock::time_point last_draw_;
 };
 
-}  // namespace llmpack
+}  // namespace llmpack::convert
 
 #endif  // LLMPACK_CONVERT_PROGRESS_H_

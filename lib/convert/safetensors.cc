@@ -6,7 +6,7 @@
 #include "llmpack/status_macros.h"
 #include "nlohmann/json.hpp"
 
-namespace llmpack {
+namespace llmpack::convert {
 namespace {
 
 // Large enough for any real header (HF caps them at 100 MB) while refusing
@@ -106,4 +106,4 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
   return st;
 }
 
-}  // namespace llmpack
+}  // namespace llmpack::convert

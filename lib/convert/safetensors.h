@@ -17,7 +17,7 @@
 #include "llmpack/dtype.h"
 #include "llmpack/mapped_file.h"
 
-namespace llmpack {
+namespace llmpack::convert {
 
 struct SafetensorsTensor {
   DType dtype = DType::kF32;
@@ -53,6 +53,6 @@ class SafetensorsFile {
   std::map<std::string, SafetensorsTensor> tensors_;
 };
 
-}  // namespace llmpack
+}  // namespace llmpack::convert
 
 #endif  // LLMPACK_CONVERT_SAFETENSORS_H_

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "llmpack/checksum.h"
 #include "llmpack/file_util.h"
+#include "llmpack/json_file.h"
 #include "llmpack/package_layout.h"
 #include "llmpack/status_macros.h"
 
@@ -108,12 +109,7 @@ absl::StatusOr<Manifest> ManifestFromJson(const json& j,
 
 absl::StatusOr<Manifest> ReadManifest(const fs::path& package_dir) {
   const fs::path path = package_dir / kManifestFile;
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path.string(), ": not valid JSON"));
-  }
+  ASSIGN_OR_RETURN(json j, ReadJsonFile(path));
   return ManifestFromJson(j, path.string());
 }
 

@@ -275,14 +275,15 @@ bool OnnxTensorSource::HasQuantizedWeights() const {
   return false;
 }
 
-absl::StatusOr<SourceTensor> OnnxTensorSource::Get(const std::string& hf_name) {
+absl::StatusOr<convert::SourceTensor> OnnxTensorSource::Get(
+    const std::string& hf_name) {
   auto it = weights_.find(hf_name);
   if (it == weights_.end()) {
     return absl::NotFoundError(absl::StrCat("tensor ", hf_name, " not found"));
   }
   const WeightRef& ref = it->second;
   const std::string label = absl::StrCat(hf_name, " (ONNX '", ref.value, "')");
-  ASSIGN_OR_RETURN(SourceTensor out, ReadWhole(Whole(ref), label));
+  ASSIGN_OR_RETURN(convert::SourceTensor out, ReadWhole(Whole(ref), label));
   if (ref.packed_rows > 0) {
     // A band of a packed weight: rows are contiguous in [out, in] layout.
     const uint64_t row_bytes = out.data.size() / ref.packed_rows;
@@ -293,7 +294,7 @@ absl::StatusOr<SourceTensor> OnnxTensorSource::Get(const std::string& hf_name) {
   return out;
 }
 
-absl::StatusOr<SourceTensor> OnnxTensorSource::ReadWhole(
+absl::StatusOr<convert::SourceTensor> OnnxTensorSource::ReadWhole(
     const WeightRef& ref, const std::string& label) const {
   if (ref.nbits) {
     ASSIGN_OR_RETURN(std::vector<float> values, DequantizeNBits(model_, ref));
@@ -301,7 +302,8 @@ absl::StatusOr<SourceTensor> OnnxTensorSource::ReadWhole(
         reinterpret_cast<const uint8_t*>(values.data()),
         reinterpret_cast<const uint8_t*>(values.data() + values.size()));
     const absl::Span<const uint8_t> bytes(*owned);
-    return SourceTensor{label, DType::kF32, ref.shape, bytes, std::move(owned)};
+    return convert::SourceTensor{label, DType::kF32, ref.shape, bytes,
+                                 std::move(owned)};
   }
   ASSIGN_OR_RETURN(ConstantData data, model_.Data(ref.value));
   absl::StatusOr<DType> dtype = ToDType(data.onnx_type);
@@ -309,7 +311,7 @@ absl::StatusOr<SourceTensor> OnnxTensorSource::ReadWhole(
     return absl::UnimplementedError(absl::StrCat(
         model_.path().string(), ": ", label, ": ", dtype.status().message()));
   }
-  SourceTensor out{label, *dtype, ref.shape, data.bytes, data.owned};
+  convert::SourceTensor out{label, *dtype, ref.shape, data.bytes, data.owned};
   if (ref.transpose) {
     // Stored [in, out] = shape reversed; the package wants [out, in].
     auto owned = std::make_shared<std::vector<uint8_t>>(
@@ -336,7 +338,7 @@ absl::StatusOr<OnnxImport> OpenOnnx(const fs::path& model_path) {
   const fs::path config_path = dir / "config.json";
   const bool has_config = fs::is_regular_file(config_path);
   if (has_config) {
-    ASSIGN_OR_RETURN(imp.config, ReadHuggingFaceConfig(dir));
+    ASSIGN_OR_RETURN(imp.config, convert::ReadHuggingFaceConfig(dir));
     RETURN_IF_ERROR(CheckConfigAgainstGraph(
         imp.config, imp.recovered.facts,
         static_cast<int64_t>(imp.recovered.layers.size()),
@@ -356,16 +358,16 @@ absl::StatusOr<OnnxImport> OpenOnnx(const fs::path& model_path) {
   s.files = {model_path.filename().string()};
   for (const std::string& f : imp.model->ExternalFiles()) s.files.push_back(f);
   if (has_config) s.files.push_back("config.json");
-  imp.tokenizer_files = FindTokenizerFiles(dir);
+  imp.tokenizer_files = convert::FindTokenizerFiles(dir);
   for (const fs::path& f : imp.tokenizer_files) {
     s.files.push_back(f.filename().string());
   }
-  ASSIGN_OR_RETURN(s.content_hash, HashSourceFiles(dir, s.files));
+  ASSIGN_OR_RETURN(s.content_hash, convert::HashSourceFiles(dir, s.files));
   return imp;
 }
 
 absl::StatusOr<Manifest> ConvertOnnx(const fs::path& model_path,
-                                     WritePackageOptions options) {
+                                     convert::WritePackageOptions options) {
   if (!fs::is_regular_file(model_path)) {
     return absl::NotFoundError(
         absl::StrCat(model_path.string(), ": not a file"));
@@ -392,7 +394,7 @@ absl::StatusOr<Manifest> ConvertOnnx(const fs::path& model_path,
   if (imp.quantized && !options.output_dtype)
     options.output_dtype = DType::kF32;
   OnnxTensorSource tensors(*imp.model, imp.recovered);
-  return WritePackage(imp.config, imp.source, tensors, options);
+  return convert::WritePackage(imp.config, imp.source, tensors, options);
 }
 
 }  // namespace llmpack::onnx_import

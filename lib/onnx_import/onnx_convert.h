@@ -23,11 +23,12 @@ namespace llmpack::onnx_import {
 // (transposed into [out, in] where the graph stores [in, out]). Pages of
 // external data are released after each tensor. Holds a reference to the
 // model, which must outlive it.
-class OnnxTensorSource : public TensorSource {
+class OnnxTensorSource : public convert::TensorSource {
  public:
   OnnxTensorSource(const OnnxModel& model, const RecoveredModel& recovered);
 
-  absl::StatusOr<SourceTensor> Get(const std::string& hf_name) override;
+  absl::StatusOr<convert::SourceTensor> Get(
+      const std::string& hf_name) override;
   void Release(const std::string& hf_name) override;
   uint64_t TotalBytes() const override { return total_bytes_; }
 
@@ -41,8 +42,8 @@ class OnnxTensorSource : public TensorSource {
 
  private:
   // The whole constant in Hugging Face layout (dequantized, transposed).
-  absl::StatusOr<SourceTensor> ReadWhole(const WeightRef& ref,
-                                         const std::string& label) const;
+  absl::StatusOr<convert::SourceTensor> ReadWhole(
+      const WeightRef& ref, const std::string& label) const;
 
   const OnnxModel& model_;
   std::map<std::string, WeightRef> weights_;  // by Hugging Face name
@@ -71,7 +72,7 @@ absl::StatusOr<OnnxImport> OpenOnnx(const std::filesystem::path& model_path);
 // weights are dequantized, and then f32 is the default); converts the
 // tokenizer files in the model's folder, if any, into tokenizer.txt.
 absl::StatusOr<Manifest> ConvertOnnx(const std::filesystem::path& model_path,
-                                     WritePackageOptions options);
+                                     convert::WritePackageOptions options);
 
 }  // namespace llmpack::onnx_import
 

@@ -3,7 +3,7 @@
 #include <climits>
 #include <queue>
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 constexpr int32_t kNoMerge = INT32_MAX;
@@ -123,4 +123,4 @@ void ApplyMerges(const MergeTable& table, std::vector<Symbol>* symbols) {
   }
 }
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

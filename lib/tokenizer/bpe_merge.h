@@ -13,7 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 
 struct MergeResult {
   int32_t rank;
@@ -69,6 +69,6 @@ struct Symbol {
 // Merges `symbols` in place until no adjacent pair is in the table.
 void ApplyMerges(const MergeTable& table, std::vector<Symbol>* symbols);
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer
 
 #endif  // LLMPACK_TOKENIZER_BPE_MERGE_H_

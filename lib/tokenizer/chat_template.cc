@@ -8,7 +8,7 @@
 #include "llmpack/status_macros.h"
 #include "tokenizer/jinja_parse.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 using json = nlohmann::json;
@@ -579,4 +579,4 @@ absl::StatusOr<std::string> RenderChatTemplate(
   return RenderJinjaTemplate(chat_template, vars);
 }
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

@@ -25,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 
 struct ChatMessage {
   std::string role;
@@ -47,6 +47,6 @@ absl::StatusOr<std::string> RenderChatTemplate(
 absl::StatusOr<std::string> RenderJinjaTemplate(
     const std::string& source, const nlohmann::json& variables);
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer
 
 #endif  // LLMPACK_TOKENIZER_CHAT_TEMPLATE_H_

@@ -9,7 +9,7 @@
 #include "tokenizer/convert_tokenizer.h"
 #include "tokenizer/utf8_util.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 using json = nlohmann::json;
@@ -523,4 +523,4 @@ absl::StatusOr<TokenizerSpec> SpecFromHfTokenizerJson(const json& j,
   }
 }
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

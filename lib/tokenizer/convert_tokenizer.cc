@@ -8,12 +8,13 @@
 #include "absl/strings/str_split.h"
 #include "llmpack/checksum.h"
 #include "llmpack/file_util.h"
+#include "llmpack/json_file.h"
 #include "llmpack/status_macros.h"
 #include "sentencepiece_model.pb.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8_util.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 namespace fs = std::filesystem;
@@ -23,16 +24,6 @@ using json = nlohmann::json;
 bool IsFile(const fs::path& path) {
   std::error_code ec;
   return fs::is_regular_file(path, ec);
-}
-
-absl::StatusOr<json> ReadJson(const fs::path& path) {
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path.string(), ": malformed JSON"));
-  }
-  return j;
 }
 
 // A tiktoken file is text lines "<base64> <rank>"; a sentencepiece model is
@@ -67,10 +58,7 @@ absl::StatusOr<TokenizerSpec> SpecFromTokenizerFile(const fs::path& file) {
   ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(file));
   const std::string ctx = file.string();
   if (file.extension() == ".json") {
-    json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) {
-      return absl::InvalidArgumentError(absl::StrCat(ctx, ": malformed JSON"));
-    }
+    ASSIGN_OR_RETURN(json j, ParseJson(bytes, ctx));
     return SpecFromHfTokenizerJson(j, ctx);
   }
   if (LooksLikeTiktoken(bytes)) {
@@ -267,7 +255,7 @@ absl::Status ConvertTokenizerDirUnchecked(const fs::path& hf_dir,
   int32_t bos = spec.bos_id;
   const fs::path tc_path = hf_dir / "tokenizer_config.json";
   if (IsFile(tc_path)) {
-    ASSIGN_OR_RETURN(json tc, ReadJson(tc_path));
+    ASSIGN_OR_RETURN(json tc, ReadJsonFile(tc_path));
     if (bos < 0 && tc.contains("bos_token"))
       bos = id_of(TokenText(tc["bos_token"]));
     if (tc.contains("eos_token")) {
@@ -301,7 +289,7 @@ absl::Status ConvertTokenizerDirUnchecked(const fs::path& hf_dir,
   }
   const fs::path gc_path = hf_dir / "generation_config.json";
   if (IsFile(gc_path)) {
-    ASSIGN_OR_RETURN(json gc, ReadJson(gc_path));
+    ASSIGN_OR_RETURN(json gc, ReadJsonFile(gc_path));
     const json& eos = gc.value("eos_token_id", json());
     if (eos.is_number_integer()) stops.insert(eos.get<int32_t>());
     if (eos.is_array()) {
@@ -369,4 +357,4 @@ absl::Status AddTokenizerToPackage(const fs::path& hf_dir,
   return absl::OkStatus();
 }
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

@@ -19,7 +19,7 @@
 #include "nlohmann/json.hpp"
 #include "tokenizer/tokenizer_file.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 
 // Converts whatever tokenizer files hf_dir holds (tokenizer.json,
 // tokenizer.model, tokenizer_config.json, chat_template.jinja,
@@ -73,6 +73,6 @@ absl::StatusOr<TokenizerSpec> SpecFromTiktokenRanks(
     std::string_view ranks_text, const TiktokenOptions& options,
     const std::string& context);
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer
 
 #endif  // LLMPACK_TOKENIZER_CONVERT_TOKENIZER_H_

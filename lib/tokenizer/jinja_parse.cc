@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "llmpack/status_macros.h"
 
-namespace llmpack::tok::jinja {
+namespace llmpack::tokenizer::jinja {
 namespace {
 
 // ---- Template segments ----------------------------------------------------
@@ -245,4 +245,4 @@ absl::StatusOr<std::vector<Node>> ParseTemplate(const std::string& source) {
   return ParseBlock(segs, &pos, {}, &end);
 }
 
-}  // namespace llmpack::tok::jinja
+}  // namespace llmpack::tokenizer::jinja

@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace llmpack::tok::jinja {
+namespace llmpack::tokenizer::jinja {
 
 // An expression token.
 struct Tok {
@@ -37,6 +37,6 @@ std::string Trim(std::string s);
 // control) and parses a template.
 absl::StatusOr<std::vector<Node>> ParseTemplate(const std::string& source);
 
-}  // namespace llmpack::tok::jinja
+}  // namespace llmpack::tokenizer::jinja
 
 #endif  // LLMPACK_TOKENIZER_JINJA_PARSE_H_

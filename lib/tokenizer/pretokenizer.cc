@@ -10,7 +10,7 @@
 #include <pcre2.h>
 #include <utf8proc.h>
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 // Per-thread match scratch: PCRE2 match data and a JIT stack large enough
@@ -179,4 +179,4 @@ bool IsUnicodeWhitespace(int32_t cp) {
          cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 
 // Returns the NFC ("nfc") or NFKC ("nfkc") form of `text`, or `text`
 // unchanged for "none", for pure ASCII, and for invalid UTF-8.
@@ -57,6 +57,6 @@ bool IsUnicodeWhitespace(int32_t cp);
 // token marked single_word must not touch.
 bool IsWordChar(int32_t cp);
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer
 
 #endif  // LLMPACK_TOKENIZER_PRETOKENIZER_H_

@@ -8,7 +8,7 @@
 #include "llmpack/status_macros.h"
 #include "tokenizer/utf8_util.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 // Words longer than this are not cached (they are rarely repeated).
@@ -539,4 +539,4 @@ std::string StreamingDecoder::Flush() {
   return text;
 }
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

@@ -23,7 +23,7 @@
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer_file.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 
 struct EncodeOptions {
   // Apply the post-processor: BOS (and EOS) as the header says.
@@ -132,6 +132,6 @@ class StreamingDecoder {
   bool at_start_ = true;  // leading-space stripping not yet applied
 };
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer
 
 #endif  // LLMPACK_TOKENIZER_TOKENIZER_H_

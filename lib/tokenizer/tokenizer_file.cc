@@ -14,7 +14,7 @@
 #include "llmpack/file_util.h"
 #include "llmpack/status_macros.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 constexpr char kMagic[] = "llmpack-tokenizer 1";
@@ -557,4 +557,4 @@ absl::StatusOr<TokenizerSpec> ReadTokenizerFile(
   return ParseTokenizerSpec(text, path.string());
 }
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

@@ -14,7 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 
 enum class ModelKind {
   kByteLevelBpe,      // tokens are raw bytes; merges over byte symbols
@@ -119,6 +119,6 @@ std::string Base64Encode(std::string_view bytes);
 // Fails on characters outside the alphabet and on bad padding.
 absl::StatusOr<std::string> Base64Decode(std::string_view text);
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer
 
 #endif  // LLMPACK_TOKENIZER_TOKENIZER_FILE_H_

@@ -1,6 +1,6 @@
 #include "tokenizer/utf8_util.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 // Expected length from the lead byte and the allowed range of the second
@@ -112,4 +112,4 @@ int32_t DecodeCodePoint(std::string_view s, size_t i, size_t len) {
   return cp;
 }
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

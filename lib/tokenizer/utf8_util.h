@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 
 inline constexpr char kReplacementChar[] = "\xEF\xBF\xBD";  // U+FFFD
 inline constexpr char kMetaspace[] = "\xE2\x96\x81";        // U+2581
@@ -40,6 +40,6 @@ size_t IncompleteTailLength(std::string_view s);
 // Decodes the code point of a valid character of length `len` at s[i].
 int32_t DecodeCodePoint(std::string_view s, size_t i, size_t len);
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer
 
 #endif  // LLMPACK_TOKENIZER_UTF8_UTIL_H_

@@ -10,7 +10,7 @@
 #include "nlohmann/json.hpp"
 #include "support/test_paths.h"
 
-namespace llmpack {
+namespace llmpack::convert {
 namespace {
 
 namespace fs = std::filesystem;
@@ -30,7 +30,7 @@ class BadInputTest : public ::testing::Test {
 
   // Runs the converter and returns its error; asserts nothing was left.
   std::string ConvertError(const fs::path& input) {
-    auto result = RunConvert({input, out(), "keep", false, false});
+    auto result = commands::RunConvert({input, out(), "keep", false, false});
     EXPECT_FALSE(result.ok()) << "conversion unexpectedly succeeded";
     EXPECT_FALSE(fs::exists(out())) << "a package was left behind";
     if (fs::exists(out_parent())) {
@@ -166,7 +166,8 @@ TEST_F(BadInputTest, MalformedTokenizerJson) {
 
 TEST_F(BadInputTest, RefusesToWriteIntoInput) {
   LLMPACK_REQUIRE_FIXTURES();
-  auto result = RunConvert({src(), src() / "pkg", "keep", false, false});
+  auto result =
+      commands::RunConvert({src(), src() / "pkg", "keep", false, false});
   ASSERT_FALSE(result.ok());
   EXPECT_THAT(std::string(result.status().message()), HasSubstr("overlaps"));
   EXPECT_FALSE(fs::exists(src() / "pkg"));
@@ -174,17 +175,17 @@ TEST_F(BadInputTest, RefusesToWriteIntoInput) {
 
 TEST_F(BadInputTest, ExistingPackageIsKeptWithoutForce) {
   LLMPACK_REQUIRE_FIXTURES();
-  ASSERT_TRUE(RunConvert({src(), out(), "keep", true, false}).ok());
-  auto again = RunConvert({src(), out(), "keep", false, false});
+  ASSERT_TRUE(commands::RunConvert({src(), out(), "keep", true, false}).ok());
+  auto again = commands::RunConvert({src(), out(), "keep", false, false});
   ASSERT_FALSE(again.ok());
   EXPECT_THAT(std::string(again.status().message()), HasSubstr("--force"));
   EXPECT_TRUE(fs::exists(out() / "manifest.json"));
   // A failing forced conversion leaves the old package untouched.
   fs::remove(src() / "model.safetensors");
-  auto failed = RunConvert({src(), out(), "keep", true, false});
+  auto failed = commands::RunConvert({src(), out(), "keep", true, false});
   ASSERT_FALSE(failed.ok());
   EXPECT_TRUE(fs::exists(out() / "manifest.json"));
 }
 
 }  // namespace
-}  // namespace llmpack
+}  // namespace llmpack::convert

@@ -9,7 +9,7 @@
 #include "support/test_paths.h"
 #include "support/tool_run.h"
 
-namespace llmpack {
+namespace llmpack::convert {
 namespace {
 
 using ::testing::HasSubstr;
@@ -117,4 +117,4 @@ TEST(LlmconvertCliTest, TokenizerOnlyFromTiktokenRanks) {
 }
 
 }  // namespace
-}  // namespace llmpack
+}  // namespace llmpack::convert

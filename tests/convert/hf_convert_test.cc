@@ -16,7 +16,7 @@
 #include "support/fixture_models.h"
 #include "support/test_paths.h"
 
-namespace llmpack {
+namespace llmpack::convert {
 namespace {
 
 namespace fs = std::filesystem;
@@ -48,12 +48,12 @@ class HfRoundTripTest : public ::testing::TestWithParam<std::string> {
   fs::path Hf() const { return testing::FixturesDir() / GetParam() / "hf"; }
 
   Manifest Convert(const fs::path& out, const std::string& dtype) {
-    ConvertRequest req;
+    commands::ConvertRequest req;
     req.input = Hf();
     req.output = out;
     req.dtype = dtype;
     req.progress = false;
-    auto summary = RunConvert(req);
+    auto summary = commands::RunConvert(req);
     EXPECT_TRUE(summary.ok()) << summary.status();
     return summary.ok() ? summary->manifest : Manifest{};
   }
@@ -168,8 +168,9 @@ TEST(HfConfigStyleTest, Transformers4ConfigGivesSameManifestConfig) {
   cfg.erase("dtype");
   ASSERT_TRUE(WriteStringToFile(old_style / "config.json", cfg.dump()).ok());
 
-  auto a = RunConvert({hf, tmp.path() / "a", "keep", false, false});
-  auto b = RunConvert({old_style, tmp.path() / "b", "keep", false, false});
+  auto a = commands::RunConvert({hf, tmp.path() / "a", "keep", false, false});
+  auto b =
+      commands::RunConvert({old_style, tmp.path() / "b", "keep", false, false});
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(ModelConfigToJson(a->manifest.config),
@@ -178,4 +179,4 @@ TEST(HfConfigStyleTest, Transformers4ConfigGivesSameManifestConfig) {
 }
 
 }  // namespace
-}  // namespace llmpack
+}  // namespace llmpack::convert

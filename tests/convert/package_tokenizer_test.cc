@@ -8,7 +8,7 @@
 #include "support/test_paths.h"
 #include "tokenizer/tokenizer.h"
 
-namespace llmpack {
+namespace llmpack::convert {
 namespace {
 
 namespace fs = std::filesystem;
@@ -18,8 +18,9 @@ TEST(PackageTokenizerTest, PackageTokenizerReproducesFixtureCases) {
   LLMPACK_REQUIRE_FIXTURES();
   testing::ScopedTempDir tmp;
   const fs::path pkg = tmp.path() / "pkg";
-  auto summary = RunConvert({testing::FixturesDir() / "tiny-llama" / "hf", pkg,
-                             "keep", false, false});
+  auto summary =
+      commands::RunConvert({testing::FixturesDir() / "tiny-llama" / "hf", pkg,
+                            "keep", false, false});
   ASSERT_TRUE(summary.ok()) << summary.status();
   const ManifestFile* entry = summary->manifest.FindFile("tokenizer.txt");
   ASSERT_NE(entry, nullptr);
@@ -30,7 +31,7 @@ TEST(PackageTokenizerTest, PackageTokenizerReproducesFixtureCases) {
                               "chat_template.jinja"));
   EXPECT_FALSE(summary->manifest.config.eos_ids.empty());
 
-  auto tok = tok::Tokenizer::Load(pkg / "tokenizer.txt");
+  auto tok = tokenizer::Tokenizer::Load(pkg / "tokenizer.txt");
   ASSERT_TRUE(tok.ok()) << tok.status();
   const json cases = json::parse(*ReadFileToString(
       testing::FixturesDir() / "tokenizers" / "bpe4k_cases.json"))["cases"];
@@ -48,12 +49,13 @@ TEST(PackageTokenizerTest, PackageTokenizerReproducesFixtureCases) {
 TEST(PackageTokenizerTest, CheckpointWithoutTokenizerHasNone) {
   LLMPACK_REQUIRE_FIXTURES();
   testing::ScopedTempDir tmp;
-  auto summary = RunConvert({testing::FixturesDir() / "stories260K" / "hf",
-                             tmp.path() / "pkg", "keep", false, false});
+  auto summary =
+      commands::RunConvert({testing::FixturesDir() / "stories260K" / "hf",
+                            tmp.path() / "pkg", "keep", false, false});
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_EQ(summary->manifest.FindFile("tokenizer.txt"), nullptr);
   EXPECT_FALSE(fs::exists(tmp.path() / "pkg" / "tokenizer.txt"));
 }
 
 }  // namespace
-}  // namespace llmpack
+}  // namespace llmpack::convert

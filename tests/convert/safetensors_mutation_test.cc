@@ -8,7 +8,7 @@
 #include "llmpack/file_util.h"
 #include "support/test_paths.h"
 
-namespace llmpack {
+namespace llmpack::convert {
 namespace {
 
 namespace fs = std::filesystem;
@@ -56,4 +56,4 @@ TEST(SafetensorsMutationTest, DamagedHeadersAndTruncationsNeverCrash) {
 }
 
 }  // namespace
-}  // namespace llmpack
+}  // namespace llmpack::convert

@@ -131,7 +131,7 @@ fs::path ConvertQuantized(const fs::path& dir, bool as_nbits,
   const fs::path model = ::llmpack::testing::StageRewritten(
       fx, dir / "in", false,
       [&](onnx::ModelProto& proto) { Quantize(proto, as_nbits); });
-  WritePackageOptions options;
+  convert::WritePackageOptions options;
   options.output_dir = dir / "pkg";
   result = ConvertOnnx(model, options);
   return options.output_dir;
@@ -168,7 +168,7 @@ TEST(MatMulNBits, WrongScaleCountIsNamed) {
           }
         }
       });
-  WritePackageOptions options;
+  convert::WritePackageOptions options;
   options.output_dir = dir.path() / "pkg";
   absl::StatusOr<Manifest> got = ConvertOnnx(model, options);
   ASSERT_FALSE(got.ok());

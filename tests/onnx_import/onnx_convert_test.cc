@@ -23,10 +23,10 @@ class OnnxConvertTest : public ::testing::TestWithParam<bool> {
   // The Hugging Face package of a fixture folder, converted once per test.
   Manifest ConvertHf(const fs::path& hf_dir, const fs::path& out,
                      std::optional<DType> dtype) {
-    WritePackageOptions options;
+    convert::WritePackageOptions options;
     options.output_dir = out;
     options.output_dtype = dtype;
-    absl::StatusOr<Manifest> m = ConvertHuggingFace(hf_dir, options);
+    absl::StatusOr<Manifest> m = convert::ConvertHuggingFace(hf_dir, options);
     EXPECT_TRUE(m.ok()) << m.status();
     return m.ok() ? *m : Manifest{};
   }
@@ -74,7 +74,7 @@ TEST_P(OnnxConvertTest, FixturesMatchHuggingFacePackages) {
         fx, tmp.path() / ("in_" + fx.label), with_config);
     // In the checkpoint's own dtype every tensor must be bit-identical
     // (the ONNX f32 weights are exact upcasts).
-    WritePackageOptions options;
+    convert::WritePackageOptions options;
     options.output_dir = tmp.path() / ("onnx_" + fx.label);
     options.output_dtype = original;
     absl::StatusOr<Manifest> got = ConvertOnnx(model, options);
@@ -116,7 +116,7 @@ TEST(OnnxConvert, RecordsEverySourceFileInTheManifest) {
   const OnnxFixture fx = ::llmpack::testing::OnnxFixtures()[1];  // external
   const fs::path model =
       ::llmpack::testing::StageFixture(fx, tmp.path() / "in", true);
-  WritePackageOptions options;
+  convert::WritePackageOptions options;
   options.output_dir = tmp.path() / "pkg";
   absl::StatusOr<Manifest> got = ConvertOnnx(model, options);
   ASSERT_TRUE(got.ok()) << got.status();
@@ -124,7 +124,7 @@ TEST(OnnxConvert, RecordsEverySourceFileInTheManifest) {
             (std::vector<std::string>{"model_ext.onnx", "model_ext.onnx.data",
                                       "config.json"}));
   absl::StatusOr<uint64_t> hash =
-      HashSourceFiles(tmp.path() / "in", got->source.files);
+      convert::HashSourceFiles(tmp.path() / "in", got->source.files);
   ASSERT_TRUE(hash.ok());
   EXPECT_EQ(got->source.content_hash, *hash);
   absl::StatusOr<Manifest> reread = ReadManifest(options.output_dir);
@@ -138,7 +138,7 @@ TEST(OnnxConvert, RefusesToOverwriteTheModelFolder) {
   const OnnxFixture fx = ::llmpack::testing::OnnxFixtures()[0];
   const fs::path model =
       ::llmpack::testing::StageFixture(fx, tmp.path() / "in", false);
-  WritePackageOptions options;
+  convert::WritePackageOptions options;
   options.output_dir = tmp.path() / "in";
   options.force = true;
   absl::StatusOr<Manifest> got = ConvertOnnx(model, options);
@@ -156,7 +156,7 @@ TEST(OnnxConvert, RefusesToReplaceASourceFile) {
       ::llmpack::testing::StageFixture(fx, tmp.path() / "in", false);
   for (const fs::path& target :
        {model, tmp.path() / "in" / "model_ext.onnx.data"}) {
-    WritePackageOptions options;
+    convert::WritePackageOptions options;
     options.output_dir = target;
     options.force = true;
     absl::StatusOr<Manifest> got = ConvertOnnx(model, options);

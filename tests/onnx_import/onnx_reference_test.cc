@@ -4,10 +4,10 @@
 // Hugging Face path must pass.
 #include <sstream>
 
+#include "commands/verify_command.h"
 #include "gtest/gtest.h"
 #include "onnx_import/onnx_convert.h"
 #include "onnx_import/onnx_test_util.h"
-#include "runtime/verify.h"
 #include "support/test_paths.h"
 
 namespace llmpack::onnx_import {
@@ -26,18 +26,18 @@ TEST(OnnxReference, ConvertedFixturesPassReferenceParity) {
       SCOPED_TRACE(label);
       const fs::path model = ::llmpack::testing::StageFixture(
           fx, tmp.path() / ("in_" + label), with_config);
-      WritePackageOptions options;
+      convert::WritePackageOptions options;
       options.output_dir = tmp.path() / ("pkg_" + label);
       absl::StatusOr<Manifest> converted = ConvertOnnx(model, options);
       ASSERT_TRUE(converted.ok()) << converted.status();
 
-      runtime::VerifyOptions verify;
+      commands::VerifyRequest verify;
       verify.package = options.output_dir;
       verify.reference = fx.hf_dir.parent_path() / "reference.json";
       std::ostringstream log;
       verify.out = &log;
-      absl::StatusOr<runtime::VerifyOutcome> outcome =
-          runtime::RunVerify(verify);
+      absl::StatusOr<commands::VerifyOutcome> outcome =
+          commands::RunVerify(verify);
       ASSERT_TRUE(outcome.ok()) << outcome.status();
       EXPECT_TRUE(outcome->passed) << log.str();
     }

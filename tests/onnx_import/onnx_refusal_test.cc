@@ -58,7 +58,7 @@ class OnnxRefusalTest : public ::testing::Test {
   }
 
   std::string Convert() {
-    WritePackageOptions options;
+    convert::WritePackageOptions options;
     options.output_dir = tmp_.path() / "pkg";
     absl::StatusOr<Manifest> got = ConvertOnnx(model_, options);
     EXPECT_FALSE(got.ok()) << "conversion unexpectedly succeeded";

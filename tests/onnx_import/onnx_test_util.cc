@@ -223,16 +223,16 @@ absl::StatusOr<Manifest> OnnxRewriteTest::ConvertRewritten(
     std::optional<DType> dtype) {
   fx_ = OnnxFixtures()[index];
   const fs::path model = StageRewritten(fx_, tmp_.path() / "in", false, edit);
-  WritePackageOptions options;
+  convert::WritePackageOptions options;
   options.output_dir = tmp_.path() / "onnx_pkg";
   options.output_dtype = dtype;
   return onnx_import::ConvertOnnx(model, options);
 }
 
 fs::path OnnxRewriteTest::HfPackage() {
-  WritePackageOptions options;
+  convert::WritePackageOptions options;
   options.output_dir = tmp_.path() / "hf_pkg";
-  absl::StatusOr<Manifest> m = ConvertHuggingFace(fx_.hf_dir, options);
+  absl::StatusOr<Manifest> m = convert::ConvertHuggingFace(fx_.hf_dir, options);
   EXPECT_TRUE(m.ok()) << m.status();
   return options.output_dir;
 }

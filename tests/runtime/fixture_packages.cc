@@ -8,18 +8,32 @@
 
 namespace llmpack::testing {
 
-std::filesystem::path FixturePackages::Get(const std::string& model) {
+namespace {
+
+// Converts `hf_dir` into <temp>/<name> on first use.
+std::filesystem::path ConvertOnce(const std::filesystem::path& hf_dir,
+                                  const std::string& name) {
   // Removed when the test program exits.
   static ScopedTempDir dir;
   static std::map<std::string, std::filesystem::path> packages;
-  auto it = packages.find(model);
+  auto it = packages.find(name);
   if (it != packages.end()) return it->second;
-  WritePackageOptions options;
-  options.output_dir = dir.path() / model;
-  auto manifest = ConvertHuggingFace(FixturesDir() / model / "hf", options);
+  convert::WritePackageOptions options;
+  options.output_dir = dir.path() / name;
+  auto manifest = convert::ConvertHuggingFace(hf_dir, options);
   EXPECT_TRUE(manifest.ok()) << manifest.status();
-  packages[model] = options.output_dir;
+  packages[name] = options.output_dir;
   return options.output_dir;
+}
+
+}  // namespace
+
+std::filesystem::path FixturePackages::Get(const std::string& model) {
+  return ConvertOnce(FixturesDir() / model / "hf", model);
+}
+
+std::filesystem::path FixturePackages::Bundled(const std::string& model) {
+  return ConvertOnce(TestdataDir() / model / "hf", "bundled-" + model);
 }
 
 }  // namespace llmpack::testing

@@ -2,17 +2,17 @@
 // unknown model types, invalid base64, duplicate tokens, ids out of range.
 #include <string>
 
+#include "commands/tokenize_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "llmpack/file_util.h"
 #include "support/test_paths.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/convert_tokenizer.h"
-#include "tokenizer/tokenize_command.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_file.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 using ::llmpack::testing::ScopedTempDir;
@@ -193,9 +193,9 @@ TEST(TokenizerBadInput, IdsOutOfRange) {
   EXPECT_EQ(decoded.status().code(), absl::StatusCode::kOutOfRange);
   EXPECT_THAT(Message(decoded.status()), HasSubstr("token id 3 at position 1"));
   EXPECT_FALSE((*tok)->Decode({-1}).ok());
-  auto cli = DetokenizeIds(path, "[0, 99]");
+  auto cli = commands::DetokenizeIds(path, "[0, 99]");
   EXPECT_THAT(Message(cli.status()), HasSubstr("99"));
-  EXPECT_THAT(Message(DetokenizeIds(path, "0 x").status()),
+  EXPECT_THAT(Message(commands::DetokenizeIds(path, "0 x").status()),
               HasSubstr("'x' is not an integer"));
   StreamingDecoder stream(**tok);
   EXPECT_EQ(stream.Push(0) + stream.Push(42), "a\xEF\xBF\xBD");
@@ -208,4 +208,4 @@ TEST(TokenizerBadInput, ChatTemplateLiteralOutOfRange) {
 }
 
 }  // namespace
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

@@ -11,7 +11,7 @@
 #include "tokenizer/convert_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 using ::llmpack::testing::FixturesDir;
@@ -211,4 +211,4 @@ TEST(ChatTemplate, ErrorsNameTheConstruct) {
 }
 
 }  // namespace
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

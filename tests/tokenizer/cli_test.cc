@@ -10,7 +10,7 @@
 #include "support/tool_run.h"
 #include "tokenizer/fixture_tokenizers.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 using ::llmpack::testing::BinaryDir;
@@ -49,4 +49,4 @@ TEST(LlmverifyTokenize, TokenizeAndDetokenize) {
 }
 
 }  // namespace
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

@@ -13,7 +13,7 @@
 #include "tokenizer/convert_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 
 // fixtures/tokenizers/`source_name` converted to `dir`/tokenizer.txt.
 inline absl::Status ConvertFixtureTokenizer(const std::string& source_name,
@@ -35,6 +35,6 @@ inline absl::StatusOr<std::unique_ptr<Tokenizer>> LoadFixtureTokenizer(
 // The small byte-level BPE fixture most unit tests use.
 inline constexpr char kBpe4k[] = "bpe4k_tokenizer.json";
 
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer
 
 #endif  // LLMPACK_TESTS_TOKENIZER_FIXTURE_TOKENIZERS_H_

@@ -12,7 +12,7 @@
 #include "tokenizer/fixture_tokenizers.h"
 #include "tokenizer/tokenizer.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 using ::llmpack::testing::FixturesDir;
@@ -91,4 +91,4 @@ TEST(TokenizerFixtures, Bpe4k) {
 }
 
 }  // namespace
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer

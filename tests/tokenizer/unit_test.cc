@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "commands/tokenize_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "llmpack/file_util.h"
@@ -13,13 +14,12 @@
 #include "tokenizer/convert_tokenizer.h"
 #include "tokenizer/fixture_tokenizers.h"
 #include "tokenizer/pretokenizer.h"
-#include "tokenizer/text_codec_adapter.h"
-#include "tokenizer/tokenize_command.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_file.h"
 #include "tokenizer/utf8_util.h"
+#include "verify/tokenizer_codec.h"
 
-namespace llmpack::tok {
+namespace llmpack::tokenizer {
 namespace {
 
 using ::llmpack::testing::ScopedTempDir;
@@ -274,14 +274,18 @@ TEST(TokenizeCommand, PackageDirTextFileAndIds) {
   ScopedTempDir tmp;
   ASSERT_TRUE(ConvertFixtureTokenizer(kBpe4k, tmp.path()).ok());
   ASSERT_TRUE(WriteStringToFile(tmp.path() / "in.txt", "Hello world").ok());
-  auto json = TokenizeToJson(tmp.path(), "@" + (tmp.path() / "in.txt").string(),
-                             /*add_special=*/true);
+  auto json = commands::TokenizeToJson(tmp.path(),
+                                       "@" + (tmp.path() / "in.txt").string(),
+                                       /*add_special=*/true);
   ASSERT_TRUE(json.ok()) << json.status();
   EXPECT_EQ(*json, "[0, 44, 546, 83, 1029]");  // bpe4k_cases.json
-  auto text = DetokenizeIds(tmp.path() / "tokenizer.txt", "44,546 83\n1029");
+  auto text =
+      commands::DetokenizeIds(tmp.path() / "tokenizer.txt", "44,546 83\n1029");
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_EQ(*text, "Hello world");
-  EXPECT_EQ(TokenizeToJson(tmp.path() / "missing", "x", false).status().code(),
+  EXPECT_EQ(commands::TokenizeToJson(tmp.path() / "missing", "x", false)
+                .status()
+                .code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -289,7 +293,7 @@ TEST(TokenizerTextCodec, EncodesAndStreams) {
   LLMPACK_REQUIRE_FIXTURES();
   ScopedTempDir tmp;
   ASSERT_TRUE(ConvertFixtureTokenizer(kBpe4k, tmp.path()).ok());
-  auto codec = TokenizerTextCodec::Load(tmp.path());
+  auto codec = verify::TokenizerTextCodec::Load(tmp.path());
   ASSERT_TRUE(codec.ok()) << codec.status();
   auto ids = (*codec)->Encode("Hello world", true);
   ASSERT_TRUE(ids.ok());
@@ -297,9 +301,10 @@ TEST(TokenizerTextCodec, EncodesAndStreams) {
   std::string text;
   for (size_t i = 1; i < ids->size(); ++i) text += (*codec)->Push((*ids)[i]);
   EXPECT_EQ(text + (*codec)->Flush(), "Hello world");
-  EXPECT_EQ(TokenizerTextCodec::Load(tmp.path() / "nope").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      verify::TokenizerTextCodec::Load(tmp.path() / "nope").status().code(),
+      absl::StatusCode::kNotFound);
 }
 
 }  // namespace
-}  // namespace llmpack::tok
+}  // namespace llmpack::tokenizer
