@@ -1,6 +1,8 @@
 // llmverify: runs a package with the streaming runtime and checks it
 // against references (parity, perplexity), generates text, and reports
 // throughput and memory. Thin front end over llmpack::runtime::RunVerify.
+#include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -13,6 +15,7 @@
 #include "runtime/verify.h"
 #include "tokenizer/text_codec_adapter.h"
 #include "tokenizer/tokenize_command.h"
+#include "verify/against.h"
 
 namespace {
 
@@ -29,9 +32,12 @@ constexpr char kDescription[] =
     "opened and validated. Every run reports prefill/decode throughput, time "
     "to first token, peak RSS, block bytes read, blocks loaded and prefetch "
     "wait (--json FILE writes all of it; fields in docs/llmverify.md).\n\n"
-    "Exit status: 0 every gate passed; 1 a gate failed (parity, perplexity); "
-    "2 error (bad usage, unreadable or inconsistent package, bad input "
-    "files).";
+    "With --against PKG, both packages run on the --eval windows and "
+    "--reference prompts and the second is compared with the first (KL "
+    "divergence, top-1 agreement, perplexity ratio, sizes).\n\n"
+    "Exit status: 0 every gate passed; 1 a gate failed (parity, perplexity, "
+    "--against gates); 2 error (bad usage, unreadable or inconsistent "
+    "package, bad input files).";
 
 // "0, 51 1083" -> {0, 51, 1083}.
 bool ParseIdList(const std::string& text, std::vector<int32_t>* ids) {
@@ -52,6 +58,72 @@ CLI::Option* AddDefaulted(CLI::App& app, const char* group,
   return app.add_option(name, value, help)->capture_default_str()->group(group);
 }
 
+// --against: compares `o.package` (base) with `other` on the inputs of `o`,
+// prints a summary and applies the gates. Returns the exit status.
+int RunAgainst(const llmpack::runtime::VerifyOptions& o,
+               const std::string& other,
+               const llmpack::verify::AgainstGates& gates) {
+  namespace verify = llmpack::verify;
+  verify::AgainstOptions a;
+  a.base = o.package;
+  a.other = other;
+  a.model = o.model;
+  a.eval = o.eval;
+  a.eval_window = o.eval_window;
+  a.eval_max_windows = o.eval_max_windows;
+  a.reference = o.reference;
+  a.codec = o.codec;
+  const absl::StatusOr<verify::AgainstResult> r = verify::CompareAgainst(a);
+  if (!r.ok()) {
+    std::cerr << "llmverify: error: " << r.status().message() << "\n";
+    return kExitError;
+  }
+  const nlohmann::json j = verify::AgainstToJson(*r, gates);
+  if (!o.quiet) {
+    std::cout << "against: " << r->other_path << " vs base " << r->base_path
+              << "\n  " << r->positions << " positions (" << r->eval_windows
+              << " eval windows, " << r->reference_prompts
+              << " reference prompts)\n  KL(base||other) mean " << r->kl.mean
+              << ", p99 " << r->kl.p99 << ", max " << r->kl.max
+              << "\n  top-1 agreement " << r->top1_agreement * 100 << "%\n";
+    if (r->predicted_tokens > 0) {
+      const verify::Distribution& d = r->correct_prob_change;
+      std::cout << "  perplexity base " << r->base_perplexity << ", other "
+                << r->other_perplexity << ", ratio " << r->perplexity_ratio
+                << "\n  p(correct) change mean " << d.mean << ", rms " << d.rms
+                << ", p1 " << d.p1 << ", p99 " << d.p99 << "\n";
+    }
+    for (const auto* s : {&r->base_size, &r->other_size}) {
+      std::cout << "  " << (s == &r->base_size ? "base" : "other") << ": "
+                << s->bytes_on_disk << " bytes on disk";
+      if (s->bits_per_weight.has_value()) {
+        std::cout << ", " << s->quantized_tensors << " quantized tensors at "
+                  << *s->bits_per_weight << " bits/weight";
+      }
+      std::cout << "\n";
+    }
+    for (std::string gate : j["failures"]) {
+      std::replace(gate.begin(), gate.end(), '_', '-');  // the option's name
+      std::cout << "  FAILED gate --" << gate << "\n";
+    }
+  }
+  if (o.json_out.has_value()) {
+    std::ofstream f(*o.json_out);
+    f << nlohmann::json{{"tool", "llmverify"},
+                        {"version", llmpack::kToolVersion},
+                        {"against", j},
+                        {"passed", j["passed"]}}
+             .dump(2)
+      << "\n";
+    if (!f) {
+      std::cerr << "llmverify: error: cannot write " << o.json_out->string()
+                << "\n";
+      return kExitError;
+    }
+  }
+  return j["passed"].get<bool>() ? kExitPass : kExitGateFailed;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,6 +134,8 @@ int main(int argc, char** argv) {
   bool resident = false, stream = false, no_checksums = false,
        no_greedy_gate = false, ignore_eos = false;
   double expected_ppl = 0, max_ppl = 0;
+  std::string against;
+  double max_kl = 0, max_ppl_ratio = 0;
 
   CLI::App app{kDescription};
   app.set_version_flag("--version",
@@ -148,7 +222,8 @@ int main(int argc, char** argv) {
                "variance) per reference case");
   AddDefaulted(app, gates, "--min-top1", o.gates.min_top1,
                "smallest fraction of rows whose argmax matches the "
-               "reference");
+               "reference (with --against: of positions whose argmax "
+               "agrees; no gate unless given)");
   AddDefaulted(app, gates, "--max-abs-error", o.gates.max_abs_error,
                "largest absolute logit difference");
   app.add_flag("--no-greedy-gate", no_greedy_gate,
@@ -164,6 +239,32 @@ int main(int argc, char** argv) {
   auto* max_ppl_opt =
       app.add_option("--max-ppl", max_ppl, "fail above this perplexity")
           ->group(gates);
+
+  auto* cmp =
+      "Comparing two packages (--against; exit status 1 when a gate fails)";
+  auto* against_opt =
+      app.add_option(
+             "--against", against,
+             "run this package too on the --eval windows and "
+             "--reference prompts and compare it with the first: mean, "
+             "p99 and max KL(first || this), top-1 agreement, perplexity "
+             "of both and their ratio, change in probability of the "
+             "correct token, sizes and bits per weight")
+          ->group(cmp);
+  auto* max_kl_opt =
+      app.add_option("--max-kl", max_kl,
+                     "with --against: fail when the mean KL divergence exceeds "
+                     "this")
+          ->needs(against_opt)
+          ->group(cmp);
+  auto* max_ppl_ratio_opt =
+      app.add_option("--max-ppl-ratio", max_ppl_ratio,
+                     "with --against: fail when perplexity(this) / "
+                     "perplexity(first) exceeds this")
+          ->needs(against_opt)
+          ->group(cmp);
+  // --min-top1 (a parity gate above) is the top-1 agreement gate of
+  // --against when given explicitly.
 
   auto* tok = "Tokenizer (the positional argument may also be a tokenizer.txt)";
   std::string tokenize_text, detokenize_ids;
@@ -276,6 +377,25 @@ int main(int argc, char** argv) {
   }
   if (codec.ok()) o.codec = codec->get();
   o.out = &std::cout;
+  if (!against.empty()) {
+    for (const char* other :
+         {"--prompt", "--prompt-ids", "--save-reference", "--diagnose-against",
+          "--diagnose-resident", "--diagnose"}) {
+      if (app.count(other) > 0) {
+        std::cerr << "llmverify: error: --against compares on --eval and "
+                     "--reference inputs only; "
+                  << other << " cannot be combined with it\n";
+        return kExitError;
+      }
+    }
+    llmpack::verify::AgainstGates against_gates;
+    if (max_kl_opt->count() > 0) against_gates.max_kl = max_kl;
+    if (app.count("--min-top1") > 0) against_gates.min_top1 = o.gates.min_top1;
+    if (max_ppl_ratio_opt->count() > 0) {
+      against_gates.max_ppl_ratio = max_ppl_ratio;
+    }
+    return RunAgainst(o, against, against_gates);
+  }
 
   absl::StatusOr<rt::VerifyOutcome> outcome = rt::RunVerify(o);
   if (!outcome.ok()) {
