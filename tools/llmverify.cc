@@ -27,9 +27,12 @@ constexpr char kDescription[] =
     "opened and validated. Every run reports prefill/decode throughput, time "
     "to first token, peak RSS, block bytes read, blocks loaded and prefetch "
     "wait (--json FILE writes all of it; fields in docs/llmverify.md).\n\n"
-    "Exit status: 0 every gate passed; 1 a gate failed (parity, perplexity); "
-    "2 error (bad usage, unreadable or inconsistent package, bad input "
-    "files).";
+    "With --against PKG, both packages run on the --eval windows and "
+    "--reference prompts and the second is compared with the first (KL "
+    "divergence, top-1 agreement, perplexity ratio, sizes).\n\n"
+    "Exit status: 0 every gate passed; 1 a gate failed (parity, perplexity, "
+    "--against gates); 2 error (bad usage, unreadable or inconsistent "
+    "package, bad input files).";
 
 // An option in `group` whose --help shows its default value.
 template <typename T>
@@ -50,6 +53,8 @@ int main(int argc, char** argv) {
   bool resident = false, stream = false, no_checksums = false,
        no_greedy_gate = false, ignore_eos = false;
   double expected_ppl = 0, max_ppl = 0;
+  std::string against;
+  double max_kl = 0, max_ppl_ratio = 0;
 
   CLI::App app{kDescription};
   app.set_version_flag("--version",
@@ -148,7 +153,8 @@ int main(int argc, char** argv) {
                "variance) per reference case");
   AddDefaulted(app, gates, "--min-top1", o.gates.min_top1,
                "smallest fraction of rows whose argmax matches the "
-               "reference");
+               "reference (with --against: of positions whose argmax "
+               "agrees; no gate unless given)");
   AddDefaulted(app, gates, "--max-abs-error", o.gates.max_abs_error,
                "largest absolute logit difference");
   app.add_flag("--no-greedy-gate", no_greedy_gate,
@@ -164,6 +170,32 @@ int main(int argc, char** argv) {
   auto* max_ppl_opt =
       app.add_option("--max-ppl", max_ppl, "fail above this perplexity")
           ->group(gates);
+
+  auto* cmp =
+      "Comparing two packages (--against; exit status 1 when a gate fails)";
+  auto* against_opt =
+      app.add_option(
+             "--against", against,
+             "run this package too on the --eval windows and "
+             "--reference prompts and compare it with the first: mean, "
+             "p99 and max KL(first || this), top-1 agreement, perplexity "
+             "of both and their ratio, change in probability of the "
+             "correct token, sizes and bits per weight")
+          ->group(cmp);
+  auto* max_kl_opt =
+      app.add_option("--max-kl", max_kl,
+                     "with --against: fail when the mean KL divergence exceeds "
+                     "this")
+          ->needs(against_opt)
+          ->group(cmp);
+  auto* max_ppl_ratio_opt =
+      app.add_option("--max-ppl-ratio", max_ppl_ratio,
+                     "with --against: fail when perplexity(this) / "
+                     "perplexity(first) exceeds this")
+          ->needs(against_opt)
+          ->group(cmp);
+  // --min-top1 (a parity gate above) is the top-1 agreement gate of
+  // --against when given explicitly.
 
   auto* tok = "Tokenizer (the positional argument may also be a tokenizer.txt)";
   std::string tokenize_text, detokenize_ids;
@@ -274,6 +306,14 @@ int main(int argc, char** argv) {
   if (max_ppl_opt->count() > 0) o.gates.max_ppl = max_ppl;
   o.stop_at_eos = !ignore_eos;
   o.out = &std::cout;
+  if (!against.empty()) {
+    o.against = against;
+    if (max_kl_opt->count() > 0) o.against_gates.max_kl = max_kl;
+    if (app.count("--min-top1") > 0) o.against_gates.min_top1 = o.gates.min_top1;
+    if (max_ppl_ratio_opt->count() > 0) {
+      o.against_gates.max_ppl_ratio = max_ppl_ratio;
+    }
+  }
 
   absl::StatusOr<llmpack::commands::VerifyOutcome> outcome =
       llmpack::commands::RunVerify(o);

@@ -100,13 +100,32 @@ absl::StatusOr<uint64_t> RunConvertTokenizer(const TokenizerRequest& request) {
 
 std::string ConvertSummaryText(const ConvertSummary& s) {
   const ModelConfig& c = s.manifest.config;
-  return absl::StrFormat(
-      "wrote %s: %s, %d layers, hidden %d, vocab %d, %s weights; %d files, "
-      "%.1f MB in %.2f s (%.1f MB/s)\n",
-      s.output.string(), c.architecture, c.num_layers, c.hidden_size,
-      c.vocab_size, s.manifest.weights_dtype, s.manifest.files.size(),
-      s.bytes_written / 1e6, s.seconds,
-      s.seconds > 0 ? s.bytes_written / 1e6 / s.seconds : 0.0);
+  // The ONNX import's decisions on MatMulNBits weights: one note per weight
+  // that could not stay q4, with the reason.
+  std::string notes;
+  const nlohmann::json& ext = s.manifest.extensions;
+  if (ext.contains("onnx_import") &&
+      ext["onnx_import"].contains("matmulnbits")) {
+    const nlohmann::json& plan = ext["onnx_import"]["matmulnbits"];
+    for (const nlohmann::json& t : plan["tensors"]) {
+      if (!t.contains("reason")) continue;
+      absl::StrAppend(&notes, "note: ", t["tensor"].get<std::string>(),
+                      " (MatMulNBits '", t["node"].get<std::string>(),
+                      "') dequantized to ", t["written_as"].get<std::string>(),
+                      ": ", t["reason"].get<std::string>(), "\n");
+    }
+    absl::StrAppend(
+        &notes, "MatMulNBits weights: ", plan["kept_q4"].get<int64_t>(),
+        " kept as q4, ", plan["dequantized"].get<int64_t>(), " dequantized\n");
+  }
+  return notes + absl::StrFormat(
+                     "wrote %s: %s, %d layers, hidden %d, vocab %d, %s "
+                     "weights; %d files, "
+                     "%.1f MB in %.2f s (%.1f MB/s)\n",
+                     s.output.string(), c.architecture, c.num_layers,
+                     c.hidden_size, c.vocab_size, s.manifest.weights_dtype,
+                     s.manifest.files.size(), s.bytes_written / 1e6, s.seconds,
+                     s.seconds > 0 ? s.bytes_written / 1e6 / s.seconds : 0.0);
 }
 
 nlohmann::json ConvertSummaryJson(const ConvertSummary& s) {
@@ -114,7 +133,7 @@ nlohmann::json ConvertSummaryJson(const ConvertSummary& s) {
   for (const ManifestFile& f : s.manifest.files) {
     files.push_back({{"name", f.name}, {"role", f.role}, {"size", f.size}});
   }
-  return {
+  nlohmann::json j = {
       {"output", s.output.string()},
       {"architecture", s.manifest.config.architecture},
       {"weights_dtype", s.manifest.weights_dtype},
@@ -122,6 +141,10 @@ nlohmann::json ConvertSummaryJson(const ConvertSummary& s) {
       {"bytes_written", s.bytes_written},
       {"mb_per_second", s.seconds > 0 ? s.bytes_written / 1e6 / s.seconds : 0},
       {"files", files}};
+  if (s.manifest.extensions.contains("onnx_import")) {
+    j["onnx_import"] = s.manifest.extensions["onnx_import"];
+  }
+  return j;
 }
 
 }  // namespace llmpack::commands

@@ -313,6 +313,7 @@ absl::Status CheckRequest(const VerifyRequest& o) {
 absl::StatusOr<VerifyOutcome> RunVerify(const VerifyRequest& o) {
   const auto start = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(CheckRequest(o));
+  if (o.against.has_value()) return RunAgainst(o);
   // The package's tokenizer, for text prompts, chat and text eval files; a
   // package without tokenizer.txt still works with token ids.
   std::unique_ptr<verify::TokenizerTextCodec> package_tokenizer;

@@ -19,6 +19,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/generate.h"
 #include "runtime/model.h"
+#include "verify/against.h"
 #include "verify/checks.h"
 #include "verify/text_codec.h"
 
@@ -52,6 +53,11 @@ struct VerifyRequest {
   bool diagnose_resident = false;
   bool diagnose_always = false;  // even when every gate passes
   verify::Gates gates;
+  // --against: run this package too on the eval windows and reference
+  // prompts and compare it with `package` (no generation, saving or
+  // diagnosis then); its own gates.
+  std::optional<std::filesystem::path> against;
+  verify::AgainstGates against_gates;
   std::optional<std::filesystem::path> json_out;
   // Text codec for prompts, text eval files and streamed output. Null: the
   // package's tokenizer.txt when it has one. Not owned.
@@ -66,6 +72,11 @@ struct VerifyOutcome {
 };
 
 absl::StatusOr<VerifyOutcome> RunVerify(const VerifyRequest& request);
+
+// The --against path of RunVerify (request.against set): compares the two
+// packages, prints a summary on `out`, writes the JSON report ("against"
+// object) and applies the against gates.
+absl::StatusOr<VerifyOutcome> RunAgainst(const VerifyRequest& request);
 
 }  // namespace llmpack::commands
 

@@ -42,32 +42,64 @@ std::string SourceNameFor(const ModelConfig& config, const ExpectedFile& file,
   return HuggingFaceTensorName(file, tensor);
 }
 
-// Streams one tensor in bounded chunks, converting dtype if needed, and tells
-// the source which bytes are consumed so their pages can be dropped.
+// Streams one tensor in bounded chunks, converting float dtypes if needed
+// (quantized tensors pass through unchanged), and tells the source which bytes
+// are consumed so their pages can be dropped.
 absl::Status StreamTensor(const std::string& hf_name, const SourceTensor& src,
                           DType out_dtype, TensorSource& source,
                           TensorFileWriter& writer, ProgressLine& progress) {
+  if (src.dtype == out_dtype) {
+    constexpr size_t kChunkBytes = kChunkElements * 4;
+    for (size_t start = 0; start < src.data.size(); start += kChunkBytes) {
+      const size_t n = std::min(kChunkBytes, src.data.size() - start);
+      RETURN_IF_ERROR(writer.Append(src.data.subspan(start, n)));
+      source.Consumed(hf_name, start, n);
+      progress.Add(n);
+    }
+    return absl::OkStatus();
+  }
   const size_t in_size = DTypeSize(src.dtype);
   const size_t out_size = DTypeSize(out_dtype);
   const size_t count = src.data.size() / in_size;
-  std::vector<uint8_t> buffer;
-  if (src.dtype != out_dtype) {
-    buffer.resize(std::min(count, kChunkElements) * out_size);
-  }
+  std::vector<uint8_t> buffer(std::min(count, kChunkElements) * out_size);
   for (size_t start = 0; start < count; start += kChunkElements) {
     const size_t n = std::min(kChunkElements, count - start);
     const uint8_t* in = src.data.data() + start * in_size;
-    if (src.dtype == out_dtype) {
-      RETURN_IF_ERROR(writer.Append({in, n * in_size}));
-    } else {
-      RETURN_IF_ERROR(
-          ConvertElements(src.dtype, in, out_dtype, buffer.data(), n));
-      RETURN_IF_ERROR(writer.Append({buffer.data(), n * out_size}));
-    }
+    RETURN_IF_ERROR(
+        ConvertElements(src.dtype, in, out_dtype, buffer.data(), n));
+    RETURN_IF_ERROR(writer.Append({buffer.data(), n * out_size}));
     source.Consumed(hf_name, start * in_size, n * in_size);
     progress.Add(n * in_size);
   }
   return absl::OkStatus();
+}
+
+// The spec of a tensor the source holds quantized: written as it is, with
+// its size checked against the format before anything is written.
+absl::StatusOr<TensorSpec> QuantizedSpec(const ExpectedTensor& t,
+                                         const SourceTensor& src,
+                                         const WritePackageOptions& options) {
+  if (options.output_dtype) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor ", src.name, " is ", DTypeName(src.dtype),
+        " and cannot be converted to ", DTypeName(*options.output_dtype),
+        "; quantized tensors are only written unchanged"));
+  }
+  absl::StatusOr<uint64_t> bytes = TensorDataBytes(
+      src.dtype, t.shape, src.group_size, src.scale_dtype, src.quant_flags);
+  if (!bytes.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor ", src.name, " ",
+                                                   DTypeName(src.dtype), ": ",
+                                                   bytes.status().message()));
+  }
+  if (src.data.size() != *bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor ", src.name, " ", ShapeString(t.shape), " ",
+                     DTypeName(src.dtype), " holds ", src.data.size(),
+                     " bytes, expected ", *bytes));
+  }
+  return TensorSpec{t.name,         src.dtype,       t.shape,        *bytes,
+                    src.group_size, src.scale_dtype, src.quant_flags};
 }
 
 absl::StatusOr<ManifestFile> WriteTensorFile(const ModelConfig& config,
@@ -96,13 +128,13 @@ absl::StatusOr<ManifestFile> WriteTensorFile(const ModelConfig& config,
           "tensor ", src->name, " has shape ", ShapeString(src->shape),
           ", expected ", ShapeString(t.shape), " from the model config"));
     }
-    if (!IsFloatDType(src->dtype)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor ", src->name, " has dtype ", DTypeName(src->dtype),
-          "; only f32/f16/bf16 sources are converted"));
+    if (IsQuantizedDType(src->dtype)) {
+      ASSIGN_OR_RETURN(TensorSpec spec, QuantizedSpec(t, *src, options));
+      specs.push_back(std::move(spec));
+    } else {
+      const DType out = options.output_dtype.value_or(src->dtype);
+      specs.push_back({t.name, out, t.shape, FloatTensorBytes(out, t.shape)});
     }
-    const DType out = options.output_dtype.value_or(src->dtype);
-    specs.push_back({t.name, out, t.shape, FloatTensorBytes(out, t.shape)});
     inputs.push_back(*std::move(src));
   }
   const fs::path path = dir / file.file_name;
@@ -140,6 +172,9 @@ absl::StatusOr<Manifest> WritePackage(const ModelConfig& config,
   manifest.weights_dtype = options.output_dtype
                                ? DTypeName(*options.output_dtype)
                                : source_info.dtype;
+  for (const auto& [key, value] : options.manifest_extensions.items()) {
+    manifest.extensions[key] = value;
+  }
 
   if (!options.tokenizer_dir.empty()) {
     // First, so a bad tokenizer fails before gigabytes of weights are

@@ -18,6 +18,7 @@
 #include "llmpack/dtype.h"
 #include "llmpack/manifest.h"
 #include "llmpack/model_config.h"
+#include "nlohmann/json.hpp"
 
 namespace llmpack::convert {
 
@@ -30,6 +31,12 @@ struct SourceTensor {
   std::vector<int64_t> shape;
   absl::Span<const uint8_t> data;
   std::shared_ptr<const std::vector<uint8_t>> owned;
+  // Quantized (q8/q4) tensors only, as in TensorSpec: `data` is already in
+  // the package's row layout (formats/package_format.md) and is written
+  // unchanged.
+  uint32_t group_size = 0;
+  uint16_t scale_dtype = 0;
+  uint16_t quant_flags = 0;
 };
 
 // Supplies tensors by their Hugging Face name
@@ -52,12 +59,17 @@ class TensorSource {
 
 struct WritePackageOptions {
   std::filesystem::path output_dir;
-  bool force = false;                 // replace an existing output_dir
-  std::optional<DType> output_dtype;  // nullopt: keep each tensor's dtype
-  bool show_progress = false;         // progress line on stderr
+  bool force = false;  // replace an existing output_dir
+  // nullopt: keep each tensor's dtype (quantized tensors pass through);
+  // set: a float type for every tensor (quantized sources are refused).
+  std::optional<DType> output_dtype;
+  bool show_progress = false;  // progress line on stderr
   // Folder whose tokenizer files (tokenizer.json / tokenizer.model and their
   // config files) become tokenizer.txt; empty or tokenizer-less: none.
   std::filesystem::path tokenizer_dir;
+  // Extension objects added to manifest.json (e.g. the ONNX import's
+  // "onnx_import" record of which weights stayed quantized).
+  nlohmann::json manifest_extensions = nlohmann::json::object();
 };
 
 // Validates every tensor's presence, dtype and shape against the config

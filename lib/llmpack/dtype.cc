@@ -1,10 +1,27 @@
 #include "llmpack/dtype.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 
 namespace llmpack {
+namespace {
+
+// A float-only helper met a quantized dtype: a bug in the caller, which
+// should have checked IsFloatDType. Loud, because a silent 0 size or an
+// untouched output buffer would corrupt data far from the cause.
+[[noreturn]] void FloatOnlyViolation(const char* function, DType dtype) {
+  std::fprintf(stderr,
+               "llmpack internal error: %s called with %s (code %u), which "
+               "is not a float type; quantized rows are handled by "
+               "lib/quant/codec.h\n",
+               function, DTypeName(dtype), static_cast<unsigned>(dtype));
+  std::abort();
+}
+
+}  // namespace
 
 const char* DTypeName(DType dtype) {
   switch (dtype) {
@@ -31,11 +48,15 @@ absl::StatusOr<DType> ParseDType(std::string_view name) {
   if (name == "q4") return DType::kQ4;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown dtype '", std::string(name),
-                   "' (expected one of f32, f16, bf16)"));
+                   "' (expected one of f32, f16, bf16, q8, q4)"));
 }
 
 bool IsFloatDType(DType dtype) {
   return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;
+}
+
+bool IsQuantizedDType(DType dtype) {
+  return dtype == DType::kQ8 || dtype == DType::kQ4;
 }
 
 bool IsKnownDType(uint16_t code) {
@@ -57,9 +78,11 @@ size_t DTypeSize(DType dtype) {
     case DType::kF16:
     case DType::kBF16:
       return 2;
-    default:
-      return 0;
+    case DType::kQ8:
+    case DType::kQ4:
+      break;
   }
+  FloatOnlyViolation("DTypeSize", dtype);
 }
 
 float F16ToF32(uint16_t h) {
@@ -150,9 +173,11 @@ void ToF32(DType src_type, const void* src, float* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = BF16ToF32(s[i]);
       return;
     }
-    default:
-      return;  // callers only pass float types (checked by ConvertElements)
+    case DType::kQ8:
+    case DType::kQ4:
+      break;
   }
+  FloatOnlyViolation("ToF32", src_type);
 }
 
 absl::Status ConvertElements(DType src_type, const void* src, DType dst_type,

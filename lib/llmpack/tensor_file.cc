@@ -20,6 +20,21 @@ namespace {
 
 uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
+// a * b, or false when it does not fit in 62 bits (file sizes stay far below).
+bool MulFits(uint64_t a, uint64_t b, uint64_t* out) {
+  constexpr uint64_t kLimit = uint64_t{1} << 62;
+  if (b != 0 && a > kLimit / b) return false;
+  *out = a * b;
+  return true;
+}
+
+absl::Status CheckZeroField(const char* field, uint64_t found, DType dtype) {
+  if (found == 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " must be 0 for float type ", DTypeName(dtype),
+                   ", found ", found));
+}
+
 }  // namespace
 
 std::string ShapeString(absl::Span<const int64_t> shape) {
@@ -32,15 +47,90 @@ int64_t TensorInfo::num_elements() const {
   return n;
 }
 
+int64_t TensorInfo::num_rows() const {
+  int64_t n = 1;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) n *= shape[i];
+  return n;
+}
+
 uint64_t TensorInfo::row_bytes() const {
-  if (shape.empty() || !IsFloatDType(dtype)) return 0;
-  return static_cast<uint64_t>(shape.back()) * DTypeSize(dtype);
+  if (shape.empty()) return 0;
+  const uint64_t cols = static_cast<uint64_t>(shape.back());
+  if (IsFloatDType(dtype)) return cols * DTypeSize(dtype);
+  if (group_size == 0) return 0;
+  return format::QuantRowBytes(
+      dtype, cols, group_size,
+      (quant_flags & format::kQuantFlagZeroPoint) != 0);
 }
 
 uint64_t FloatTensorBytes(DType dtype, absl::Span<const int64_t> shape) {
   uint64_t n = DTypeSize(dtype);
   for (int64_t d : shape) n *= static_cast<uint64_t>(d);
   return n;
+}
+
+absl::StatusOr<uint64_t> TensorDataBytes(DType dtype,
+                                         absl::Span<const int64_t> shape,
+                                         uint32_t group_size,
+                                         uint16_t scale_dtype,
+                                         uint16_t quant_flags) {
+  if (shape.empty()) {
+    return absl::InvalidArgumentError("shape must have at least one dim");
+  }
+  for (int64_t d : shape) {
+    if (d < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dims must be positive, found ", ShapeString(shape)));
+    }
+  }
+  const uint64_t cols = static_cast<uint64_t>(shape.back());
+  uint64_t rows = 1;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) {
+    if (!MulFits(rows, static_cast<uint64_t>(shape[i]), &rows)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shape ", ShapeString(shape), " overflows"));
+    }
+  }
+  uint64_t row_bytes = 0;
+  if (IsFloatDType(dtype)) {
+    RETURN_IF_ERROR(CheckZeroField("group_size", group_size, dtype));
+    RETURN_IF_ERROR(CheckZeroField("scale_dtype", scale_dtype, dtype));
+    RETURN_IF_ERROR(CheckZeroField("quant_flags", quant_flags, dtype));
+    if (!MulFits(cols, DTypeSize(dtype), &row_bytes)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shape ", ShapeString(shape), " overflows"));
+    }
+  } else if (IsQuantizedDType(dtype)) {
+    if (group_size < 1 || group_size > cols) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("group_size must be in 1..", cols, " (the last dim of ",
+                       ShapeString(shape), "), found ", group_size));
+    }
+    if (scale_dtype != static_cast<uint16_t>(DType::kF16) &&
+        scale_dtype != static_cast<uint16_t>(DType::kBF16)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "scale_dtype must be ", static_cast<int>(DType::kF16), " (f16) or ",
+          static_cast<int>(DType::kBF16), " (bf16), found ", scale_dtype));
+    }
+    if ((quant_flags & ~format::kQuantFlagsKnown) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("quant_flags may only use bits 0x",
+                       absl::Hex(format::kQuantFlagsKnown), ", found 0x",
+                       absl::Hex(quant_flags)));
+    }
+    row_bytes =
+        format::QuantRowBytes(dtype, cols, group_size,
+                              (quant_flags & format::kQuantFlagZeroPoint) != 0);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dtype code ", static_cast<int>(dtype), " is not a known dtype"));
+  }
+  uint64_t total = 0;
+  if (!MulFits(rows, row_bytes, &total)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shape ", ShapeString(shape), " overflows"));
+  }
+  return total;
 }
 
 // ---------------------------------------------------------------- writer
@@ -64,11 +154,17 @@ absl::StatusOr<std::unique_ptr<TensorFileWriter>> TensorFileWriter::Create(
           absl::StrCat(path.string(), ": tensor ", s.name, " has rank ",
                        s.shape.size(), ", expected 1..", format::kMaxRank));
     }
-    if (IsFloatDType(s.dtype) &&
-        s.size_bytes != FloatTensorBytes(s.dtype, s.shape)) {
+    const absl::StatusOr<uint64_t> need = TensorDataBytes(
+        s.dtype, s.shape, s.group_size, s.scale_dtype, s.quant_flags);
+    if (!need.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path.string(), ": tensor ", s.name, " ",
+                       DTypeName(s.dtype), ": ", need.status().message()));
+    }
+    if (s.size_bytes != *need) {
       return absl::InvalidArgumentError(absl::StrCat(
           path.string(), ": tensor ", s.name, " ", ShapeString(s.shape), " ",
-          DTypeName(s.dtype), " needs ", FloatTensorBytes(s.dtype, s.shape),
+          DTypeName(s.dtype), ": size_bytes must be ", *need,
           " bytes, spec says ", s.size_bytes));
     }
     TensorEntry e{};
@@ -219,6 +315,10 @@ absl::StatusOr<TensorFileReader> TensorFileReader::Open(
         ", directory at ", h.directory_offset, " of ", h.directory_bytes,
         " bytes for ", h.tensor_count, " tensors)"));
   }
+  if (h.reserved0 != 0) {
+    return absl::DataLossError(absl::StrCat(
+        where, ": header field reserved0 must be 0, found ", h.reserved0));
+  }
   if (h.file_size != r.file_.size()) {
     return absl::DataLossError(absl::StrCat(
         where, ": header says the file is ", h.file_size, " bytes, found ",
@@ -276,12 +376,30 @@ absl::StatusOr<TensorFileReader> TensorFileReader::Open(
                        t.size_bytes, ") lies outside the file (",
                        r.file_.size(), " bytes) or is misaligned"));
     }
-    if (IsFloatDType(t.dtype) &&
-        t.size_bytes != FloatTensorBytes(t.dtype, t.shape)) {
+    if (e.reserved0 != 0) {
       return absl::DataLossError(absl::StrCat(
-          where, ": tensor ", t.name, " ", ShapeString(t.shape), " ",
-          DTypeName(t.dtype), " should be ", FloatTensorBytes(t.dtype, t.shape),
-          " bytes, directory says ", t.size_bytes));
+          where, ": tensor ", t.name,
+          ": directory field reserved0 must be 0, found ", e.reserved0));
+    }
+    for (int i = 0; i < 3; ++i) {
+      if (e.reserved1[i] != 0) {
+        return absl::DataLossError(absl::StrCat(
+            where, ": tensor ", t.name, ": directory field reserved1[", i,
+            "] must be 0, found ", e.reserved1[i]));
+      }
+    }
+    const absl::StatusOr<uint64_t> need = TensorDataBytes(
+        t.dtype, t.shape, t.group_size, t.scale_dtype, t.quant_flags);
+    if (!need.ok()) {
+      return absl::DataLossError(absl::StrCat(where, ": tensor ", t.name, " ",
+                                              DTypeName(t.dtype), ": ",
+                                              need.status().message()));
+    }
+    if (t.size_bytes != *need) {
+      return absl::DataLossError(
+          absl::StrCat(where, ": tensor ", t.name, " ", ShapeString(t.shape),
+                       " ", DTypeName(t.dtype), ": size_bytes should be ",
+                       *need, " bytes, directory says ", t.size_bytes));
     }
     r.tensors_.push_back(std::move(t));
   }
@@ -322,7 +440,7 @@ absl::Status TensorFileReader::ReadRows(const TensorInfo& t, int64_t row,
                                         int64_t count,
                                         absl::Span<uint8_t> dst) const {
   const uint64_t row_bytes = t.row_bytes();
-  const int64_t rows = t.shape.empty() ? 0 : t.num_elements() / t.shape.back();
+  const int64_t rows = t.shape.empty() ? 0 : t.num_rows();
   if (row_bytes == 0 || row < 0 || count < 0 || row + count > rows) {
     return absl::OutOfRangeError(absl::StrCat(
         path().string(), ": rows [", row, ", ", row + count, ") of tensor ",

@@ -31,8 +31,12 @@ struct TensorInfo {
   uint16_t quant_flags = 0;
 
   int64_t num_elements() const;
-  // Bytes of one row (the innermost dimension) for float types; used for
-  // disk-embedding row reads.
+  // Rows as the format counts them: the product of all dims but the last.
+  int64_t num_rows() const;
+  // Bytes of one row (the innermost dimension): cols * element size for float
+  // types, format::QuantRowBytes for q8/q4 (rows are contiguous in both, so
+  // disk-embedding reads work for int8 rows too). 0 only for a quantized
+  // layout with group_size 0, which the reader refuses.
   uint64_t row_bytes() const;
 };
 
@@ -42,7 +46,7 @@ struct TensorSpec {
   std::string name;
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;
-  uint64_t size_bytes = 0;  // for float types: elements * DTypeSize
+  uint64_t size_bytes = 0;  // must equal TensorDataBytes of the fields below
   uint32_t group_size = 0;
   uint16_t scale_dtype = 0;
   uint16_t quant_flags = 0;
@@ -51,8 +55,22 @@ struct TensorSpec {
 // "[4096, 256]": a shape as error messages print it.
 std::string ShapeString(absl::Span<const int64_t> shape);
 
-// Bytes a float tensor of this dtype and shape occupies.
+// Bytes a float tensor of this dtype and shape occupies (float types only,
+// like DTypeSize).
 uint64_t FloatTensorBytes(DType dtype, absl::Span<const int64_t> shape);
+
+// Checks a tensor's layout fields against formats/package_format.md and
+// returns the exact size_bytes they imply: elements * element size for float
+// types (whose group_size, scale_dtype and quant_flags must be 0), rows *
+// format::QuantRowBytes for q8/q4 (group_size in 1..cols, scale_dtype f16 or
+// bf16, only known quant_flags bits). Errors name the field, the expected
+// value and the one found; callers prefix the file and tensor. Shapes whose
+// byte count overflows 64 bits are refused.
+absl::StatusOr<uint64_t> TensorDataBytes(DType dtype,
+                                         absl::Span<const int64_t> shape,
+                                         uint32_t group_size,
+                                         uint16_t scale_dtype,
+                                         uint16_t quant_flags);
 
 // Streams tensors into a new file in the declared order. Not thread-safe.
 class TensorFileWriter {
@@ -105,7 +123,8 @@ class TensorFileReader {
   // if asked, verifies its checksum.
   absl::Status ReadTensor(const TensorInfo& tensor, absl::Span<uint8_t> dst,
                           bool verify_checksum) const;
-  // Reads `count` rows starting at `row` of a float tensor (disk embedding).
+  // Reads `count` rows starting at `row` (disk embedding); works for float
+  // and quantized tensors alike (row_bytes() each).
   absl::Status ReadRows(const TensorInfo& tensor, int64_t row, int64_t count,
                         absl::Span<uint8_t> dst) const;
 

@@ -5,6 +5,7 @@
 #ifndef LLMPACK_ONNX_IMPORT_NBITS_H_
 #define LLMPACK_ONNX_IMPORT_NBITS_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -12,6 +13,7 @@
 #include "onnx_import/graph.h"
 #include "onnx_import/graph_analysis.h"
 #include "onnx_import/onnx_model.h"
+#include "quant/codec.h"
 
 namespace llmpack::onnx_import {
 
@@ -30,6 +32,26 @@ absl::Status ValidateNBits(const OnnxModel& model, const WeightRef& weight);
 // computed in f32 exactly as ONNX Runtime's dequantization does.
 absl::StatusOr<std::vector<float>> DequantizeNBits(const OnnxModel& model,
                                                    const WeightRef& weight);
+
+// The package q4 format a 4-bit MatMulNBits weight maps onto without
+// dequantizing (formats/package_format.md, "Quantized tensors"): group size
+// = block_size (or K when the one block is longer than a row, which ONNX
+// Runtime pads), uint8-packed zero points -> asymmetric, no zero points ->
+// symmetric (both use 8), scales f16 when every scale is exactly an f16
+// (always for FLOAT16 scales), else bf16 when every scale is exactly a bf16.
+// Otherwise FailedPrecondition whose message says why (8 bits, float zero
+// points, the first scale exact in neither type); the caller dequantizes.
+// Expects a weight that passed ValidateNBits.
+absl::StatusOr<quant::QuantFormat> MapNBitsToQ4(const OnnxModel& model,
+                                                const WeightRef& weight);
+
+// The weight's codes, scales and zero points in the package's q4 row layout
+// for `format` (from MapNBitsToQ4), [N] rows of quant::RowLayout::row_bytes:
+// byte for byte what quant::PackRow writes for the same codes, scales and
+// zeros. The padding of ONNX Runtime's last block is dropped.
+absl::StatusOr<std::vector<uint8_t>> RepackNBitsAsQ4(
+    const OnnxModel& model, const WeightRef& weight,
+    const quant::QuantFormat& format);
 
 }  // namespace llmpack::onnx_import
 

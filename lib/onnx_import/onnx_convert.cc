@@ -275,6 +275,50 @@ bool OnnxTensorSource::HasQuantizedWeights() const {
   return false;
 }
 
+absl::StatusOr<nlohmann::json> OnnxTensorSource::PlanNBits(
+    std::optional<DType> output_dtype) {
+  kept_q4_.clear();
+  nlohmann::json tensors = nlohmann::json::array();
+  int64_t kept = 0, dequantized = 0;
+  for (const auto& [name, ref] : weights_) {
+    if (!ref.nbits) continue;
+    const WeightRef whole = Whole(ref);
+    RETURN_IF_ERROR(ValidateNBits(model_, whole));
+    nlohmann::json entry = {{"tensor", name},
+                            {"node", ref.nbits->node},
+                            {"bits", ref.nbits->bits},
+                            {"block_size", ref.nbits->block_size}};
+    absl::StatusOr<quant::QuantFormat> format =
+        !output_dtype ? MapNBitsToQ4(model_, whole)
+                      : absl::FailedPreconditionError(absl::StrCat(
+                            "output dtype ", DTypeName(*output_dtype),
+                            " was requested (--dtype)"));
+    if (format.ok()) {
+      kept_q4_[name] = *format;
+      entry["written_as"] = "q4";
+      entry["group_size"] = format->group_size;
+      entry["scale_dtype"] = DTypeName(format->scale_dtype);
+      entry["zero_point"] = format->zero_point;
+      ++kept;
+      // Progress counts the bytes handed to the writer: q4 rows, not f32.
+      const int64_t rows = ref.shape[0];
+      ASSIGN_OR_RETURN(quant::RowLayout row,
+                       quant::MakeRowLayout(*format, ref.shape[1]));
+      total_bytes_ -= rows * ref.shape[1] * sizeof(float);
+      total_bytes_ += rows * row.row_bytes;
+    } else {
+      entry["written_as"] = DTypeName(output_dtype.value_or(DType::kF32));
+      entry["reason"] = std::string(format.status().message());
+      ++dequantized;
+    }
+    tensors.push_back(std::move(entry));
+  }
+  return nlohmann::json{{"matmulnbits",
+                         {{"kept_q4", kept},
+                          {"dequantized", dequantized},
+                          {"tensors", std::move(tensors)}}}};
+}
+
 absl::StatusOr<convert::SourceTensor> OnnxTensorSource::Get(
     const std::string& hf_name) {
   auto it = weights_.find(hf_name);
@@ -283,9 +327,26 @@ absl::StatusOr<convert::SourceTensor> OnnxTensorSource::Get(
   }
   const WeightRef& ref = it->second;
   const std::string label = absl::StrCat(hf_name, " (ONNX '", ref.value, "')");
-  ASSIGN_OR_RETURN(convert::SourceTensor out, ReadWhole(Whole(ref), label));
+  convert::SourceTensor out;
+  if (auto kept = kept_q4_.find(hf_name); kept != kept_q4_.end()) {
+    ASSIGN_OR_RETURN(std::vector<uint8_t> rows,
+                     RepackNBitsAsQ4(model_, Whole(ref), kept->second));
+    auto owned = std::make_shared<std::vector<uint8_t>>(std::move(rows));
+    out = {label,
+           DType::kQ4,
+           Whole(ref).shape,
+           {owned->data(), owned->size()},
+           owned,
+           static_cast<uint32_t>(kept->second.group_size),
+           static_cast<uint16_t>(kept->second.scale_dtype),
+           static_cast<uint16_t>(
+               kept->second.zero_point ? format::kQuantFlagZeroPoint : 0)};
+  } else {
+    ASSIGN_OR_RETURN(out, ReadWhole(Whole(ref), label));
+  }
   if (ref.packed_rows > 0) {
-    // A band of a packed weight: rows are contiguous in [out, in] layout.
+    // A band of a packed weight: rows are contiguous in [out, in] layout
+    // (float and q4 rows alike).
     const uint64_t row_bytes = out.data.size() / ref.packed_rows;
     out.data =
         out.data.subspan(ref.row_offset * row_bytes, ref.shape[0] * row_bytes);
@@ -389,11 +450,17 @@ absl::StatusOr<Manifest> ConvertOnnx(const fs::path& model_path,
     }
   }
   if (!imp.tokenizer_files.empty()) options.tokenizer_dir = dir;
-  // Dequantized MatMulNBits weights are exact in f32; the package cannot
-  // keep int4 codes (the writer takes float tensors only).
-  if (imp.quantized && !options.output_dtype)
-    options.output_dtype = DType::kF32;
   OnnxTensorSource tensors(*imp.model, imp.recovered);
+  if (imp.quantized) {
+    ASSIGN_OR_RETURN(nlohmann::json plan,
+                     tensors.PlanNBits(options.output_dtype));
+    // Nothing kept as q4: a float package, dequantized weights are exact in
+    // f32.
+    if (plan["matmulnbits"]["kept_q4"] == 0 && !options.output_dtype) {
+      options.output_dtype = DType::kF32;
+    }
+    options.manifest_extensions["onnx_import"] = std::move(plan);
+  }
   return convert::WritePackage(imp.config, imp.source, tensors, options);
 }
 

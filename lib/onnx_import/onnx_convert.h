@@ -8,14 +8,17 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "convert/package_writer.h"
 #include "llmpack/manifest.h"
 #include "llmpack/model_config.h"
+#include "nlohmann/json.hpp"
 #include "onnx_import/graph_analysis.h"
 #include "onnx_import/onnx_model.h"
+#include "quant/codec.h"
 
 namespace llmpack::onnx_import {
 
@@ -37,8 +40,15 @@ class OnnxTensorSource : public convert::TensorSource {
   // Returns the source dtype label: the dtype most weights have, or
   // "int4"/"int8" for MatMulNBits models.
   absl::StatusOr<std::string> CheckDTypes() const;
-  // MatMulNBits weights are read dequantized to f32.
   bool HasQuantizedWeights() const;
+  // Decides for every MatMulNBits weight whether Get() hands it over as a
+  // q4 tensor (codes, scales and zero points repacked, not dequantized; see
+  // MapNBitsToQ4) or dequantized to f32, and returns the decisions for the
+  // manifest ("onnx_import" extension, docs/onnx_import.md): per tensor the
+  // q4 format, or the reason it was dequantized. When an output dtype is
+  // requested every weight is dequantized (and converted to it by the
+  // writer). Without a call, every weight is dequantized.
+  absl::StatusOr<nlohmann::json> PlanNBits(std::optional<DType> output_dtype);
 
  private:
   // The whole constant in Hugging Face layout (dequantized, transposed).
@@ -47,6 +57,8 @@ class OnnxTensorSource : public convert::TensorSource {
 
   const OnnxModel& model_;
   std::map<std::string, WeightRef> weights_;  // by Hugging Face name
+  // MatMulNBits weights kept as q4, by Hugging Face name.
+  std::map<std::string, quant::QuantFormat> kept_q4_;
   uint64_t total_bytes_ = 0;
 };
 
@@ -68,9 +80,12 @@ struct OnnxImport {
 absl::StatusOr<OnnxImport> OpenOnnx(const std::filesystem::path& model_path);
 
 // Full conversion of `model_path` (a .onnx file; external data beside it).
-// Keeps the ONNX weights' dtype unless options.output_dtype is set (MatMulNBits
-// weights are dequantized, and then f32 is the default); converts the
-// tokenizer files in the model's folder, if any, into tokenizer.txt.
+// Keeps the ONNX weights' dtype unless options.output_dtype is set. Without
+// it, MatMulNBits weights that map onto q4 are written as q4 unchanged and
+// the others are dequantized to f32 (the manifest's "onnx_import" extension
+// says which and why); with it, every weight is dequantized and converted.
+// Converts the tokenizer files in the model's folder, if any, into
+// tokenizer.txt.
 absl::StatusOr<Manifest> ConvertOnnx(const std::filesystem::path& model_path,
                                      convert::WritePackageOptions options);
 

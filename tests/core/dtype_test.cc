@@ -75,6 +75,28 @@ TEST(DTypeTest, ParseDTypeNamesTheBadValue) {
   const auto bad = ParseDType("F64");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(std::string(bad.status().message()).find("F64"), std::string::npos);
+  // The message lists every accepted name, quantized ones included.
+  EXPECT_NE(std::string(bad.status().message()).find("q8, q4"),
+            std::string::npos);
+}
+
+TEST(DTypeTest, ParseDTypeAcceptsQuantizedNames) {
+  EXPECT_EQ(*ParseDType("q8"), DType::kQ8);
+  EXPECT_EQ(*ParseDType("q4"), DType::kQ4);
+  EXPECT_TRUE(IsQuantizedDType(DType::kQ4));
+  EXPECT_FALSE(IsQuantizedDType(DType::kBF16));
+  EXPECT_FALSE(IsFloatDType(DType::kQ8));
+}
+
+// DTypeSize and ToF32 are float-only; a quantized dtype reaching them is a
+// caller bug that must be loud, not a 0 size or an untouched buffer.
+TEST(DTypeDeathTest, FloatOnlyHelpersRefuseQuantizedTypes) {
+  EXPECT_DEATH(DTypeSize(DType::kQ4), "DTypeSize called with q4");
+  EXPECT_DEATH(DTypeSize(DType::kQ8), "DTypeSize called with q8");
+  const uint8_t src[4] = {};
+  float dst[4];
+  EXPECT_DEATH(ToF32(DType::kQ8, src, dst, 4), "ToF32 called with q8");
+  EXPECT_EQ(DTypeSize(DType::kBF16), 2u);
 }
 
 }  // namespace

@@ -16,9 +16,18 @@ std::string ValidFile(const fs::path& dir) {
   const fs::path path = dir / "valid.bin";
   auto writer = TensorFileWriter::Create(
       path, format::FileKind::kBlock, 0,
-      {{"a", DType::kF32, {3, 5}, 60}, {"b", DType::kBF16, {7}, 14}});
-  EXPECT_TRUE(writer.ok());
-  std::vector<uint8_t> data(74, 0x3F);
+      {{"a", DType::kF32, {3, 5}, 60},
+       {"b", DType::kBF16, {7}, 14},
+       // q4 [2, 7], group 4, f16 scales, zero points: 2 rows of 9 bytes.
+       {"q",
+        DType::kQ4,
+        {2, 7},
+        18,
+        4,
+        static_cast<uint16_t>(DType::kF16),
+        format::kQuantFlagZeroPoint}});
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  std::vector<uint8_t> data(92, 0x3F);
   EXPECT_TRUE((*writer)->Append(data).ok());
   EXPECT_TRUE((*writer)->Finish().ok());
   return *ReadFileToString(path);
@@ -53,7 +62,7 @@ TEST(TensorFileMutationTest, RandomByteDamageNeverCrashes) {
     const int flips = 1 + static_cast<int>(rng() % 4);
     for (int f = 0; f < flips; ++f) {
       // Mostly hit header and directory, where sizes and offsets live.
-      const size_t pos = rng() % 4 ? rng() % 448 : rng() % bytes.size();
+      const size_t pos = rng() % 4 ? rng() % 640 : rng() % bytes.size();
       bytes[pos] = static_cast<char>(rng());
     }
     ASSERT_TRUE(WriteStringToFile(path, bytes).ok());

@@ -150,7 +150,7 @@ TEST(TensorFileTest, WriterRejectsWrongSizesAndIncompleteData) {
       TensorFileWriter::Create(tmp.path() / "a.bin", format::FileKind::kLm, -1,
                                {{"w", DType::kF16, {3}, 8}});
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("needs 6 bytes"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("size_bytes must be 6 bytes, spec says 8"));
   auto w = TensorFileWriter::Create(tmp.path() / "b.bin", format::FileKind::kLm,
                                     -1, {{"w", DType::kF16, {3}, 6}});
   ASSERT_TRUE(w.ok());
