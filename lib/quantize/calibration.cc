@@ -1,0 +1,165 @@
+#include "quantize/calibration.h"
+
+#include <algorithm>
+#include <memory>
+#include <system_error>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "llmpack/package_layout.h"
+#include "llmpack/status_macros.h"
+#include "quant/input_stats.h"
+#include "runtime/eval.h"
+#include "tokenizer/text_codec_adapter.h"
+
+namespace llmpack::quantize {
+namespace fs = std::filesystem;
+using runtime::LinearInput;
+
+namespace {
+
+// Fewest windows a calibration uses, so that one unusual passage cannot
+// dominate the statistics.
+constexpr int64_t kMinWindows = 4;
+
+// Which activation feeds a package tensor; false for non-Linear tensors.
+bool InputOf(const std::string& tensor, LinearInput* input) {
+  static const std::pair<const char*, LinearInput> kInputs[] = {
+      {kQProj, LinearInput::kAttention},
+      {kKProj, LinearInput::kAttention},
+      {kVProj, LinearInput::kAttention},
+      {kOProj, LinearInput::kAttentionOutput},
+      {kGateProj, LinearInput::kMlp},
+      {kUpProj, LinearInput::kMlp},
+      {kDownProj, LinearInput::kMlpDown},
+      {kLmHead, LinearInput::kOutput},
+  };
+  for (const auto& [name, in] : kInputs) {
+    if (tensor == name) {
+      *input = in;
+      return true;
+    }
+  }
+  return false;
+}
+
+// `count` windows spread evenly over `windows` (all of them if fewer).
+std::vector<size_t> SpreadWindows(size_t available, size_t count) {
+  std::vector<size_t> picked;
+  if (count >= available) {
+    for (size_t i = 0; i < available; ++i) picked.push_back(i);
+    return picked;
+  }
+  for (size_t i = 0; i < count; ++i) picked.push_back(i * available / count);
+  return picked;
+}
+
+}  // namespace
+
+int64_t MinCalibrationTokens(const ModelConfig& config) {
+  const int64_t widest =
+      std::max({config.hidden_size, config.q_dim(), config.ffn_size});
+  return std::max<int64_t>(widest, 1024);
+}
+
+const quant::Calibration* CalibrationData::For(
+    int64_t layer, const std::string& tensor) const {
+  LinearInput input;
+  if (!InputOf(tensor, &input)) return nullptr;
+  auto it = stats_.find({layer, input});
+  return it == stats_.end() ? nullptr : &it->second;
+}
+
+absl::StatusOr<CalibrationData> Calibrate(const fs::path& package_dir,
+                                          const CalibrationOptions& options) {
+  const std::string file = options.file.string();
+  std::error_code ec;
+  if (!fs::is_regular_file(options.file, ec)) {
+    return absl::NotFoundError(absl::StrCat(
+        "calibration file ", file, " does not exist or is not a file"));
+  }
+  if (fs::file_size(options.file, ec) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("calibration file ", file, " is empty"));
+  }
+  runtime::ModelOptions model_options;
+  model_options.threads = options.threads;
+  ASSIGN_OR_RETURN(std::unique_ptr<runtime::Model> model,
+                   runtime::Model::Open(package_dir, model_options));
+  const ModelConfig& config = model->config();
+  const int64_t needed = MinCalibrationTokens(config);
+
+  std::unique_ptr<tok::TokenizerTextCodec> codec;
+  if (model->package().has_tokenizer()) {
+    ASSIGN_OR_RETURN(codec, tok::TokenizerTextCodec::Load(package_dir));
+  }
+  runtime::EvalInputOptions input_options;
+  input_options.window_tokens = std::max<int64_t>(
+      1, std::min(options.window_tokens, config.max_positions > 1
+                                             ? config.max_positions - 1
+                                             : options.window_tokens));
+  if (config.add_bos && config.bos_id.has_value()) {
+    input_options.bos_id = static_cast<int32_t>(*config.bos_id);
+  }
+  input_options.codec = codec.get();
+  absl::StatusOr<runtime::EvalSet> set =
+      runtime::LoadEvalSet(options.file, input_options);
+  int64_t available = 0;
+  if (set.ok()) {
+    for (const auto& w : set->windows)
+      available += static_cast<int64_t>(w.size());
+  } else if (!absl::IsInvalidArgument(set.status())) {
+    return set.status();
+  }
+  if (available < needed) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "calibration file ", file, " holds ", available,
+        " tokens; calibrating this model needs at least ", needed,
+        " (its widest Linear input has ",
+        std::max({config.hidden_size, config.q_dim(), config.ffn_size}),
+        " channels)"));
+  }
+  const int64_t per_window = static_cast<int64_t>(set->windows[0].size());
+  const int64_t want = std::max<int64_t>(
+      kMinWindows,
+      (std::max(options.max_tokens, needed) + per_window - 1) / per_window);
+  const std::vector<size_t> picked =
+      SpreadWindows(set->windows.size(), static_cast<size_t>(want));
+
+  // One accumulator per distinct Linear input of every layer.
+  std::map<std::pair<int64_t, LinearInput>, std::unique_ptr<quant::InputStats>>
+      acc;
+  const runtime::LinearInputObserver observer =
+      [&](int64_t layer, LinearInput input, const float* x, int64_t tokens,
+          int64_t cols) {
+        auto& slot = acc[{layer, input}];
+        if (slot == nullptr) {
+          slot =
+              std::make_unique<quant::InputStats>(cols, options.with_hessian);
+        }
+        slot->Add(x, tokens);
+      };
+  size_t longest = 0;
+  for (size_t i : picked) longest = std::max(longest, set->windows[i].size());
+  runtime::Session session(*model, static_cast<int64_t>(longest));
+  session.set_linear_input_observer(&observer);
+  std::vector<float> logits;
+  CalibrationData data;
+  for (size_t i : picked) {
+    session.Reset();
+    const std::vector<int32_t>& w = set->windows[i];
+    // All rows, so the output projection's input is observed at every
+    // position like every other Linear's.
+    RETURN_IF_ERROR(session.Forward(w, runtime::LogitsRows::kAll, &logits));
+    data.tokens_ += static_cast<int64_t>(w.size());
+    ++data.windows_;
+  }
+  for (auto& [key, stats] : acc) {
+    quant::Calibration& c = data.stats_[key];
+    c.importance = stats->Importance();
+    c.hessian = stats->Hessian();
+  }
+  return data;
+}
+
+}  // namespace llmpack::quantize
