@@ -3,7 +3,8 @@
 // weights the reconstruction error) and, when asked for, the second-moment
 // matrix E[x x^T] (the Hessian of the layer's output error, used by GPTQ).
 //
-// Thread safety: not thread-safe; one accumulator per matrix input.
+// Thread safety: not thread-safe (Add uses its own threads internally);
+// one accumulator per matrix input.
 #ifndef LLMPACK_QUANT_INPUT_STATS_H_
 #define LLMPACK_QUANT_INPUT_STATS_H_
 
@@ -15,8 +16,9 @@ namespace llmpack::quant {
 class InputStats {
  public:
   // `with_hessian`: also accumulate the cols x cols second moments (cols^2
-  // doubles of memory, tokens * cols^2 / 2 multiply-adds).
-  InputStats(int64_t cols, bool with_hessian);
+  // doubles of memory, tokens * cols^2 / 2 multiply-adds, split over
+  // `threads` threads).
+  InputStats(int64_t cols, bool with_hessian, int threads = 1);
 
   // Adds `tokens` rows of x ([tokens, cols], row-major).
   void Add(const float* x, int64_t tokens);
@@ -32,6 +34,7 @@ class InputStats {
 
  private:
   int64_t cols_;
+  int threads_;
   int64_t tokens_ = 0;
   std::vector<double> sum_sq_;
   std::vector<double> hessian_;  // upper triangle accumulated

@@ -115,6 +115,13 @@ absl::Status QuantizeMatrix(const float* w, int64_t rows,
   if (NeedsCalibration(options.method)) {
     if (absl::Status s = CheckCalibration(layout, options); !s.ok()) return s;
   }
+  for (int64_t i = 0; i < rows * layout.cols; ++i) {
+    if (!std::isfinite(w[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("non-finite weight ", w[i], " at row ", i / layout.cols,
+                       ", column ", i % layout.cols));
+    }
+  }
   const int threads = std::max(1, options.threads);
   switch (options.method) {
     case Method::kRtn:

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "llmpack/file_util.h"
 #include "llmpack/package_layout.h"
 #include "llmpack/status_macros.h"
 #include "quant/input_stats.h"
@@ -52,6 +53,58 @@ std::vector<size_t> SpreadWindows(size_t available, size_t count) {
   }
   for (size_t i = 0; i < count; ++i) picked.push_back(i * available / count);
   return picked;
+}
+
+// Bytes of text sampled per calibration window: far more than any
+// tokenizer needs for one window (English BPE averages 3-5 bytes per token,
+// CJK text up to ~6), so every sampled piece fills its window.
+constexpr int64_t kSampleBytesPerToken = 16;
+
+// Calibration windows from `path`. A text file larger than the windows need
+// is sampled: `want` line-aligned pieces at evenly spaced offsets, each
+// tokenized on its own, so a large corpus costs only the tokens used. Other
+// inputs (small text, token ids, windows JSON) are cut like evaluation
+// input (runtime::LoadEvalSet).
+absl::StatusOr<std::vector<std::vector<int32_t>>> LoadWindows(
+    const fs::path& path, const runtime::EvalInputOptions& options,
+    size_t want) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  const size_t piece_bytes =
+      static_cast<size_t>(options.window_tokens * kSampleBytesPerToken);
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  const bool ids_or_json =
+      first == std::string::npos || text[first] == '{' ||
+      text.find_first_not_of("0123456789 \t\r\n,") == std::string::npos;
+  if (ids_or_json || options.codec == nullptr ||
+      text.size() <= want * piece_bytes) {
+    ASSIGN_OR_RETURN(runtime::EvalSet set, runtime::LoadEvalSet(path, options));
+    return std::move(set.windows);
+  }
+  std::vector<std::vector<int32_t>> windows;
+  for (size_t k = 0; k < want; ++k) {
+    size_t begin = k * (text.size() - piece_bytes) / want;
+    if (begin > 0) {
+      const size_t line = text.find('\n', begin);
+      if (line == std::string::npos) break;
+      begin = line + 1;
+    }
+    size_t end = std::min(text.size(), begin + piece_bytes);
+    const size_t last_line = text.rfind('\n', end);
+    if (end < text.size() && last_line != std::string::npos &&
+        last_line > begin) {
+      end = last_line;
+    }
+    ASSIGN_OR_RETURN(std::vector<int32_t> ids,
+                     options.codec->Encode(text.substr(begin, end - begin),
+                                           /*add_special=*/false));
+    std::vector<int32_t> window;
+    if (options.bos_id.has_value()) window.push_back(*options.bos_id);
+    const size_t n =
+        std::min(ids.size(), static_cast<size_t>(options.window_tokens));
+    window.insert(window.end(), ids.begin(), ids.begin() + n);
+    if (window.size() >= 2) windows.push_back(std::move(window));
+  }
+  return windows;
 }
 
 }  // namespace
@@ -102,14 +155,21 @@ absl::StatusOr<CalibrationData> Calibrate(const fs::path& package_dir,
     input_options.bos_id = static_cast<int32_t>(*config.bos_id);
   }
   input_options.codec = codec.get();
-  absl::StatusOr<runtime::EvalSet> set =
-      runtime::LoadEvalSet(options.file, input_options);
+  // Windows wanted: enough for max_tokens (and the minimum), at least
+  // kMinWindows.
+  const int64_t per_window =
+      input_options.window_tokens + (input_options.bos_id ? 1 : 0);
+  const int64_t want = std::max<int64_t>(
+      kMinWindows,
+      (std::max(options.max_tokens, needed) + per_window - 1) / per_window);
+  absl::StatusOr<std::vector<std::vector<int32_t>>> windows =
+      LoadWindows(options.file, input_options, static_cast<size_t>(want));
+  if (!windows.ok() && !absl::IsInvalidArgument(windows.status())) {
+    return windows.status();
+  }
   int64_t available = 0;
-  if (set.ok()) {
-    for (const auto& w : set->windows)
-      available += static_cast<int64_t>(w.size());
-  } else if (!absl::IsInvalidArgument(set.status())) {
-    return set.status();
+  if (windows.ok()) {
+    for (const auto& w : *windows) available += static_cast<int64_t>(w.size());
   }
   if (available < needed) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -117,14 +177,12 @@ absl::StatusOr<CalibrationData> Calibrate(const fs::path& package_dir,
         " tokens; calibrating this model needs at least ", needed,
         " (its widest Linear input has ",
         std::max({config.hidden_size, config.q_dim(), config.ffn_size}),
-        " channels)"));
+        " channels)",
+        windows.ok() ? "" : absl::StrCat(": ", windows.status().message())));
   }
-  const int64_t per_window = static_cast<int64_t>(set->windows[0].size());
-  const int64_t want = std::max<int64_t>(
-      kMinWindows,
-      (std::max(options.max_tokens, needed) + per_window - 1) / per_window);
   const std::vector<size_t> picked =
-      SpreadWindows(set->windows.size(), static_cast<size_t>(want));
+      SpreadWindows(windows->size(), static_cast<size_t>(want));
+  const std::vector<std::vector<int32_t>>& all = *windows;
 
   // One accumulator per distinct Linear input of every layer.
   std::map<std::pair<int64_t, LinearInput>, std::unique_ptr<quant::InputStats>>
@@ -134,20 +192,20 @@ absl::StatusOr<CalibrationData> Calibrate(const fs::path& package_dir,
           int64_t cols) {
         auto& slot = acc[{layer, input}];
         if (slot == nullptr) {
-          slot =
-              std::make_unique<quant::InputStats>(cols, options.with_hessian);
+          slot = std::make_unique<quant::InputStats>(cols, options.with_hessian,
+                                                     options.threads);
         }
         slot->Add(x, tokens);
       };
   size_t longest = 0;
-  for (size_t i : picked) longest = std::max(longest, set->windows[i].size());
+  for (size_t i : picked) longest = std::max(longest, all[i].size());
   runtime::Session session(*model, static_cast<int64_t>(longest));
   session.set_linear_input_observer(&observer);
   std::vector<float> logits;
   CalibrationData data;
   for (size_t i : picked) {
     session.Reset();
-    const std::vector<int32_t>& w = set->windows[i];
+    const std::vector<int32_t>& w = all[i];
     // All rows, so the output projection's input is observed at every
     // position like every other Linear's.
     RETURN_IF_ERROR(session.Forward(w, runtime::LogitsRows::kAll, &logits));
