@@ -49,8 +49,10 @@ int main(int argc, char** argv) {
                  "group size along each row: 32, 64, 128 or row "
                  "(default 32 for int4, 128 for int8)");
   auto* fs = app.add_flag("--sym", sym, "symmetric: no zero points");
-  auto* fa = app.add_flag("--asym", asym,
-                          "asymmetric: a zero point per group (default)");
+  auto* fa =
+      app.add_flag("--asym", asym,
+                   "asymmetric: a zero point per group (default for int4; int8 "
+                   "defaults to --sym)");
   fs->excludes(fa);
   app.add_option("--scale-dtype", scale, "dtype of the group scales")
       ->check(CLI::IsMember({"f16", "bf16"}))
@@ -104,7 +106,7 @@ int main(int argc, char** argv) {
     }
     o.group_size = g;
   }
-  o.zero_point = !sym;
+  if (sym || asym) o.zero_point = asym;
   o.scale_dtype =
       scale == "bf16" ? llmpack::DType::kBF16 : llmpack::DType::kF16;
   if (!lm.empty()) o.lm = ParseTarget(lm);

@@ -55,6 +55,11 @@ std::vector<size_t> SpreadWindows(size_t available, size_t count) {
   return picked;
 }
 
+// Most memory the input Hessians of one calibration may take: all layers'
+// statistics are gathered in one pass over the calibration text, so GPTQ is
+// meant for models up to a few hundred million parameters.
+constexpr int64_t kMaxHessianBytes = int64_t{4} << 30;
+
 // Bytes of text sampled per calibration window: far more than any
 // tokenizer needs for one window (English BPE averages 3-5 bytes per token,
 // CJK text up to ~6), so every sampled piece fills its window.
@@ -184,6 +189,22 @@ absl::StatusOr<CalibrationData> Calibrate(const fs::path& package_dir,
       SpreadWindows(windows->size(), static_cast<size_t>(want));
   const std::vector<std::vector<int32_t>>& all = *windows;
 
+  if (options.with_hessian) {
+    // Every Linear input's second moments are held until quantization:
+    // a double total and a float scratch per entry.
+    const int64_t per_layer = 2 * config.hidden_size * config.hidden_size +
+                              config.q_dim() * config.q_dim() +
+                              config.ffn_size * config.ffn_size;
+    const int64_t bytes = (config.num_layers * per_layer +
+                           config.hidden_size * config.hidden_size) *
+                          (sizeof(double) + sizeof(float));
+    if (bytes > kMaxHessianBytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "GPTQ calibration of this model needs ", bytes >> 20,
+          " MiB of input Hessians (limit ", kMaxHessianBytes >> 20,
+          " MiB); use --method weighted (per-channel statistics only)"));
+    }
+  }
   // One accumulator per distinct Linear input of every layer.
   std::map<std::pair<int64_t, LinearInput>, std::unique_ptr<quant::InputStats>>
       acc;

@@ -65,7 +65,7 @@ absl::StatusOr<Plan> MakePlan(const QuantizeOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat(
         "scale dtype must be f16 or bf16, found ", DTypeName(o.scale_dtype)));
   }
-  p.zero_point = o.zero_point;
+  p.zero_point = o.zero_point.value_or(o.dtype == DType::kQ4);
   p.scale_dtype = o.scale_dtype;
   if (o.method == "auto") {
     p.method = o.calibration_file.empty() ? quant::Method::kSearch

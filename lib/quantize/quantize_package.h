@@ -38,7 +38,10 @@ struct QuantizeOptions {
   // 32, 64, 128 or kPerRowGroup; nullopt: 32 for q4, 128 for q8. A group
   // wider than a tensor's rows becomes per-row for that tensor.
   std::optional<int64_t> group_size;
-  bool zero_point = true;  // --asym (default) / --sym
+  // Zero points (--asym) or not (--sym); nullopt: asymmetric for q4 (the
+  // 4-bit zero point buys a whole code of range for 0.125 bits/weight),
+  // symmetric for q8 (256 levels leave nothing for a zero point to win).
+  std::optional<bool> zero_point;
   DType scale_dtype = DType::kF16;
   // "rtn", "search", "weighted", "gptq" or "auto" (gptq with a calibration
   // file, search without).
