@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "llmpack/file_util.h"
+#include "llmpack/manifest.h"
 #include "llmpack/package_layout.h"
 #include "llmpack/status_macros.h"
 #include "quant/input_stats.h"
@@ -54,11 +55,6 @@ std::vector<size_t> SpreadWindows(size_t available, size_t count) {
   for (size_t i = 0; i < count; ++i) picked.push_back(i * available / count);
   return picked;
 }
-
-// Most memory the input Hessians of one calibration may take: all layers'
-// statistics are gathered in one pass over the calibration text, so GPTQ is
-// meant for models up to a few hundred million parameters.
-constexpr int64_t kMaxHessianBytes = int64_t{4} << 30;
 
 // Bytes of text sampled per calibration window: far more than any
 // tokenizer needs for one window (English BPE averages 3-5 bytes per token,
@@ -123,13 +119,13 @@ int64_t MinCalibrationTokens(const ModelConfig& config) {
 const quant::Calibration* CalibrationData::For(
     int64_t layer, const std::string& tensor) const {
   LinearInput input;
-  if (!InputOf(tensor, &input)) return nullptr;
-  auto it = stats_.find({layer, input});
+  if (layer != layer_ || !InputOf(tensor, &input)) return nullptr;
+  auto it = stats_.find(input);
   return it == stats_.end() ? nullptr : &it->second;
 }
 
-absl::StatusOr<CalibrationData> Calibrate(const fs::path& package_dir,
-                                          const CalibrationOptions& options) {
+absl::StatusOr<CalibrationSet> LoadCalibration(
+    const fs::path& package_dir, const CalibrationOptions& options) {
   const std::string file = options.file.string();
   std::error_code ec;
   if (!fs::is_regular_file(options.file, ec)) {
@@ -140,15 +136,11 @@ absl::StatusOr<CalibrationData> Calibrate(const fs::path& package_dir,
     return absl::InvalidArgumentError(
         absl::StrCat("calibration file ", file, " is empty"));
   }
-  runtime::ModelOptions model_options;
-  model_options.threads = options.threads;
-  ASSIGN_OR_RETURN(std::unique_ptr<runtime::Model> model,
-                   runtime::Model::Open(package_dir, model_options));
-  const ModelConfig& config = model->config();
+  ASSIGN_OR_RETURN(const Manifest manifest, ReadManifest(package_dir));
+  const ModelConfig& config = manifest.config;
   const int64_t needed = MinCalibrationTokens(config);
-
   std::unique_ptr<tok::TokenizerTextCodec> codec;
-  if (model->package().has_tokenizer()) {
+  if (manifest.FindFile(kTokenizerFile) != nullptr) {
     ASSIGN_OR_RETURN(codec, tok::TokenizerTextCodec::Load(package_dir));
   }
   runtime::EvalInputOptions input_options;
@@ -185,56 +177,55 @@ absl::StatusOr<CalibrationData> Calibrate(const fs::path& package_dir,
         " channels)",
         windows.ok() ? "" : absl::StrCat(": ", windows.status().message())));
   }
-  const std::vector<size_t> picked =
-      SpreadWindows(windows->size(), static_cast<size_t>(want));
-  const std::vector<std::vector<int32_t>>& all = *windows;
-
-  if (options.with_hessian) {
-    // Every Linear input's second moments are held until quantization:
-    // a double total and a float scratch per entry.
-    const int64_t per_layer = 2 * config.hidden_size * config.hidden_size +
-                              config.q_dim() * config.q_dim() +
-                              config.ffn_size * config.ffn_size;
-    const int64_t bytes = (config.num_layers * per_layer +
-                           config.hidden_size * config.hidden_size) *
-                          (sizeof(double) + sizeof(float));
-    if (bytes > kMaxHessianBytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "GPTQ calibration of this model needs ", bytes >> 20,
-          " MiB of input Hessians (limit ", kMaxHessianBytes >> 20,
-          " MiB); use --method weighted (per-channel statistics only)"));
-    }
+  CalibrationSet set;
+  for (size_t i : SpreadWindows(windows->size(), static_cast<size_t>(want))) {
+    set.tokens += static_cast<int64_t>((*windows)[i].size());
+    set.windows.push_back(std::move((*windows)[i]));
   }
-  // One accumulator per distinct Linear input of every layer.
-  std::map<std::pair<int64_t, LinearInput>, std::unique_ptr<quant::InputStats>>
-      acc;
+  return set;
+}
+
+absl::StatusOr<CalibrationData> CollectStatistics(
+    const fs::path& package_dir, const CalibrationSet& set, int64_t layer,
+    bool with_hessian, int threads) {
+  runtime::ModelOptions model_options;
+  model_options.threads = threads;
+  // The caller's working packages are written by this process; the input
+  // package was verified before calibration began.
+  model_options.verify_checksums = false;
+  ASSIGN_OR_RETURN(std::unique_ptr<runtime::Model> model,
+                   runtime::Model::Open(package_dir, model_options));
+  const int64_t num_layers = model->config().num_layers;
+  std::map<LinearInput, std::unique_ptr<quant::InputStats>> acc;
   const runtime::LinearInputObserver observer =
-      [&](int64_t layer, LinearInput input, const float* x, int64_t tokens,
+      [&](int64_t at, LinearInput input, const float* x, int64_t tokens,
           int64_t cols) {
-        auto& slot = acc[{layer, input}];
+        if (at != layer) return;
+        auto& slot = acc[input];
         if (slot == nullptr) {
-          slot = std::make_unique<quant::InputStats>(cols, options.with_hessian,
-                                                     options.threads);
+          slot = std::make_unique<quant::InputStats>(cols, with_hessian,
+                                                     threads);
         }
         slot->Add(x, tokens);
       };
   size_t longest = 0;
-  for (size_t i : picked) longest = std::max(longest, all[i].size());
+  for (const auto& w : set.windows) longest = std::max(longest, w.size());
   runtime::Session session(*model, static_cast<int64_t>(longest));
   session.set_linear_input_observer(&observer);
+  // The output projection's input exists only when logits are computed:
+  // all rows then, so it is observed at every position like the others.
+  const runtime::LogitsRows rows = layer == num_layers
+                                       ? runtime::LogitsRows::kAll
+                                       : runtime::LogitsRows::kNone;
   std::vector<float> logits;
-  CalibrationData data;
-  for (size_t i : picked) {
+  for (const auto& w : set.windows) {
     session.Reset();
-    const std::vector<int32_t>& w = all[i];
-    // All rows, so the output projection's input is observed at every
-    // position like every other Linear's.
-    RETURN_IF_ERROR(session.Forward(w, runtime::LogitsRows::kAll, &logits));
-    data.tokens_ += static_cast<int64_t>(w.size());
-    ++data.windows_;
+    RETURN_IF_ERROR(session.Forward(w, rows, &logits));
   }
-  for (auto& [key, stats] : acc) {
-    quant::Calibration& c = data.stats_[key];
+  CalibrationData data;
+  data.layer_ = layer;
+  for (auto& [input, stats] : acc) {
+    quant::Calibration& c = data.stats_[input];
     c.importance = stats->Importance();
     c.hessian = stats->Hessian();
   }

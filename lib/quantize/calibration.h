@@ -1,7 +1,9 @@
 // Calibration for llmquant: runs the runtime's forward pass over calibration
-// text (tokenized with the package's own tokenizer) and records, for every
-// Linear input, the activation statistics the calibrated methods need
-// (quant::InputStats: per-channel mean x^2 and optionally E[x x^T]).
+// text (tokenized with the package's own tokenizer) and records, for the
+// Linear inputs of one layer at a time, the activation statistics the
+// calibrated methods need (quant::InputStats: per-channel mean x^2 and
+// optionally E[x x^T]). One layer per pass lets the quantizer calibrate
+// layer l on a model whose layers before l are already quantized.
 //
 // Calibration text must be training-like text, never evaluation text: the
 // caller chooses the file; nothing here looks at evaluation data.
@@ -16,6 +18,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "llmpack/model_config.h"
@@ -29,39 +32,54 @@ struct CalibrationOptions {
   // Tokens per window (BOS added when the tokenizer adds one); capped at
   // the model's max_position_embeddings.
   int64_t window_tokens = 256;
-  // At most this many tokens are used, as windows spread evenly over the
-  // whole file so every part of it contributes.
+  // At most about this many tokens are used, as windows spread evenly over
+  // the whole file so every part of it contributes.
   int64_t max_tokens = 8192;
-  bool with_hessian = false;  // GPTQ needs E[x x^T]
-  int threads = 0;            // forward pass threads (<= 0: all)
 };
 
 // Tokens a calibration needs at least for `config`: enough that the second
 // moments of the widest Linear input (the MLP width) can have full rank, and
-// never fewer than four windows' worth.
+// never fewer than 1024.
 int64_t MinCalibrationTokens(const ModelConfig& config);
 
+// Calibration windows (token ids, BOS first when the model adds one).
+struct CalibrationSet {
+  std::vector<std::vector<int32_t>> windows;
+  int64_t tokens = 0;
+};
+
+// Reads and tokenizes the calibration file with the tokenizer of the
+// package at `package_dir`. Fails, naming the file, when it is missing,
+// empty, or holds fewer than MinCalibrationTokens tokens (the message says
+// how many are needed).
+absl::StatusOr<CalibrationSet> LoadCalibration(
+    const std::filesystem::path& package_dir,
+    const CalibrationOptions& options);
+
+// The statistics of the Linear inputs of one layer (layer == num_layers:
+// the output projection's input).
 class CalibrationData {
  public:
   // Statistics for the input of `tensor` ("self_attn.q_proj.weight", ...,
-  // or "lm_head.weight" with layer == num_layers); nullptr if unknown.
-  const quant::Calibration* For(int64_t layer, const std::string& tensor) const;
-  int64_t tokens() const { return tokens_; }
-  int64_t windows() const { return windows_; }
+  // or "lm_head.weight" with layer == num_layers); nullptr if another layer
+  // or not a Linear.
+  const quant::Calibration* For(int64_t layer,
+                                const std::string& tensor) const;
 
  private:
-  friend absl::StatusOr<CalibrationData> Calibrate(const std::filesystem::path&,
-                                                   const CalibrationOptions&);
-  std::map<std::pair<int64_t, runtime::LinearInput>, quant::Calibration> stats_;
-  int64_t tokens_ = 0;
-  int64_t windows_ = 0;
+  friend absl::StatusOr<CalibrationData> CollectStatistics(
+      const std::filesystem::path&, const CalibrationSet&, int64_t, bool,
+      int);
+  int64_t layer_ = -1;
+  std::map<runtime::LinearInput, quant::Calibration> stats_;
 };
 
-// Fails (naming the file) when the file is missing, empty, or holds fewer
-// than MinCalibrationTokens tokens (the message says how many are needed).
-absl::StatusOr<CalibrationData> Calibrate(
-    const std::filesystem::path& package_dir,
-    const CalibrationOptions& options);
+// Runs every calibration window through the float package at `package_dir`
+// and gathers the statistics of `layer`'s Linear inputs (`with_hessian`:
+// also E[x x^T], for GPTQ). Memory: one layer's statistics.
+absl::StatusOr<CalibrationData> CollectStatistics(
+    const std::filesystem::path& package_dir, const CalibrationSet& set,
+    int64_t layer, bool with_hessian, int threads);
 
 }  // namespace llmpack::quantize
 

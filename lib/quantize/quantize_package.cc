@@ -18,6 +18,7 @@
 #include "quant/methods.h"
 #include "quant/tensor_f32.h"
 #include "quantize/calibration.h"
+#include "quantize/working_package.h"
 
 namespace llmpack::quantize {
 namespace fs = std::filesystem;
@@ -333,21 +334,22 @@ absl::StatusOr<QuantizeResult> QuantizePackage(const QuantizeOptions& o) {
   }
 
   QuantizeResult result;
-  std::optional<CalibrationData> calibration;
+  std::optional<CalibrationSet> calibration;
   if (!o.calibration_file.empty()) {
-    const auto calib_start = std::chrono::steady_clock::now();
     CalibrationOptions co;
     co.file = o.calibration_file;
     co.max_tokens = o.calibration_tokens;
-    co.with_hessian = quant::NeedsHessian(plan.method);
-    co.threads = plan.threads;
-    ASSIGN_OR_RETURN(calibration, Calibrate(o.input_dir, co));
-    result.calibration_tokens = calibration->tokens();
-    result.calibration_seconds = SecondsSince(calib_start);
+    ASSIGN_OR_RETURN(calibration, LoadCalibration(o.input_dir, co));
+    result.calibration_tokens = calibration->tokens;
   }
 
   ASSIGN_OR_RETURN(StagingDirectory staging,
                    StagingDirectory::Create(o.output_dir, o.force));
+  std::optional<WorkingPackage> work;
+  if (calibration.has_value()) {
+    ASSIGN_OR_RETURN(work,
+                     WorkingPackage::Create(o.input_dir, input, o.output_dir));
+  }
   Manifest manifest = input;
   manifest.tool_version = kToolVersion;
   manifest.weights_dtype = DTypeName(plan.dtype);
@@ -358,9 +360,6 @@ absl::StatusOr<QuantizeResult> QuantizePackage(const QuantizeOptions& o) {
     if (const ManifestFile* m = input.FindFile(f.file_name)) total += m->size;
   }
   ProgressLine progress("llmquant", total, o.show_progress);
-  const Run run{
-      o,       plan, input.config, input, calibration ? &*calibration : nullptr,
-      progress};
   // Tokenizer and other non-tensor files first, byte for byte.
   for (const ManifestFile& f : input.files) {
     bool tensor_file = false;
@@ -375,10 +374,39 @@ absl::StatusOr<QuantizeResult> QuantizePackage(const QuantizeOptions& o) {
     }
     manifest.files.push_back(f);
   }
+  // Sequential calibration: the statistics of each block (and of the output
+  // projection) come from a pass over the calibration windows through a
+  // model whose earlier files are already quantized, so each layer is fitted
+  // to the inputs it will see; only one layer's statistics are in memory.
   for (const ExpectedFile& file : files) {
+    std::optional<CalibrationData> stats;
+    const bool has_linears = file.kind == format::FileKind::kBlock ||
+                             (file.kind == format::FileKind::kLm &&
+                              plan.lm != TensorTarget::kKeep);
+    if (work.has_value() && has_linears) {
+      const auto calib_start = std::chrono::steady_clock::now();
+      const int64_t layer = file.kind == format::FileKind::kBlock
+                                ? file.block_index
+                                : input.config.num_layers;
+      ASSIGN_OR_RETURN(stats, CollectStatistics(
+                                  work->dir(), *calibration, layer,
+                                  quant::NeedsHessian(plan.method),
+                                  plan.threads));
+      result.calibration_seconds += SecondsSince(calib_start);
+    }
+    const Run run{o,     plan,
+                  input.config, input,
+                  stats ? &*stats : nullptr, progress};
+    const size_t reported = result.tensors.size();
     ASSIGN_OR_RETURN(ManifestFile written,
                      WriteFile(run, file, staging.path(), &result.tensors));
     manifest.files.push_back(std::move(written));
+    if (work.has_value() && file.kind != format::FileKind::kLm &&
+        result.tensors.size() > reported) {
+      RETURN_IF_ERROR(work->Replace(file.file_name,
+                                    staging.path() / file.file_name,
+                                    file.kind));
+    }
   }
   progress.Finish();
   for (const TensorReport& t : result.tensors) {
