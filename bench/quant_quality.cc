@@ -15,13 +15,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "llmpack/checksum.h"
 #include "llmpack/file_util.h"
 #include "llmpack/manifest.h"
 #include "llmpack/package_layout.h"
 #include "llmpack/status_macros.h"
 #include "llmpack/tensor_file.h"
 #include "quant/tensor_f32.h"
+#include "quantize/working_package.h"
 #include "runtime/eval.h"
 #include "runtime/model.h"
 
@@ -35,7 +35,8 @@ struct Bits {
   uint64_t bytes = 0;
 };
 
-// Writes `src` with every tensor widened/dequantized to f32 into `dst`.
+// Writes `src` with every tensor widened/dequantized to f32 into `dst` and
+// counts the quantized tensors' weights and bytes.
 absl::Status Dequantize(const fs::path& src, const fs::path& dst, Bits* bits) {
   ASSIGN_OR_RETURN(lp::Manifest m, lp::ReadManifest(src));
   fs::remove_all(dst);
@@ -44,28 +45,17 @@ absl::Status Dequantize(const fs::path& src, const fs::path& dst, Bits* bits) {
   for (const lp::ExpectedFile& f : lp::ExpectedPackageFiles(m.config)) {
     ASSIGN_OR_RETURN(lp::TensorFileReader r,
                      lp::TensorFileReader::Open(src / f.file_name, f.kind));
-    std::vector<lp::TensorSpec> specs;
-    std::vector<std::vector<float>> data;
     for (const lp::TensorInfo& t : r.tensors()) {
-      ASSIGN_OR_RETURN(std::vector<float> v, lp::quant::ReadTensorAsF32(r, t));
-      if (lp::quant::IsQuantizedTensor(t)) {
-        bits->weights += static_cast<uint64_t>(t.num_elements());
-        bits->bytes += t.size_bytes;
-      }
-      specs.push_back({t.name, lp::DType::kF32, t.shape, v.size() * 4});
-      data.push_back(std::move(v));
+      if (!lp::quant::IsQuantizedTensor(t)) continue;
+      bits->weights += static_cast<uint64_t>(t.num_elements());
+      bits->bytes += t.size_bytes;
     }
-    ASSIGN_OR_RETURN(auto w,
-                     lp::TensorFileWriter::Create(dst / f.file_name, f.kind,
-                                                  f.block_index, specs));
-    for (const auto& v : data) {
-      RETURN_IF_ERROR(w->Append(
-          {reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4}));
-    }
-    ASSIGN_OR_RETURN(uint64_t size, w->Finish());
-    ASSIGN_OR_RETURN(uint64_t sum, lp::ChecksumFile(dst / f.file_name));
     const lp::ManifestFile* old = m.FindFile(f.file_name);
-    files.push_back({f.file_name, old ? old->role : "block", size, sum});
+    ASSIGN_OR_RETURN(lp::ManifestFile written,
+                     lp::quantize::WriteDequantizedFile(
+                         src / f.file_name, dst / f.file_name, f.kind,
+                         f.file_name, old ? old->role : ""));
+    files.push_back(std::move(written));
   }
   for (const lp::ManifestFile& f : m.files) {
     if (fs::exists(dst / f.name)) continue;

@@ -246,6 +246,10 @@ TEST(QuantizeFixtureTest, TrainedLlamaGptqWithCalibrationText) {
     EXPECT_EQ(t.method, "gptq") << t.name;
     EXPECT_GT(t.rel_weighted, 0.0) << t.name;
   }
+  // The sequential calibration's working copy (hard links to the input) is
+  // gone, and writing through it never touched the input package.
+  EXPECT_EQ(Entries(tmp.path()), (std::set<std::string>{"calib.txt", "q4"}));
+  EXPECT_TRUE(VerifyPackageFiles(o.input_dir, *in, true).ok());
 }
 
 }  // namespace
