@@ -121,11 +121,10 @@ struct Run {
 };
 
 // The method a tensor gets: calibrated methods need statistics, which the
-// embedding (a lookup, not a Linear) never has.
+// embedding (a lookup, not a Linear) never has; it gets the data-free search.
 quant::Method MethodFor(const Run& run, const quant::Calibration* cal) {
   if (quant::NeedsCalibration(run.plan.method) && cal == nullptr) {
-    return run.plan.method == quant::Method::kRtn ? quant::Method::kRtn
-                                                  : quant::Method::kSearch;
+    return quant::Method::kSearch;
   }
   return run.plan.method;
 }
@@ -380,32 +379,30 @@ absl::StatusOr<QuantizeResult> QuantizePackage(const QuantizeOptions& o) {
   // to the inputs it will see; only one layer's statistics are in memory.
   for (const ExpectedFile& file : files) {
     std::optional<CalibrationData> stats;
-    const bool has_linears = file.kind == format::FileKind::kBlock ||
-                             (file.kind == format::FileKind::kLm &&
-                              plan.lm != TensorTarget::kKeep);
+    const bool has_linears =
+        file.kind == format::FileKind::kBlock ||
+        (file.kind == format::FileKind::kLm && plan.lm != TensorTarget::kKeep);
     if (work.has_value() && has_linears) {
       const auto calib_start = std::chrono::steady_clock::now();
       const int64_t layer = file.kind == format::FileKind::kBlock
                                 ? file.block_index
                                 : input.config.num_layers;
-      ASSIGN_OR_RETURN(stats, CollectStatistics(
-                                  work->dir(), *calibration, layer,
-                                  quant::NeedsHessian(plan.method),
-                                  plan.threads));
+      ASSIGN_OR_RETURN(
+          stats,
+          CollectStatistics(work->dir(), *calibration, layer,
+                            quant::NeedsHessian(plan.method), plan.threads));
       result.calibration_seconds += SecondsSince(calib_start);
     }
-    const Run run{o,     plan,
-                  input.config, input,
-                  stats ? &*stats : nullptr, progress};
+    const Run run{o,       plan, input.config, input, stats ? &*stats : nullptr,
+                  progress};
     const size_t reported = result.tensors.size();
     ASSIGN_OR_RETURN(ManifestFile written,
                      WriteFile(run, file, staging.path(), &result.tensors));
     manifest.files.push_back(std::move(written));
     if (work.has_value() && file.kind != format::FileKind::kLm &&
         result.tensors.size() > reported) {
-      RETURN_IF_ERROR(work->Replace(file.file_name,
-                                    staging.path() / file.file_name,
-                                    file.kind));
+      RETURN_IF_ERROR(work->Replace(
+          file.file_name, staging.path() / file.file_name, file.kind));
     }
   }
   progress.Finish();
