@@ -156,6 +156,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
                xn_.data() + t * h);
   }
   // q: [n, heads * head_dim], k and v: [n, kv_heads * head_dim]
+  ObserveInput(layer, LinearInput::kAttention, xn_.data(), n, h);
   Linear(xn_.data(), n, w.q, q_.data());
   Linear(xn_.data(), n, w.k, k_.data());
   Linear(xn_.data(), n, w.v, v_.data());
@@ -217,6 +218,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
     }
   });
   // x: [n, hidden] += att: [n, heads * head_dim] . o^T
+  ObserveInput(layer, LinearInput::kAttentionOutput, att_.data(), n, qd);
   Linear(att_.data(), n, w.o, tmp_.data());
   k.axpy(1.0f, tmp_.data(), x_.data(), n * h);
 
@@ -225,9 +227,11 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
     k.rms_norm(x_.data() + t * h, w.post_attention_norm.data(), h, eps,
                xn_.data() + t * h);
   }
+  ObserveInput(layer, LinearInput::kMlp, xn_.data(), n, h);
   Linear(xn_.data(), n, w.gate, gate_.data());
   Linear(xn_.data(), n, w.up, up_.data());
   k.silu_mul(gate_.data(), up_.data(), n * config_.ffn_size);
+  ObserveInput(layer, LinearInput::kMlpDown, gate_.data(), n, config_.ffn_size);
   Linear(gate_.data(), n, w.down, tmp_.data());
   k.axpy(1.0f, tmp_.data(), x_.data(), n * h);
 }
@@ -275,6 +279,7 @@ absl::Status Session::Forward(absl::Span<const int32_t> tokens, LogitsRows rows,
                static_cast<float>(config_.norm_eps), xn_.data() + t * h);
   }
   logits->resize(static_cast<size_t>(count * config_.vocab_size));
+  ObserveInput(config_.num_layers, LinearInput::kOutput, xn_.data(), count, h);
   Linear(xn_.data(), count, model_.lm_head_, logits->data());
   return absl::OkStatus();
 }

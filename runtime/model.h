@@ -77,6 +77,20 @@ enum class LogitsRows { kNone, kLast, kAll };
 using BlockObserver =
     std::function<void(int64_t layer, const float* hidden, int64_t tokens)>;
 
+// The activation that feeds a group of Linears (q/k/v share one input, as do
+// gate/up): what calibration for quantization observes.
+enum class LinearInput {
+  kAttention,        // normed hidden -> q_proj, k_proj, v_proj
+  kAttentionOutput,  // attention output -> o_proj
+  kMlp,              // normed hidden -> gate_proj, up_proj
+  kMlpDown,          // silu(gate) * up -> down_proj
+  kOutput,           // final normed hidden -> lm_head (layer == num_layers)
+};
+// Called with x [tokens, cols] just before the Linears it feeds run.
+using LinearInputObserver =
+    std::function<void(int64_t layer, LinearInput input, const float* x,
+                       int64_t tokens, int64_t cols)>;
+
 // One sequence: its KV cache and position. Not thread-safe.
 class Session {
  public:
@@ -89,6 +103,11 @@ class Session {
   void Reset() { position_ = 0; }
   // Bytes of KV cache this session holds now.
   uint64_t kv_cache_bytes() const;
+  // Observes every Linear input of later Forward calls (nullptr: none). The
+  // observer must outlive its use.
+  void set_linear_input_observer(const LinearInputObserver* observer) {
+    input_observer_ = observer;
+  }
 
   // Appends `tokens` at positions [position, position + size): the whole
   // batch goes through block 0, then block 1, ... (each block loaded once).
@@ -105,6 +124,11 @@ class Session {
   void Linear(const float* x, int64_t tokens, const WeightMatrix& w,
               float* out);
   absl::Status Embed(absl::Span<const int32_t> tokens);
+  void ObserveInput(int64_t layer, LinearInput input, const float* x,
+                    int64_t tokens, int64_t cols) {
+    if (input_observer_ != nullptr)
+      (*input_observer_)(layer, input, x, tokens, cols);
+  }
 
   Model& model_;
   const ModelConfig& config_;
@@ -116,6 +140,7 @@ class Session {
   std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, gate_, up_;
   std::vector<float> cos_, sin_;
   std::vector<uint8_t> row_bytes_;
+  const LinearInputObserver* input_observer_ = nullptr;
 };
 
 }  // namespace llmpack::runtime
