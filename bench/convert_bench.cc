@@ -7,19 +7,15 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
-#include <vector>
 
 #include "benchmark/benchmark.h"
 #include "commands/convert_command.h"
-#include "nlohmann/json.hpp"
 
 namespace llmpack {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 constexpr int64_t kHidden = 2048, kFfn = 5632, kHeads = 16, kKvHeads = 4,
                   kHeadDim = 128, kVocab = 32000;
@@ -29,74 +25,23 @@ int Layers() {
   return env ? std::atoi(env) : 8;
 }
 
-struct Tensor {
-  std::string name;
-  std::vector<int64_t> shape;
-  uint64_t bytes() const {
-    uint64_t n = 2;
-    for (int64_t d : shape) n *= d;
-    return n;
-  }
-};
-
-// Writes a bf16 Llama checkpoint with pseudo-random weights, streaming.
-void WriteCheckpoint(const fs::path& dir, int layers) {
-  fs::create_directories(dir);
-  std::vector<Tensor> tensors = {
-      {"model.embed_tokens.weight", {kVocab, kHidden}},
-      {"model.norm.weight", {kHidden}},
-      {"lm_head.weight", {kVocab, kHidden}}};
-  for (int l = 0; l < layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    for (auto [n, s] :
-         std::vector<std::pair<std::string, std::vector<int64_t>>>{
-             {"input_layernorm.weight", {kHidden}},
-             {"post_attention_layernorm.weight", {kHidden}},
-             {"self_attn.q_proj.weight", {kHeads * kHeadDim, kHidden}},
-             {"self_attn.k_proj.weight", {kKvHeads * kHeadDim, kHidden}},
-             {"self_attn.v_proj.weight", {kKvHeads * kHeadDim, kHidden}},
-             {"self_attn.o_proj.weight", {kHidden, kHeads * kHeadDim}},
-             {"mlp.gate_proj.weight", {kFfn, kHidden}},
-             {"mlp.up_proj.weight", {kFfn, kHidden}},
-             {"mlp.down_proj.weight", {kHidden, kFfn}}}) {
-      tensors.push_back({p + n, s});
-    }
-  }
-  json header = json::object();
-  uint64_t offset = 0;
-  for (const Tensor& t : tensors) {
-    header[t.name] = {{"dtype", "BF16"},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.bytes()}}};
-    offset += t.bytes();
-  }
-  const std::string h = header.dump();
-  const uint64_t n = h.size();
-  std::ofstream out(dir / "model.safetensors", std::ios::binary);
-  out.write(reinterpret_cast<const char*>(&n), 8);
-  out << h;
-  std::vector<uint16_t> chunk(1 << 20);
-  std::mt19937 rng(1);
-  for (auto& v : chunk) v = 0x3C00 | (rng() & 0x7F);  // small bf16 values
-  for (uint64_t left = offset; left > 0;) {
-    const uint64_t k = std::min<uint64_t>(left, chunk.size() * 2);
-    out.write(reinterpret_cast<const char*>(chunk.data()), k);
-    left -= k;
-  }
-  json config = {{"architectures", {"LlamaForCausalLM"}},
-                 {"hidden_size", kHidden},
-                 {"intermediate_size", kFfn},
-                 {"num_hidden_layers", layers},
-                 {"num_attention_heads", kHeads},
-                 {"num_key_value_heads", kKvHeads},
-                 {"vocab_size", kVocab},
-                 {"rms_norm_eps", 1e-5},
-                 {"rope_theta", 10000.0},
-                 {"torch_dtype", "bfloat16"},
-                 {"max_position_embeddings", 4096},
-                 {"bos_token_id", 1},
-                 {"eos_token_id", 2}};
-  std::ofstream(dir / "config.json") << config.dump();
+// A bf16 Llama checkpoint with pseudo-random weights (llmsynth's generator).
+absl::Status WriteCheckpoint(const fs::path& dir, int layers) {
+  convert::SyntheticOptions o;
+  o.output = dir;
+  o.force = true;
+  o.shape.hidden_size = kHidden;
+  o.shape.ffn_size = kFfn;
+  o.shape.num_heads = kHeads;
+  o.shape.num_kv_heads = kKvHeads;
+  o.shape.head_dim = kHeadDim;
+  o.shape.vocab_size = kVocab;
+  o.shape.num_layers = layers;
+  o.shape.tie_word_embeddings = false;
+  o.shape.rope_type = "default";
+  o.shape.rope_theta = 10000.0;
+  o.shape.max_positions = 4096;
+  return commands::RunSynthesize(o).status();
 }
 
 double PeakRssMb() {
@@ -111,7 +56,11 @@ double PeakRssMb() {
 void BM_ConvertSyntheticLlama(benchmark::State& state) {
   const fs::path root = fs::temp_directory_path() / "llmpack_convert_bench";
   fs::remove_all(root);
-  WriteCheckpoint(root / "hf", Layers());
+  if (absl::Status written = WriteCheckpoint(root / "hf", Layers());
+      !written.ok()) {
+    state.SkipWithError(std::string(written.message()).c_str());
+    return;
+  }
   const double source_mb =
       fs::file_size(root / "hf" / "model.safetensors") / 1e6;
   double peak = 0, seconds = 0;

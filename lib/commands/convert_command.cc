@@ -147,4 +147,9 @@ nlohmann::json ConvertSummaryJson(const ConvertSummary& s) {
   return j;
 }
 
+absl::StatusOr<convert::SyntheticResult> RunSynthesize(
+    const convert::SyntheticOptions& options) {
+  return convert::WriteSyntheticCheckpoint(options);
+}
+
 }  // namespace llmpack::commands

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "convert/synthetic_checkpoint.h"
 #include "llmpack/manifest.h"
 #include "nlohmann/json.hpp"
 
@@ -46,6 +47,10 @@ struct ConvertSummary {
 absl::StatusOr<ConvertSummary> RunConvert(const ConvertRequest& request);
 // Writes request.output and returns its size in bytes.
 absl::StatusOr<uint64_t> RunConvertTokenizer(const TokenizerRequest& request);
+
+// `llmsynth`: a Hugging Face checkpoint folder with seeded random weights.
+absl::StatusOr<convert::SyntheticResult> RunSynthesize(
+    const convert::SyntheticOptions& options);
 
 std::string ConvertSummaryText(const ConvertSummary& summary);
 nlohmann::json ConvertSummaryJson(const ConvertSummary& summary);
