@@ -26,9 +26,11 @@ void BM_MatMul(benchmark::State& state) {
   for (float& v : x) v = d(rng);
   std::vector<uint8_t> w(wf.size() * DTypeSize(dtype));
   (void)ConvertElements(DType::kF32, wf.data(), dtype, w.data(), wf.size());
-  const WeightMatrix m{dtype, w.data(), rows, cols};
+  const WeightMatrix m{dtype, w.data(), rows, cols, {}};
+  MatMulInput in;
   for (auto _ : state) {
-    k.matmul(x.data(), tokens, m, 0, rows, out.data(), rows);
+    k.prepare_matmul(x.data(), tokens, m, &in);
+    k.matmul(in, m, 0, rows, out.data(), rows);
     benchmark::DoNotOptimize(out.data());
   }
   state.SetLabel(std::string(k.name) + " " + DTypeName(dtype));

@@ -1,12 +1,15 @@
 // Highway kernels, compiled once per SIMD target and dispatched at run time
 // to the best target the CPU supports. They compute the same formulas as
 // kernels_scalar.cc; only summation order (several accumulators) and the
-// exp approximation differ, within the tolerances in kernels_test.cc.
+// exp approximation differ, within the tolerances in kernels_test.cc. The
+// quantized matmul computes the quantized-activation scheme of
+// quant_matmul.h.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "runtime/kernels.h"
+#include "runtime/quant_matmul.h"
 
 // Highway re-includes this file once per target: foreach_target.h must come
 // before highway.h and the per-target math header.
@@ -98,13 +101,12 @@ void Dot4(const float* x, const float* w0, const float* w1, const float* w2,
   out[3] = s3;
 }
 
-void MatMul(const float* x, int64_t tokens, const WeightMatrix& w,
-            int64_t row_begin, int64_t row_end, float* out,
-            int64_t out_stride) {
+void MatMul(const MatMulInput& in, const WeightMatrix& w, int64_t row_begin,
+            int64_t row_end, float* out, int64_t out_stride) {
+  const float* x = in.x;
+  const int64_t tokens = in.tokens;
   constexpr int64_t kTile = 4;
   const int64_t cols = w.cols;
-  const size_t elem = DTypeSize(w.dtype);
-  const auto* base = static_cast<const uint8_t*>(w.data);
   // Narrow weights are widened a tile of rows at a time, then reused for
   // every token, so prefill pays the conversion once per row.
   thread_local std::vector<float> scratch;
@@ -112,7 +114,7 @@ void MatMul(const float* x, int64_t tokens, const WeightMatrix& w,
     scratch.resize(static_cast<size_t>(kTile * cols));
   }
   auto row_ptr = [&](int64_t r, int64_t k) -> const float* {
-    const uint8_t* src = base + static_cast<size_t>(r * cols) * elem;
+    const uint8_t* src = w.Row(r);
     if (w.dtype == DType::kF32) return reinterpret_cast<const float*>(src);
     float* dst = scratch.data() + k * cols;
     WidenRow(w.dtype, src, dst, cols);
@@ -138,6 +140,99 @@ void MatMul(const float* x, int64_t tokens, const WeightMatrix& w,
     const float* wr = row_ptr(r, 0);
     for (int64_t t = 0; t < tokens; ++t) {
       out[t * out_stride + r] = Dot(x + t * cols, wr, cols);
+    }
+  }
+}
+
+// The quantized-activation matmul (quant_matmul.h) for group sizes that
+// are multiples of kActivationBlock; a row's last, partial block goes
+// through the scalar reference. Tokens are taken eight at a
+// time so each piece of a weight row is unpacked once for all of them. Lanes
+// accumulate (code - zero) * a exactly in i32 for one block, then add to f32
+// partial sums scaled by scale[g] * sa[b].
+void QuantMatMul(const QuantizedActivations& a, const WeightMatrix& w,
+                 int64_t row_begin, int64_t row_end, float* out,
+                 int64_t out_stride) {
+  const quant::RowLayout& layout = w.layout;
+  const int64_t group = layout.format.group_size;
+  const hn::CappedTag<int32_t, 16> di;
+  const hn::Rebind<float, decltype(di)> df;
+  const hn::Rebind<uint8_t, decltype(di)> du8;
+  const hn::Rebind<int8_t, decltype(di)> di8;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(di));
+  constexpr int64_t kTokenTile = 8;
+  constexpr int64_t kHalf = kActivationBlock / 2;
+  const bool q4 = w.dtype == DType::kQ4;
+  const int64_t full_blocks = layout.cols / kActivationBlock;
+  HWY_ALIGN float acc[kTokenTile * 16];
+  const auto nibble = hn::Set(di, 15);
+  // Activation codes at index i of token t: 128 * high + low.
+  auto load_code = [&](int64_t t, int64_t i) {
+    const auto high = hn::PromoteTo(di, hn::LoadU(di8, a.High(t) + i));
+    const auto low = hn::PromoteTo(di, hn::LoadU(di8, a.Low(t) + i));
+    return hn::Add(hn::ShiftLeft<7>(high), low);
+  };
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = w.Row(r);
+    for (int64_t t0 = 0; t0 < a.tokens; t0 += kTokenTile) {
+      const int64_t tile = std::min(kTokenTile, a.tokens - t0);
+      for (int64_t i = 0; i < tile * lanes; i += lanes) {
+        hn::Store(hn::Zero(df), df, acc + i);
+      }
+      for (int64_t b = 0; b < full_blocks; ++b) {
+        const int64_t g = b * kActivationBlock / group;
+        const auto zero = hn::Set(di, quant::GroupZero(layout, row, g));
+        const float scale = quant::GroupScale(layout, row, g);
+        // Offsets of this block's even and odd codes (q4 order) or of all
+        // its codes (natural order) within a token's codes.
+        const int64_t s = b / 4, k = b % 4;
+        const int64_t m = std::min<int64_t>(4, a.blocks - 4 * s);
+        const int64_t even = 4 * s * kActivationBlock + kHalf * k;
+        const int64_t odd = 4 * s * kActivationBlock + kHalf * (m + k);
+        const int64_t pieces = (q4 ? kHalf : kActivationBlock) / lanes;
+        for (int64_t p = 0; p < pieces; ++p) {
+          const int64_t off = p * lanes;
+          if (q4) {
+            const auto v =
+                hn::PromoteTo(di, hn::LoadU(du8, row + kHalf * b + off));
+            const auto lo = hn::Sub(hn::And(v, nibble), zero);
+            const auto hi = hn::Sub(hn::ShiftRight<4>(v), zero);
+            for (int64_t t = 0; t < tile; ++t) {
+              const auto ae = load_code(t0 + t, even + off);
+              const auto ao = load_code(t0 + t, odd + off);
+              const auto d = hn::Add(hn::Mul(lo, ae), hn::Mul(hi, ao));
+              const auto sc = hn::Set(df, scale * a.Scales(t0 + t)[b]);
+              float* at = acc + t * lanes;
+              hn::Store(hn::MulAdd(hn::ConvertTo(df, d), sc, hn::Load(df, at)),
+                        df, at);
+            }
+          } else {
+            const int64_t c = b * kActivationBlock + off;
+            const auto q = hn::Sub(
+                hn::PromoteTo(
+                    di,
+                    hn::LoadU(di8, reinterpret_cast<const int8_t*>(row) + c)),
+                zero);
+            for (int64_t t = 0; t < tile; ++t) {
+              const auto av = load_code(t0 + t, c);
+              const auto sc = hn::Set(df, scale * a.Scales(t0 + t)[b]);
+              float* at = acc + t * lanes;
+              hn::Store(hn::MulAdd(hn::ConvertTo(df, hn::Mul(q, av)), sc,
+                                   hn::Load(df, at)),
+                        df, at);
+            }
+          }
+        }
+      }
+      for (int64_t t = 0; t < tile; ++t) {
+        float sum =
+            hn::GetLane(hn::SumOfLanes(df, hn::Load(df, acc + t * lanes)));
+        if (full_blocks < a.blocks) {
+          sum += QuantizedDotReference(a, t0 + t, layout, row, full_blocks,
+                                       a.blocks);
+        }
+        out[(t0 + t) * out_stride + r] = sum;
+      }
     }
   }
 }
@@ -266,6 +361,7 @@ HWY_AFTER_NAMESPACE();
 namespace llmpack::runtime {
 
 HWY_EXPORT(MatMul);
+HWY_EXPORT(QuantMatMul);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Rope);
 HWY_EXPORT(Softmax);
@@ -276,11 +372,37 @@ HWY_EXPORT(TargetName);
 
 namespace {
 
-void DispatchMatMul(const float* x, int64_t tokens, const WeightMatrix& w,
+// The quantized matmul of this CPU: AVX-512 VNNI when available, else the
+// best Highway target. Chosen once.
+QuantMatMulFn BestQuantMatMul() {
+  static const QuantMatMulFn best = [] {
+    const QuantMatMulFn vnni = Avx512VnniQuantMatMul();
+    return vnni != nullptr ? vnni : &QuantMatMulHighway;
+  }();
+  return best;
+}
+
+void DispatchPrepareMatMul(const float* x, int64_t tokens,
+                           const WeightMatrix& w, MatMulInput* in) {
+  in->x = x;
+  in->tokens = tokens;
+  in->cols = w.cols;
+  in->quantized = w.quantized();
+  if (in->quantized) QuantizeActivations(x, tokens, w.cols, w, &in->q);
+}
+
+void DispatchMatMul(const MatMulInput& in, const WeightMatrix& w,
                     int64_t row_begin, int64_t row_end, float* out,
                     int64_t out_stride) {
-  HWY_DYNAMIC_DISPATCH(MatMul)
-  (x, tokens, w, row_begin, row_end, out, out_stride);
+  if (in.quantized) {
+    // Groups that cut activation blocks (e.g. per-row groups of 172) have
+    // no SIMD kernel.
+    const bool simd = w.layout.format.group_size % kActivationBlock == 0;
+    (simd ? BestQuantMatMul() : &QuantizedMatMulReference)(
+        in.q, w, row_begin, row_end, out, out_stride);
+    return;
+  }
+  HWY_DYNAMIC_DISPATCH(MatMul)(in, w, row_begin, row_end, out, out_stride);
 }
 void DispatchRmsNorm(const float* x, const float* weight, int64_t n, float eps,
                      float* out) {
@@ -305,12 +427,20 @@ void DispatchAxpy(float a, const float* x, float* y, int64_t n) {
 
 }  // namespace
 
+void QuantMatMulHighway(const QuantizedActivations& a, const WeightMatrix& w,
+                        int64_t row_begin, int64_t row_end, float* out,
+                        int64_t out_stride) {
+  HWY_DYNAMIC_DISPATCH(QuantMatMul)(a, w, row_begin, row_end, out, out_stride);
+}
+
 const KernelTable& OptimizedKernels() {
   static const std::string* name = new std::string(
-      std::string("highway:") + HWY_DYNAMIC_DISPATCH(TargetName)());
+      std::string("highway:") + HWY_DYNAMIC_DISPATCH(TargetName)() +
+      (Avx512VnniQuantMatMul() != nullptr ? "+avx512vnni" : ""));
   static const KernelTable table = {
-      name->c_str(),   DispatchMatMul,  DispatchRmsNorm, DispatchRope,
-      DispatchSoftmax, DispatchSiluMul, DispatchDot,     DispatchAxpy,
+      name->c_str(),   DispatchPrepareMatMul, DispatchMatMul,
+      DispatchRmsNorm, DispatchRope,          DispatchSoftmax,
+      DispatchSiluMul, DispatchDot,           DispatchAxpy,
   };
   return table;
 }

@@ -112,6 +112,7 @@ class Session {
   std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, gate_, up_;
   std::vector<float> cos_, sin_;
   std::vector<uint8_t> row_bytes_;
+  MatMulInput matmul_input_;  // the current Linear's prepared activations
 };
 
 }  // namespace llmpack::runtime
