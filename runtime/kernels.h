@@ -86,6 +86,7 @@ struct MatMulInput {
   const float* x = nullptr;  // [tokens, cols] f32, not owned
   int64_t tokens = 0;
   int64_t cols = 0;
+  DType dtype = DType::kF32;  // of the weights it was prepared for
   // Filled by kernel sets whose matmul computes with quantized activations,
   // for
   // quantized weights only.

@@ -14,7 +14,7 @@
 // 15-bit activation codes take two products per byte: 128 * (q . high) +
 // q . low. Each block's lanes are scaled by scale[g] * sa[b] and summed in
 // f32; the zero-point term zero[g] * scale[g] * sa[b] * sum(a) is summed
-// separately per row.
+// separately per row, 16 blocks at a time.
 #include "runtime/quant_matmul.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 // GCC 12's AVX-512 intrinsics build their "undefined" pass-through operands
 // as self-initialized variables, which -Wuninitialized reports once they are
@@ -55,18 +56,16 @@ constexpr int64_t kSuperBlocks = kQ4 ? 4 : 2;
 template <bool kQ4>
 constexpr int64_t kActivationBytes = kQ4 ? 128 : 64;  // per superblock
 
-LLMPACK_AVX512VNNI inline float HorizontalSum(__m128 v) {
-  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-  v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
-  return _mm_cvtss_f32(v);
-}
+// How a superblock's weight scales are found: one f16 or bf16 scale per
+// block (group 32, the common case, decoded as a vector), or by group index.
+enum class ScaleMode { kF16PerBlock, kBF16PerBlock, kByGroup };
 
 // Scales of superblock s's blocks in lanes 0..kSuperBlocks-1 (others 0).
-template <bool kQ4>
+template <bool kQ4, ScaleMode kMode>
 LLMPACK_AVX512VNNI inline __m128 BlockScales(const Call& c, const uint8_t* row,
                                              int64_t s) {
   const int64_t b0 = s * kSuperBlocks<kQ4>;
-  if (c.group == kActivationBlock) {
+  if constexpr (kMode != ScaleMode::kByGroup) {
     const uint8_t* p = row + c.layout->scale_offset + 2 * b0;
     __m128i halves;
     if constexpr (kQ4) {
@@ -76,68 +75,98 @@ LLMPACK_AVX512VNNI inline __m128 BlockScales(const Call& c, const uint8_t* row,
       std::memcpy(&two, p, 4);
       halves = _mm_cvtsi32_si128(static_cast<int>(two));
     }
-    return c.bf16 ? _mm_castsi128_ps(
-                        _mm_slli_epi32(_mm_cvtepu16_epi32(halves), 16))
-                  : _mm_cvtph_ps(halves);
-  }
-  const int64_t g0 = b0 * kActivationBlock / c.group;
-  const int64_t g1 = (b0 + kSuperBlocks<kQ4> - 1) * kActivationBlock / c.group;
-  alignas(16) float v[4] = {0, 0, 0, 0};
-  if (g0 == g1) {
-    const float scale = quant::GroupScale(*c.layout, row, g0);
-    for (int64_t k = 0; k < kSuperBlocks<kQ4>; ++k) v[k] = scale;
+    if constexpr (kMode == ScaleMode::kBF16PerBlock) {
+      return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(halves), 16));
+    } else {
+      return _mm_cvtph_ps(halves);
+    }
   } else {
+    alignas(16) float v[4] = {0, 0, 0, 0};
     for (int64_t k = 0; k < kSuperBlocks<kQ4>; ++k) {
       v[k] = quant::GroupScale(*c.layout, row,
                                (b0 + k) * kActivationBlock / c.group);
     }
+    return _mm_load_ps(v);
   }
-  return _mm_load_ps(v);
 }
 
-// Zero points of superblock s's blocks, as floats (lanes past the
-// superblock 0).
+// scale[g(b)] * zero[g(b)] of one row's blocks [0, tail_block) into `out`,
+// the weight side of the zero-point term (group 32: 16 blocks per step).
 template <bool kQ4>
-LLMPACK_AVX512VNNI inline __m128 BlockZeros(const Call& c, const uint8_t* row,
-                                            int64_t s) {
+LLMPACK_AVX512VNNI void ZeroScales(const Call& c, const uint8_t* row,
+                                   float* out) {
   const quant::RowLayout& layout = *c.layout;
-  if (!layout.format.zero_point) {
-    return _mm_set1_ps(static_cast<float>(layout.ImplicitZero()));
+  const int64_t blocks = c.tail_block;
+  if (c.group != kActivationBlock) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t g = b * kActivationBlock / c.group;
+      out[b] = quant::GroupScale(layout, row, g) *
+               static_cast<float>(quant::GroupZero(layout, row, g));
+    }
+    return;
   }
-  const int64_t b0 = s * kSuperBlocks<kQ4>;
-  if (kQ4 && c.group == kActivationBlock) {
-    // Four nibbles: groups b0..b0+3 in bytes b0/2 and b0/2+1.
-    uint16_t packed;
-    std::memcpy(&packed, row + layout.zp_offset + b0 / 2, 2);
-    const __m128i nibbles = _mm_and_si128(
-        _mm_srlv_epi32(_mm_set1_epi32(packed), _mm_setr_epi32(0, 4, 8, 12)),
-        _mm_set1_epi32(0xF));
-    return _mm_cvtepi32_ps(nibbles);
+  const uint8_t* scales = row + layout.scale_offset;
+  const uint8_t* zeros = row + layout.zp_offset;
+  const __m512 implicit_zero =
+      _mm512_set1_ps(static_cast<float>(layout.ImplicitZero()));
+  const __m128i low_nibble = _mm_set1_epi8(0x0F);
+  for (int64_t b = 0; b < blocks; b += 16) {
+    const int64_t n = std::min<int64_t>(16, blocks - b);
+    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
+    const __m256i halves = _mm256_maskz_loadu_epi16(mask, scales + 2 * b);
+    const __m512 scale =
+        c.bf16 ? _mm512_castsi512_ps(
+                     _mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16))
+               : _mm512_cvtph_ps(halves);
+    __m512 zero = implicit_zero;
+    if (layout.format.zero_point) {
+      if constexpr (kQ4) {
+        // b is a multiple of 16: its nibbles start a byte.
+        const __mmask16 byte_mask =
+            static_cast<__mmask16>((1u << ((n + 1) / 2)) - 1);
+        const __m128i packed = _mm_maskz_loadu_epi8(byte_mask, zeros + b / 2);
+        const __m128i bytes = _mm_unpacklo_epi8(
+            _mm_and_si128(packed, low_nibble),
+            _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibble));
+        zero = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));
+      } else {
+        const __m128i bytes = _mm_maskz_loadu_epi8(mask, zeros + b);
+        zero = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes));
+      }
+    }
+    _mm512_mask_storeu_ps(out + b, mask, _mm512_mul_ps(scale, zero));
   }
-  alignas(16) float v[4] = {0, 0, 0, 0};
-  for (int64_t k = 0; k < kSuperBlocks<kQ4>; ++k) {
-    v[k] = static_cast<float>(
-        quant::GroupZero(layout, row, (b0 + k) * kActivationBlock / c.group));
+}
+
+// sum of a[b] * b[b] over n blocks.
+LLMPACK_AVX512VNNI inline float BlockDot(const float* a, const float* b,
+                                         int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask =
+        static_cast<__mmask16>((1u << std::min<int64_t>(16, n - i)) - 1);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i),
+                          _mm512_maskz_loadu_ps(mask, b + i), acc);
   }
-  return _mm_load_ps(v);
+  return _mm512_reduce_add_ps(acc);
 }
 
 // Rows [r0, r0 + R) x tokens [t0, t0 + T): each superblock of a weight row
 // is loaded and unpacked once and used for all T tokens.
-template <bool kQ4, int R, int T>
+template <bool kQ4, ScaleMode kMode, int R, int T>
 LLMPACK_AVX512VNNI void Tile(const Call& c, int64_t r0, int64_t t0) {
   const QuantizedActivations& a = *c.a;
   const uint8_t* rows[R];
+#pragma GCC unroll 4
   for (int i = 0; i < R; ++i) rows[i] = c.w->Row(r0 + i);
   const int8_t* highs[T];
   const int8_t* lows[T];
   const float* act_scales[T];
-  const float* act_sums[T];
+#pragma GCC unroll 4
   for (int t = 0; t < T; ++t) {
     highs[t] = a.High(t0 + t);
     lows[t] = a.Low(t0 + t);
     act_scales[t] = a.Scales(t0 + t);
-    act_sums[t] = a.ScaledSums(t0 + t);
   }
   // Lane -> block of the superblock.
   const __m512i spread =
@@ -148,16 +177,15 @@ LLMPACK_AVX512VNNI void Tile(const Call& c, int64_t r0, int64_t t0) {
   const __m512i sign_flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const __m512i zero = _mm512_setzero_si512();
   __m512 acc[R][T];
-  __m128 corr[R][T];
+#pragma GCC unroll 4
   for (int i = 0; i < R; ++i) {
-    for (int t = 0; t < T; ++t) {
-      acc[i][t] = _mm512_setzero_ps();
-      corr[i][t] = _mm_setzero_ps();
-    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) acc[i][t] = _mm512_setzero_ps();
   }
   for (int64_t s = 0; s < c.full_super; ++s) {
     __m512i w0[R], w1[R];
-    __m128 scale[R], zero_scale[R];
+    __m128 scale[R];
+#pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       const __m512i v = _mm512_loadu_si512(rows[i] + 64 * s);
       if constexpr (kQ4) {
@@ -168,11 +196,9 @@ LLMPACK_AVX512VNNI void Tile(const Call& c, int64_t r0, int64_t t0) {
         // 128 * (sum of each lane's four codes), removed from the offset dot.
         w1[i] = _mm512_slli_epi32(_mm512_dpbusd_epi32(zero, ones, v), 7);
       }
-      scale[i] = BlockScales<kQ4>(c, rows[i], s);
-      if (c.zero_term) {
-        zero_scale[i] = _mm_mul_ps(BlockZeros<kQ4>(c, rows[i], s), scale[i]);
-      }
+      scale[i] = BlockScales<kQ4, kMode>(c, rows[i], s);
     }
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
       const int64_t offset = s * kActivationBytes<kQ4>;
       const int8_t* high = highs[t] + offset;
@@ -188,10 +214,7 @@ LLMPACK_AVX512VNNI void Tile(const Call& c, int64_t r0, int64_t t0) {
         h0 = _mm512_xor_si512(_mm512_loadu_si512(high), sign_flip);
         l0 = _mm512_loadu_si512(low);
       }
-      __m128 sums = _mm_setzero_ps();
-      if (c.zero_term) {
-        sums = _mm_loadu_ps(act_sums[t] + s * kSuperBlocks<kQ4>);
-      }
+#pragma GCC unroll 4
       for (int i = 0; i < R; ++i) {
         // d = 128 * (codes . high) + codes . low, exact in every lane.
         __m512i d;
@@ -208,15 +231,23 @@ LLMPACK_AVX512VNNI void Tile(const Call& c, int64_t r0, int64_t t0) {
             spread, _mm512_zextps128_ps512(_mm_mul_ps(scale[i], sa)));
         acc[i][t] =
             _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), lane_scale, acc[i][t]);
-        if (c.zero_term) {
-          corr[i][t] = _mm_fmadd_ps(zero_scale[i], sums, corr[i][t]);
-        }
       }
     }
   }
+  // The zero-point term: the row's scale * zero per block, dotted with
+  // each token's scaled activation sums.
+  thread_local std::vector<float> zero_scales;
+  if (c.zero_term) zero_scales.resize(static_cast<size_t>(c.tail_block));
+#pragma GCC unroll 4
   for (int i = 0; i < R; ++i) {
+    if (c.zero_term) ZeroScales<kQ4>(c, rows[i], zero_scales.data());
+#pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
-      float sum = _mm512_reduce_add_ps(acc[i][t]) - HorizontalSum(corr[i][t]);
+      float sum = _mm512_reduce_add_ps(acc[i][t]);
+      if (c.zero_term) {
+        sum -= BlockDot(zero_scales.data(), a.ScaledSums(t0 + t),
+                        c.tail_block);
+      }
       if (c.tail_block < a.blocks) {
         sum += QuantizedDotReference(a, t0 + t, *c.layout, rows[i],
                                      c.tail_block, a.blocks);
@@ -227,46 +258,57 @@ LLMPACK_AVX512VNNI void Tile(const Call& c, int64_t r0, int64_t t0) {
 }
 
 // Tokens [t_begin, t_end) of rows [r0, r0 + R), four tokens at a time.
-template <bool kQ4, int R>
+template <bool kQ4, ScaleMode kMode, int R>
 LLMPACK_AVX512VNNI void TokenTiles(const Call& c, int64_t r0, int64_t t_begin,
                                    int64_t t_end) {
   int64_t t = t_begin;
-  for (; t + 4 <= t_end; t += 4) Tile<kQ4, R, 4>(c, r0, t);
+  for (; t + 4 <= t_end; t += 4) Tile<kQ4, kMode, R, 4>(c, r0, t);
   switch (t_end - t) {
     case 3:
-      Tile<kQ4, R, 3>(c, r0, t);
+      Tile<kQ4, kMode, R, 3>(c, r0, t);
       break;
     case 2:
-      Tile<kQ4, R, 2>(c, r0, t);
+      Tile<kQ4, kMode, R, 2>(c, r0, t);
       break;
     case 1:
-      Tile<kQ4, R, 1>(c, r0, t);
+      Tile<kQ4, kMode, R, 1>(c, r0, t);
       break;
     default:
       break;
   }
 }
 
-template <bool kQ4>
+template <bool kQ4, ScaleMode kMode>
 LLMPACK_AVX512VNNI void Run(const Call& c, int64_t row_begin, int64_t row_end) {
   const int64_t tokens = c.a->tokens;
   if (tokens == 1) {
     // Decode: four independent rows keep the FMA chains and loads busy.
     int64_t r = row_begin;
-    for (; r + 4 <= row_end; r += 4) Tile<kQ4, 4, 1>(c, r, 0);
-    for (; r < row_end; ++r) Tile<kQ4, 1, 1>(c, r, 0);
+    for (; r + 4 <= row_end; r += 4) Tile<kQ4, kMode, 4, 1>(c, r, 0);
+    for (; r < row_end; ++r) Tile<kQ4, kMode, 1, 1>(c, r, 0);
     return;
   }
   // Prefill: a chunk of tokens whose codes fit in L2 (~256 KiB) is swept
   // against every row of the range, two rows at a time.
-  const int64_t token_bytes = c.a->blocks * kActivationBlock;
+  const int64_t token_bytes = 2 * c.a->blocks * kActivationBlock;
   const int64_t chunk =
       std::max<int64_t>(4, (int64_t{256} << 10) / token_bytes / 4 * 4);
   for (int64_t t0 = 0; t0 < tokens; t0 += chunk) {
     const int64_t t1 = std::min(tokens, t0 + chunk);
     int64_t r = row_begin;
-    for (; r + 2 <= row_end; r += 2) TokenTiles<kQ4, 2>(c, r, t0, t1);
-    for (; r < row_end; ++r) TokenTiles<kQ4, 1>(c, r, t0, t1);
+    for (; r + 2 <= row_end; r += 2) TokenTiles<kQ4, kMode, 2>(c, r, t0, t1);
+    for (; r < row_end; ++r) TokenTiles<kQ4, kMode, 1>(c, r, t0, t1);
+  }
+}
+
+template <bool kQ4>
+void RunWithScales(const Call& c, int64_t row_begin, int64_t row_end) {
+  if (c.group != kActivationBlock) {
+    Run<kQ4, ScaleMode::kByGroup>(c, row_begin, row_end);
+  } else if (c.bf16) {
+    Run<kQ4, ScaleMode::kBF16PerBlock>(c, row_begin, row_end);
+  } else {
+    Run<kQ4, ScaleMode::kF16PerBlock>(c, row_begin, row_end);
   }
 }
 
@@ -289,9 +331,9 @@ void QuantMatMulAvx512Vnni(const QuantizedActivations& a, const WeightMatrix& w,
   c.out = out;
   c.out_stride = out_stride;
   if (q4) {
-    Run<true>(c, row_begin, row_end);
+    RunWithScales<true>(c, row_begin, row_end);
   } else {
-    Run<false>(c, row_begin, row_end);
+    RunWithScales<false>(c, row_begin, row_end);
   }
 }
 

@@ -387,6 +387,7 @@ void DispatchPrepareMatMul(const float* x, int64_t tokens,
   in->x = x;
   in->tokens = tokens;
   in->cols = w.cols;
+  in->dtype = w.dtype;
   in->quantized = w.quantized();
   if (in->quantized) QuantizeActivations(x, tokens, w.cols, w, &in->q);
 }

@@ -14,6 +14,7 @@ void ScalarPrepareMatMul(const float* x, int64_t tokens, const WeightMatrix& w,
   in->x = x;
   in->tokens = tokens;
   in->cols = w.cols;
+  in->dtype = w.dtype;
   in->quantized = false;
 }
 

@@ -98,10 +98,13 @@ uint64_t Session::kv_cache_bytes() const {
 }
 
 void Session::Linear(const float* x, int64_t tokens, const WeightMatrix& w,
-                     float* out) {
+                     float* out, bool x_unchanged) {
   const KernelTable& k = model_.kernels();
   // Activations are prepared once; every thread reads them.
-  k.prepare_matmul(x, tokens, w, &matmul_input_);
+  const MatMulInput& in = matmul_input_;
+  const bool reuse = x_unchanged && in.x == x && in.tokens == tokens &&
+                     in.cols == w.cols && in.dtype == w.dtype;
+  if (!reuse) k.prepare_matmul(x, tokens, w, &matmul_input_);
   const int64_t threads = model_.pool().num_threads();
   // About four chunks per thread, in whole tiles of four rows.
   int64_t grain = (w.rows + threads * 4 - 1) / (threads * 4);
@@ -159,8 +162,8 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
                xn_.data() + t * h);
   }
   Linear(xn_.data(), n, w.q, q_.data());
-  Linear(xn_.data(), n, w.k, k_.data());
-  Linear(xn_.data(), n, w.v, v_.data());
+  Linear(xn_.data(), n, w.k, k_.data(), /*x_unchanged=*/true);
+  Linear(xn_.data(), n, w.v, v_.data(), /*x_unchanged=*/true);
   for (int64_t t = 0; t < n; ++t) {
     float* q = q_.data() + t * qd;
     float* kk = k_.data() + t * kvd;
@@ -220,7 +223,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
                xn_.data() + t * h);
   }
   Linear(xn_.data(), n, w.gate, gate_.data());
-  Linear(xn_.data(), n, w.up, up_.data());
+  Linear(xn_.data(), n, w.up, up_.data(), /*x_unchanged=*/true);
   k.silu_mul(gate_.data(), up_.data(), n * config_.ffn_size);
   Linear(gate_.data(), n, w.down, tmp_.data());
   k.axpy(1.0f, tmp_.data(), x_.data(), n * h);

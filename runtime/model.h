@@ -97,9 +97,11 @@ class Session {
  private:
   absl::Status ReserveKvCache(int64_t tokens);
   void RunBlock(const BlockWeights& w, int64_t tokens);
-  // out[t, r] = x[t, :] . w[r, :], rows split over the pool.
+  // out[t, r] = x[t, :] . w[r, :], rows split over the pool. With
+  // `x_unchanged` (x was not written since the previous Linear), the
+  // activations prepared then are reused when they suit w's dtype.
   void Linear(const float* x, int64_t tokens, const WeightMatrix& w,
-              float* out);
+              float* out, bool x_unchanged = false);
   absl::Status Embed(absl::Span<const int32_t> tokens);
 
   Model& model_;
