@@ -33,7 +33,13 @@ struct WeightMatrix {
   quant::RowLayout layout;
 
   bool quantized() const { return dtype == DType::kQ4 || dtype == DType::kQ8; }
-  const uint8_t* Row(int64_t r) const;
+  // Row r's first byte.
+  const uint8_t* Row(int64_t r) const {
+    const int64_t row_bytes =
+        quantized() ? layout.row_bytes
+                    : cols * static_cast<int64_t>(DTypeSize(dtype));
+    return static_cast<const uint8_t*>(data) + r * row_bytes;
+  }
 };
 
 // Activations quantized for the integer matmul: each token's f32 row is cut

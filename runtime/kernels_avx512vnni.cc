@@ -23,7 +23,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 // GCC 12's AVX-512 intrinsics build their "undefined" pass-through operands
 // as self-initialized variables, which -Wuninitialized reports once they are
@@ -95,65 +94,48 @@ LLMPACK_AVX512VNNI inline __m128 BlockScales(const Call& c, const uint8_t* row,
   }
 }
 
-// scale[g(b)] * zero[g(b)] of one row's blocks [0, tail_block) into `out`,
-// the weight side of the zero-point term (group 32: 16 blocks per step).
+// scale[g(b)] * zero[g(b)] of one row's blocks [b, b + 16) (lanes past
+// tail_block 0): the weight side of the zero-point term.
 template <bool kQ4>
-LLMPACK_AVX512VNNI void ZeroScales(const Call& c, const uint8_t* row,
-                                   float* out) {
+LLMPACK_AVX512VNNI inline __m512 ZeroScales(const Call& c, const uint8_t* row,
+                                            int64_t b) {
   const quant::RowLayout& layout = *c.layout;
-  const int64_t blocks = c.tail_block;
+  const int64_t n = std::min<int64_t>(16, c.tail_block - b);
+  const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
   if (c.group != kActivationBlock) {
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t g = b * kActivationBlock / c.group;
-      out[b] = quant::GroupScale(layout, row, g) *
-               static_cast<float>(quant::GroupZero(layout, row, g));
+    alignas(64) float v[16] = {};
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t g = (b + k) * kActivationBlock / c.group;
+      v[k] = quant::GroupScale(layout, row, g) *
+             static_cast<float>(quant::GroupZero(layout, row, g));
     }
-    return;
+    return _mm512_load_ps(v);
   }
-  const uint8_t* scales = row + layout.scale_offset;
+  const __m256i halves =
+      _mm256_maskz_loadu_epi16(mask, row + layout.scale_offset + 2 * b);
+  const __m512 scale = c.bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(
+                                    _mm512_cvtepu16_epi32(halves), 16))
+                              : _mm512_cvtph_ps(halves);
+  if (!layout.format.zero_point) {
+    return _mm512_mul_ps(
+        scale, _mm512_set1_ps(static_cast<float>(layout.ImplicitZero())));
+  }
   const uint8_t* zeros = row + layout.zp_offset;
-  const __m512 implicit_zero =
-      _mm512_set1_ps(static_cast<float>(layout.ImplicitZero()));
-  const __m128i low_nibble = _mm_set1_epi8(0x0F);
-  for (int64_t b = 0; b < blocks; b += 16) {
-    const int64_t n = std::min<int64_t>(16, blocks - b);
-    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
-    const __m256i halves = _mm256_maskz_loadu_epi16(mask, scales + 2 * b);
-    const __m512 scale =
-        c.bf16 ? _mm512_castsi512_ps(
-                     _mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16))
-               : _mm512_cvtph_ps(halves);
-    __m512 zero = implicit_zero;
-    if (layout.format.zero_point) {
-      if constexpr (kQ4) {
-        // b is a multiple of 16: its nibbles start a byte.
-        const __mmask16 byte_mask =
-            static_cast<__mmask16>((1u << ((n + 1) / 2)) - 1);
-        const __m128i packed = _mm_maskz_loadu_epi8(byte_mask, zeros + b / 2);
-        const __m128i bytes = _mm_unpacklo_epi8(
-            _mm_and_si128(packed, low_nibble),
-            _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibble));
-        zero = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));
-      } else {
-        const __m128i bytes = _mm_maskz_loadu_epi8(mask, zeros + b);
-        zero = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes));
-      }
-    }
-    _mm512_mask_storeu_ps(out + b, mask, _mm512_mul_ps(scale, zero));
+  __m512i zero;
+  if constexpr (kQ4) {
+    // b is a multiple of 16: its nibbles start a byte.
+    const __m128i low_nibble = _mm_set1_epi8(0x0F);
+    const __mmask16 byte_mask =
+        static_cast<__mmask16>((1u << ((n + 1) / 2)) - 1);
+    const __m128i packed = _mm_maskz_loadu_epi8(byte_mask, zeros + b / 2);
+    const __m128i bytes =
+        _mm_unpacklo_epi8(_mm_and_si128(packed, low_nibble),
+                          _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibble));
+    zero = _mm512_cvtepu8_epi32(bytes);
+  } else {
+    zero = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, zeros + b));
   }
-}
-
-// sum of a[b] * b[b] over n blocks.
-LLMPACK_AVX512VNNI inline float BlockDot(const float* a, const float* b,
-                                         int64_t n) {
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 mask =
-        static_cast<__mmask16>((1u << std::min<int64_t>(16, n - i)) - 1);
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i),
-                          _mm512_maskz_loadu_ps(mask, b + i), acc);
-  }
-  return _mm512_reduce_add_ps(acc);
+  return _mm512_mul_ps(scale, _mm512_cvtepi32_ps(zero));
 }
 
 // Rows [r0, r0 + R) x tokens [t0, t0 + T): each superblock of a weight row
@@ -242,20 +224,33 @@ LLMPACK_AVX512VNNI void Tile(const Call& c, int64_t r0, int64_t t0) {
       }
     }
   }
-  // The zero-point term: the row's scale * zero per block, dotted with
-  // each token's scaled activation sums.
-  thread_local std::vector<float> zero_scales;
-  if (c.zero_term) zero_scales.resize(static_cast<size_t>(c.tail_block));
+  // The zero-point term, 16 blocks at a time: the row's scale * zero per
+  // block times each token's scaled activation sums, subtracted lane-wise
+  // so one reduction gives the dot.
+  if (c.zero_term) {
+    for (int64_t b = 0; b < c.tail_block; b += 16) {
+      const __mmask16 mask = static_cast<__mmask16>(
+          (1u << std::min<int64_t>(16, c.tail_block - b)) - 1);
+      __m512 sums[T];
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        sums[t] = _mm512_maskz_loadu_ps(mask, a.ScaledSums(t0 + t) + b);
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) {
+        const __m512 zero_scales = ZeroScales<kQ4>(c, rows[i], b);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          acc[i][t] = _mm512_fnmadd_ps(zero_scales, sums[t], acc[i][t]);
+        }
+      }
+    }
+  }
 #pragma GCC unroll 4
   for (int i = 0; i < R; ++i) {
-    if (c.zero_term) ZeroScales<kQ4>(c, rows[i], zero_scales.data());
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
       float sum = _mm512_reduce_add_ps(acc[i][t]);
-      if (c.zero_term) {
-        sum -= BlockDot(zero_scales.data(), a.ScaledSums(t0 + t),
-                        c.tail_block);
-      }
       if (c.tail_block < a.blocks) {
         sum += QuantizedDotReference(a, t0 + t, *c.layout, rows[i],
                                      c.tail_block, a.blocks);

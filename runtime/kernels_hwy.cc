@@ -237,6 +237,67 @@ void QuantMatMul(const QuantizedActivations& a, const WeightMatrix& w,
   }
 }
 
+// QuantizeActivations with vectors: the same bytes (max is exact, products
+// and round-to-nearest-even conversions are the same f32 operations). Whole
+// blocks only; a row's last, partial block takes the scalar code.
+void QuantizeActivationsSimd(const float* x, int64_t tokens, int64_t cols,
+                             const WeightMatrix& w, QuantizedActivations* out) {
+#if HWY_TARGET == HWY_SCALAR
+  QuantizeActivations(x, tokens, cols, w, out);
+#else
+  StartQuantizedActivations(tokens, cols, w, out);
+  // At most 16 lanes, so a block of 32 is a whole number of vector pairs.
+  const hn::CappedTag<float, 16> df;
+  const hn::Rebind<int32_t, decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(df)> d8;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t full_blocks = cols / kActivationBlock;
+  const float max_code = static_cast<float>(kActivationCodeMax);
+  const auto low_bits = hn::Set(di, 127);
+  for (int64_t t = 0; t < tokens; ++t) {
+    int8_t* high = out->high.data() + t * out->blocks * kActivationBlock;
+    int8_t* low = out->low.data() + t * out->blocks * kActivationBlock;
+    for (int64_t b = 0; b < full_blocks; ++b) {
+      const float* xb = x + t * cols + b * kActivationBlock;
+      auto vmax = hn::Zero(df);
+      for (int64_t i = 0; i < kActivationBlock; i += lanes) {
+        vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + i)));
+      }
+      const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+      const float scale = amax / max_code;
+      const auto inv = hn::Set(df, amax > 0.0f ? max_code / amax : 0.0f);
+      auto sum = hn::Zero(di);
+      auto put = [&](decltype(vmax) v, int64_t at) {
+        const auto code = hn::NearestInt(hn::Mul(v, inv));
+        sum = hn::Add(sum, code);
+        // Arithmetic shift: floor division by 128.
+        hn::StoreU(hn::DemoteTo(d8, hn::ShiftRight<7>(code)), d8, high + at);
+        hn::StoreU(hn::DemoteTo(d8, hn::And(code, low_bits)), d8, low + at);
+      };
+      const BlockPlacement place = PlaceBlock(*out, b);
+      if (place.step == 1) {  // q4 order: the even elements, then the odd
+        for (int64_t i = 0; i < kActivationBlock; i += 2 * lanes) {
+          const auto lo = hn::LoadU(df, xb + i);
+          const auto hi = hn::LoadU(df, xb + i + lanes);
+          put(hn::ConcatEven(df, hi, lo), place.even + i / 2);
+          put(hn::ConcatOdd(df, hi, lo), place.odd + i / 2);
+        }
+      } else {
+        for (int64_t i = 0; i < kActivationBlock; i += lanes) {
+          put(hn::LoadU(df, xb + i), place.even + i);
+        }
+      }
+      const int32_t total = hn::GetLane(hn::SumOfLanes(di, sum));
+      out->scales[t * out->blocks + b] = scale;
+      out->scaled_sums[t * out->blocks + b] = scale * static_cast<float>(total);
+    }
+    for (int64_t b = full_blocks; b < out->blocks; ++b) {
+      QuantizeActivationBlock(x, t, b, out);
+    }
+  }
+#endif
+}
+
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps,
              float* out) {
   const DF df;
@@ -362,6 +423,7 @@ namespace llmpack::runtime {
 
 HWY_EXPORT(MatMul);
 HWY_EXPORT(QuantMatMul);
+HWY_EXPORT(QuantizeActivationsSimd);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Rope);
 HWY_EXPORT(Softmax);
@@ -389,7 +451,7 @@ void DispatchPrepareMatMul(const float* x, int64_t tokens,
   in->cols = w.cols;
   in->dtype = w.dtype;
   in->quantized = w.quantized();
-  if (in->quantized) QuantizeActivations(x, tokens, w.cols, w, &in->q);
+  if (in->quantized) QuantizeActivationsHighway(x, tokens, w.cols, w, &in->q);
 }
 
 void DispatchMatMul(const MatMulInput& in, const WeightMatrix& w,
@@ -432,6 +494,12 @@ void QuantMatMulHighway(const QuantizedActivations& a, const WeightMatrix& w,
                         int64_t row_begin, int64_t row_end, float* out,
                         int64_t out_stride) {
   HWY_DYNAMIC_DISPATCH(QuantMatMul)(a, w, row_begin, row_end, out, out_stride);
+}
+
+void QuantizeActivationsHighway(const float* x, int64_t tokens, int64_t cols,
+                                const WeightMatrix& w,
+                                QuantizedActivations* out) {
+  HWY_DYNAMIC_DISPATCH(QuantizeActivationsSimd)(x, tokens, cols, w, out);
 }
 
 const KernelTable& OptimizedKernels() {

@@ -89,13 +89,6 @@ void ScalarAxpy(float a, const float* x, float* y, int64_t n) {
 
 }  // namespace
 
-const uint8_t* WeightMatrix::Row(int64_t r) const {
-  const int64_t row_bytes = quantized()
-                                ? layout.row_bytes
-                                : cols * static_cast<int64_t>(DTypeSize(dtype));
-  return static_cast<const uint8_t*>(data) + r * row_bytes;
-}
-
 const KernelTable& ScalarKernels() {
   static const KernelTable table = {
       "scalar",      ScalarPrepareMatMul, ScalarMatMul,

@@ -100,8 +100,8 @@ class Session {
   // out[t, r] = x[t, :] . w[r, :], rows split over the pool. With
   // `x_unchanged` (x was not written since the previous Linear), the
   // activations prepared then are reused when they suit w's dtype.
-  void Linear(const float* x, int64_t tokens, const WeightMatrix& w,
-              float* out, bool x_unchanged = false);
+  void Linear(const float* x, int64_t tokens, const WeightMatrix& w, float* out,
+              bool x_unchanged = false);
   absl::Status Embed(absl::Span<const int32_t> tokens);
 
   Model& model_;

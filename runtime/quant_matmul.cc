@@ -23,69 +23,68 @@ int64_t ActivationCodeIndex(bool q4_order, int64_t blocks, int64_t c) {
   return base + (i % 2 == 0 ? half * k : half * (m + k)) + i / 2;
 }
 
-namespace {
-
-// lrint(v) for |v| <= 2^22 in the default rounding mode (to nearest, ties
-// to even): adding and removing 1.5 * 2^23 leaves the rounded integer, in a
-// form compilers vectorize (without -ffast-math they keep the order).
-inline float RoundToNearestEven(float v) {
-  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
-  return (v + kMagic) - kMagic;
+BlockPlacement PlaceBlock(const QuantizedActivations& a, int64_t b) {
+  const int64_t begin = b * kBlock;
+  if (!a.q4_order) return {begin, begin + 1, 2};
+  return {ActivationCodeIndex(true, a.blocks, begin),
+          ActivationCodeIndex(true, a.blocks, begin + 1), 1};
 }
 
-}  // namespace
-
-void QuantizeActivations(const float* x, int64_t tokens, int64_t cols,
-                         const WeightMatrix& w, QuantizedActivations* out) {
+void StartQuantizedActivations(int64_t tokens, int64_t cols,
+                               const WeightMatrix& w,
+                               QuantizedActivations* out) {
   const int64_t blocks = (cols + kBlock - 1) / kBlock;
   out->tokens = tokens;
   out->cols = cols;
   out->blocks = blocks;
   out->q4_order = w.dtype == DType::kQ4;
-  const int64_t stride = blocks * kBlock;
+  const size_t codes = static_cast<size_t>(tokens * blocks * kBlock);
   const size_t scale_count = static_cast<size_t>(
       tokens * blocks + QuantizedActivations::kScalePadding);
-  out->high.resize(static_cast<size_t>(tokens * stride));
-  out->low.resize(static_cast<size_t>(tokens * stride));
+  out->high.resize(codes);
+  out->low.resize(codes);
   out->scales.assign(scale_count, 0.0f);
   out->scaled_sums.assign(scale_count, 0.0f);
+}
+
+void QuantizeActivationBlock(const float* x, int64_t t, int64_t b,
+                             QuantizedActivations* out) {
+  const int64_t begin = b * kBlock;
+  const int64_t n = std::min(out->cols - begin, kBlock);
+  const float* xb = x + t * out->cols + begin;
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::abs(xb[i]));
   const float max_code = static_cast<float>(kActivationCodeMax);
+  const float scale = amax / max_code;
+  const float inv = amax > 0.0f ? max_code / amax : 0.0f;
+  // Codes of the block in natural order; zero past the row's end.
+  int32_t codes[kBlock] = {};
+  int32_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    codes[i] = static_cast<int32_t>(std::nearbyint(xb[i] * inv));
+    sum += codes[i];
+  }
+  const BlockPlacement place = PlaceBlock(*out, b);
+  int8_t* high = out->high.data() + t * out->blocks * kBlock;
+  int8_t* low = out->low.data() + t * out->blocks * kBlock;
+  for (int64_t j = 0; j < kBlock / 2; ++j) {
+    const int32_t e = codes[2 * j], o = codes[2 * j + 1];
+    // Arithmetic shift: floor division by 128.
+    high[place.even + j * place.step] = static_cast<int8_t>(e >> 7);
+    low[place.even + j * place.step] = static_cast<int8_t>(e & 127);
+    high[place.odd + j * place.step] = static_cast<int8_t>(o >> 7);
+    low[place.odd + j * place.step] = static_cast<int8_t>(o & 127);
+  }
+  out->scales[t * out->blocks + b] = scale;
+  out->scaled_sums[t * out->blocks + b] = scale * static_cast<float>(sum);
+}
+
+void QuantizeActivations(const float* x, int64_t tokens, int64_t cols,
+                         const WeightMatrix& w, QuantizedActivations* out) {
+  StartQuantizedActivations(tokens, cols, w, out);
   for (int64_t t = 0; t < tokens; ++t) {
-    const float* xt = x + t * cols;
-    int8_t* high = out->high.data() + t * stride;
-    int8_t* low = out->low.data() + t * stride;
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t begin = b * kBlock;
-      const int64_t n = std::min(cols - begin, kBlock);
-      float amax = 0.0f;
-      for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::abs(xt[begin + i]));
-      const float scale = amax / max_code;
-      const float inv = amax > 0.0f ? max_code / amax : 0.0f;
-      // Codes of the block in natural order; zero past the row's end.
-      int32_t codes[kBlock] = {};
-      int32_t sum = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        codes[i] = static_cast<int32_t>(RoundToNearestEven(xt[begin + i] * inv));
-        sum += codes[i];
-      }
-      // Where the block's elements go: natural order, or its even and odd
-      // halves (ActivationCodeIndex).
-      int64_t even = begin, odd = begin + 1, step = 2;
-      if (out->q4_order) {
-        even = ActivationCodeIndex(true, blocks, begin);
-        odd = ActivationCodeIndex(true, blocks, begin + 1);
-        step = 1;
-      }
-      for (int64_t j = 0; j < kBlock / 2; ++j) {
-        const int32_t e = codes[2 * j], o = codes[2 * j + 1];
-        // Arithmetic shift: floor division by 128.
-        high[even + j * step] = static_cast<int8_t>(e >> 7);
-        low[even + j * step] = static_cast<int8_t>(e & 127);
-        high[odd + j * step] = static_cast<int8_t>(o >> 7);
-        low[odd + j * step] = static_cast<int8_t>(o & 127);
-      }
-      out->scales[t * blocks + b] = scale;
-      out->scaled_sums[t * blocks + b] = scale * static_cast<float>(sum);
+    for (int64_t b = 0; b < out->blocks; ++b) {
+      QuantizeActivationBlock(x, t, b, out);
     }
   }
 }

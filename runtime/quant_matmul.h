@@ -6,10 +6,10 @@
 // Definition. Activations: each token's row is cut into blocks of
 // kActivationBlock (32) elements; block b's scale is sa[b] = amax / M with
 // amax = max |x| over the block and M = kActivationCodeMax (16383), and its
-// codes are a[c] = lrint(x[c] * (M / amax)) (0 when amax is 0, and past the
-// row's end), stored as planes high = floor(a / 128), low = a - 128 * high.
-// Dot of a token with a weight row: for every block b and weight group g
-// that overlap,
+// codes are a[c] = nearbyint(x[c] * (M / amax)) (ties to even) (0 when amax is
+// 0, and past the row's end), stored as planes high = floor(a / 128), low = a -
+// 128 * high. Dot of a token with a weight row: for every block b and weight
+// group g that overlap,
 //   d(b, g) = sum over c in b and g of (q[c] - zero[g]) * a[c]   (exact int)
 //   dot     = sum of float(d(b, g)) * (scale[g] * sa[b])        (f32)
 // QuantizedDotReference computes exactly this; the SIMD kernels compute the
@@ -39,10 +39,28 @@ namespace llmpack::runtime {
 // up with 16 * m codes.
 int64_t ActivationCodeIndex(bool q4_order, int64_t blocks, int64_t c);
 
-// Quantizes x [tokens, cols] for weights of format `w` (the codes' order and
-// group sums depend on it). `out` keeps its buffers between calls.
+// Quantizes x [tokens, cols] for weights like `w` (the codes' order depends
+// on its dtype). `out` keeps its buffers between calls. The scalar
+// definition; QuantizeActivationsHighway computes the same bytes.
 void QuantizeActivations(const float* x, int64_t tokens, int64_t cols,
                          const WeightMatrix& w, QuantizedActivations* out);
+void QuantizeActivationsHighway(const float* x, int64_t tokens, int64_t cols,
+                                const WeightMatrix& w,
+                                QuantizedActivations* out);
+
+// The parts QuantizeActivations is made of, shared with the SIMD version:
+// sizing `out` (scales zeroed), where block b's even and odd elements go
+// (codes index even + j * step holds element 2j of the block, odd + j * step
+// element 2j + 1), and the scalar quantization of block b of token t.
+void StartQuantizedActivations(int64_t tokens, int64_t cols,
+                               const WeightMatrix& w,
+                               QuantizedActivations* out);
+struct BlockPlacement {
+  int64_t even, odd, step;
+};
+BlockPlacement PlaceBlock(const QuantizedActivations& a, int64_t b);
+void QuantizeActivationBlock(const float* x, int64_t t, int64_t b,
+                             QuantizedActivations* out);
 
 // The definition above for token `token` and one weight row, summed over
 // activation blocks [block_begin, block_end).

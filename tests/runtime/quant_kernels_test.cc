@@ -194,6 +194,34 @@ TEST(QuantizeActivationsTest, CodesReconstructWithinHalfAStep) {
   }
 }
 
+// The SIMD activation quantization writes the scalar definition's bytes on
+// every target.
+TEST(QuantizeActivationsTest, EveryHighwayTargetWritesTheScalarBytes) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int64_t cols : {1, 31, 32, 33, 172, 256, 4097}) {
+      for (DType dtype : {DType::kQ4, DType::kQ8}) {
+        SCOPED_TRACE(std::string(hwy::TargetName(target)) + " " +
+                     DTypeName(dtype) + " cols " + std::to_string(cols));
+        const int64_t tokens = 3;
+        const auto x = MakeActivations(tokens, cols, 9);
+        WeightMatrix w;
+        w.dtype = dtype;
+        QuantizedActivations want, got;
+        QuantizeActivations(x.data(), tokens, cols, w, &want);
+        QuantizeActivationsHighway(x.data(), tokens, cols, w, &got);
+        EXPECT_EQ(got.blocks, want.blocks);
+        EXPECT_EQ(got.q4_order, want.q4_order);
+        EXPECT_EQ(got.high, want.high);
+        EXPECT_EQ(got.low, want.low);
+        EXPECT_EQ(got.scales, want.scales);
+        EXPECT_EQ(got.scaled_sums, want.scaled_sums);
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 // The integer scheme differs from f32 activations times dequantized weights
 // only by the activation rounding: at most sa[b] / 2 * sum |w| per block.
 TEST(QuantMatMulReferenceTest, WithinActivationRoundingOfDequantizedDot) {
