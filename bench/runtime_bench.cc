@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "runtime/clock.h"
 #include "runtime/kernels.h"
 #include "runtime/model.h"
 
@@ -26,9 +27,11 @@ void BM_MatMul(benchmark::State& state) {
   for (float& v : x) v = d(rng);
   std::vector<uint8_t> w(wf.size() * DTypeSize(dtype));
   (void)ConvertElements(DType::kF32, wf.data(), dtype, w.data(), wf.size());
-  const WeightMatrix m{dtype, w.data(), rows, cols};
+  const WeightMatrix m{dtype, w.data(), rows, cols, {}};
+  MatMulInput in;
   for (auto _ : state) {
-    k.matmul(x.data(), tokens, m, 0, rows, out.data(), rows);
+    k.prepare_matmul(x.data(), tokens, m, &in);
+    k.matmul(in, m, 0, rows, out.data(), rows);
     benchmark::DoNotOptimize(out.data());
   }
   state.SetLabel(std::string(k.name) + " " + DTypeName(dtype));
@@ -79,6 +82,51 @@ void BM_PackageForward(benchmark::State& state) {
   state.SetLabel(state.range(0) == 0 ? "stream" : "resident");
 }
 BENCHMARK(BM_PackageForward)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+// llama-bench's pp512/tg128 on LLMPACK_BENCH_PACKAGE, resident: one
+// 512-token prompt, then 128 tokens generated one at a time. args: threads.
+// Counters: prompt and generate tokens/s.
+void BM_PromptThenGenerate(benchmark::State& state) {
+  const char* dir = std::getenv("LLMPACK_BENCH_PACKAGE");
+  if (dir == nullptr) {
+    state.SkipWithError("set LLMPACK_BENCH_PACKAGE to a package directory");
+    return;
+  }
+  ModelOptions options;
+  options.mode = LoadMode::kResident;
+  options.threads = static_cast<int>(state.range(0));
+  auto model = Model::Open(dir, options);
+  if (!model.ok()) {
+    state.SkipWithError(std::string(model.status().message()).c_str());
+    return;
+  }
+  constexpr int kPrompt = 512, kGenerate = 128;
+  std::vector<int32_t> prompt(kPrompt);
+  for (int i = 0; i < kPrompt; ++i) prompt[i] = (i * 7919 + 1) % 1000 + 1;
+  std::vector<float> logits;
+  double prompt_s = 0, generate_s = 0;
+  for (auto _ : state) {
+    Session session(**model, kPrompt + kGenerate);
+    const int64_t t0 = NowNs();
+    (void)session.Forward(prompt, LogitsRows::kLast, &logits);
+    const int64_t t1 = NowNs();
+    for (int i = 0; i < kGenerate; ++i) {
+      const int32_t one[] = {int32_t(i + 2)};
+      (void)session.Forward(one, LogitsRows::kLast, &logits);
+    }
+    prompt_s += (t1 - t0) * 1e-9;
+    generate_s += (NowNs() - t1) * 1e-9;
+  }
+  const double runs = static_cast<double>(state.iterations());
+  state.counters["pp512_tok/s"] = runs * kPrompt / prompt_s;
+  state.counters["tg128_tok/s"] = runs * kGenerate / generate_s;
+  state.SetLabel((*model)->kernels().name);
+}
+BENCHMARK(BM_PromptThenGenerate)
+    ->Arg(2)
+    ->Unit(benchmark::kSecond)
+    ->Iterations(2)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace llmpack::runtime

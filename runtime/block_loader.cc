@@ -25,7 +25,7 @@ absl::Status BuildWeights(const TensorFileReader& reader, const uint8_t* base,
   };
   auto matrix = [&](const char* name, WeightMatrix* m) -> absl::Status {
     ASSIGN_OR_RETURN(const TensorInfo* t, info(name));
-    *m = {t->dtype, base + t->offset, t->shape[0], t->shape[1]};
+    *m = MatrixView(*t, base + t->offset);
     return absl::OkStatus();
   };
   auto vec = [&](const char* name, std::vector<float>* v) -> absl::Status {

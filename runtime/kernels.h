@@ -1,8 +1,9 @@
 // The runtime's numeric kernels behind one dispatch point. Every kernel has a
 // scalar reference (plain loops, the definition of correct) and an optimized
-// path (Highway SIMD, best instruction set chosen at run time). The forward
-// pass only ever calls kernels through a KernelTable, so a test or a user
-// (`llmverify --kernels scalar`) can swap the whole set at once.
+// path (Highway SIMD, best instruction set chosen at run time; on x86 CPUs
+// with AVX-512 VNNI the quantized matmul uses vpdpbusd intrinsics). The
+// forward pass only ever calls kernels through a KernelTable, so a test or a
+// user (`llmverify --kernels scalar`) can swap the whole set at once.
 //
 // Thread safety: every kernel is a pure function of its arguments (the
 // optimized matmul keeps a thread_local scratch buffer); any number of threads
@@ -12,26 +13,108 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "llmpack/dtype.h"
+#include "quant/codec.h"
 
 namespace llmpack::runtime {
 
-// A row-major weight matrix [rows, cols] in its stored float type. Not owned.
+// A row-major weight matrix [rows, cols]: f32/f16/bf16 elements, or q4/q8
+// rows of `layout.row_bytes` bytes (formats/package_format.md, "Quantized
+// tensors"). Not owned.
 struct WeightMatrix {
   DType dtype = DType::kF32;
   const void* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
+  // q4/q8 only: group size, scale dtype, zero points and byte offsets of a
+  // row (quant::MakeRowLayout(format, cols)).
+  quant::RowLayout layout;
+
+  bool quantized() const { return dtype == DType::kQ4 || dtype == DType::kQ8; }
+  // Row r's first byte.
+  const uint8_t* Row(int64_t r) const {
+    const int64_t row_bytes =
+        quantized() ? layout.row_bytes
+                    : cols * static_cast<int64_t>(DTypeSize(dtype));
+    return static_cast<const uint8_t*>(data) + r * row_bytes;
+  }
+};
+
+// Activations quantized for the integer matmul: each token's f32 row is cut
+// into blocks of kActivationBlock elements; block b gets scale[b] =
+// max|x| / kActivationCodeMax and 15-bit codes a = round(x / scale) (zero
+// past `cols`), so x ~= scale * a. Each code is stored as two int8 planes,
+// a = 128 * high + low with low in 0..127, so byte dot products (vpdpbusd)
+// reach 15-bit precision: the rounding error is 1/32766 of the block's max,
+// small enough not to move a model's KL (int8 codes measurably did).
+// quant_matmul.h defines it exactly.
+inline constexpr int64_t kActivationBlock = 32;
+inline constexpr int kActivationCodeMax = 16383;
+
+struct QuantizedActivations {
+  int64_t tokens = 0;
+  int64_t cols = 0;
+  int64_t blocks = 0;  // per token: ceil(cols / kActivationBlock)
+  // Codes are stored in the order the weight codes are: natural for q8
+  // weights, "q4 order" for q4 weights (see ActivationCodeIndex).
+  bool q4_order = false;
+  std::vector<int8_t> high;  // [tokens][blocks * kActivationBlock]
+  std::vector<int8_t> low;   // same shape, 0..127
+  // [tokens][blocks] plus kScalePadding zeros, so SIMD loads of four may run
+  // past a token's last block.
+  std::vector<float> scales;
+  // scales[b] * (sum of block b's codes): the activation side of the
+  // zero-point term (same shape and padding as scales).
+  std::vector<float> scaled_sums;
+  static constexpr int64_t kScalePadding = 4;
+
+  const int8_t* High(int64_t t) const {
+    return high.data() + t * blocks * kActivationBlock;
+  }
+  const int8_t* Low(int64_t t) const {
+    return low.data() + t * blocks * kActivationBlock;
+  }
+  // The code at index i of token t's planes.
+  int32_t Code(int64_t t, int64_t i) const {
+    return 128 * High(t)[i] + Low(t)[i];
+  }
+  const float* Scales(int64_t t) const { return scales.data() + t * blocks; }
+  const float* ScaledSums(int64_t t) const {
+    return scaled_sums.data() + t * blocks;
+  }
+};
+
+// One Linear call's activations, prepared once (KernelTable::prepare_matmul)
+// and then read by every thread's matmul over its range of rows.
+struct MatMulInput {
+  const float* x = nullptr;  // [tokens, cols] f32, not owned
+  int64_t tokens = 0;
+  int64_t cols = 0;
+  DType dtype = DType::kF32;  // of the weights it was prepared for
+  // Filled by kernel sets whose matmul computes with quantized activations,
+  // for
+  // quantized weights only.
+  bool quantized = false;
+  QuantizedActivations q;
 };
 
 struct KernelTable {
-  const char* name;  // "scalar" or "highway:<target>"
+  const char* name;  // "scalar" or "highway:<target>[+avx512vnni]"
 
-  // out[t * out_stride + r] = sum_c x[t * w.cols + c] * w[r, c] for
-  // t in [0, tokens) and r in [row_begin, row_end): y = x W^T restricted to a
-  // range of output rows so threads can split the rows.
-  void (*matmul)(const float* x, int64_t tokens, const WeightMatrix& w,
+  // Prepares x [tokens, w.cols] for matmuls with weights like `w` (dtype and
+  // quantization format; the pointer is not read). `in` keeps its buffers
+  // between calls. Call once per Linear, before the threads split the rows.
+  void (*prepare_matmul)(const float* x, int64_t tokens, const WeightMatrix& w,
+                         MatMulInput* in);
+  // out[t * out_stride + r] = sum_c x[t, c] * w[r, c] for t in [0, tokens)
+  // and r in [row_begin, row_end): y = x W^T restricted to a range of output
+  // rows so threads can split the rows. `in` was prepared for `w`'s format.
+  // The scalar set computes with f32 activations and quant::DequantizeRow
+  // weights (the quantized model's definition); the optimized set with 15-bit
+  // activations (quant_matmul.h) for quantized weights.
+  void (*matmul)(const MatMulInput& in, const WeightMatrix& w,
                  int64_t row_begin, int64_t row_end, float* out,
                  int64_t out_stride);
   // out = x / sqrt(mean(x^2) + eps) * weight (out may alias x).

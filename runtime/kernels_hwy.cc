@@ -1,12 +1,15 @@
 // Highway kernels, compiled once per SIMD target and dispatched at run time
 // to the best target the CPU supports. They compute the same formulas as
 // kernels_scalar.cc; only summation order (several accumulators) and the
-// exp approximation differ, within the tolerances in kernels_test.cc.
+// exp approximation differ, within the tolerances in kernels_test.cc. The
+// quantized matmul computes the quantized-activation scheme of
+// quant_matmul.h.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "runtime/kernels.h"
+#include "runtime/quant_matmul.h"
 
 // Highway re-includes this file once per target: foreach_target.h must come
 // before highway.h and the per-target math header.
@@ -98,13 +101,12 @@ void Dot4(const float* x, const float* w0, const float* w1, const float* w2,
   out[3] = s3;
 }
 
-void MatMul(const float* x, int64_t tokens, const WeightMatrix& w,
-            int64_t row_begin, int64_t row_end, float* out,
-            int64_t out_stride) {
+void MatMul(const MatMulInput& in, const WeightMatrix& w, int64_t row_begin,
+            int64_t row_end, float* out, int64_t out_stride) {
+  const float* x = in.x;
+  const int64_t tokens = in.tokens;
   constexpr int64_t kTile = 4;
   const int64_t cols = w.cols;
-  const size_t elem = DTypeSize(w.dtype);
-  const auto* base = static_cast<const uint8_t*>(w.data);
   // Narrow weights are widened a tile of rows at a time, then reused for
   // every token, so prefill pays the conversion once per row.
   thread_local std::vector<float> scratch;
@@ -112,7 +114,7 @@ void MatMul(const float* x, int64_t tokens, const WeightMatrix& w,
     scratch.resize(static_cast<size_t>(kTile * cols));
   }
   auto row_ptr = [&](int64_t r, int64_t k) -> const float* {
-    const uint8_t* src = base + static_cast<size_t>(r * cols) * elem;
+    const uint8_t* src = w.Row(r);
     if (w.dtype == DType::kF32) return reinterpret_cast<const float*>(src);
     float* dst = scratch.data() + k * cols;
     WidenRow(w.dtype, src, dst, cols);
@@ -140,6 +142,160 @@ void MatMul(const float* x, int64_t tokens, const WeightMatrix& w,
       out[t * out_stride + r] = Dot(x + t * cols, wr, cols);
     }
   }
+}
+
+// The quantized-activation matmul (quant_matmul.h) for group sizes that
+// are multiples of kActivationBlock; a row's last, partial block goes
+// through the scalar reference. Tokens are taken eight at a
+// time so each piece of a weight row is unpacked once for all of them. Lanes
+// accumulate (code - zero) * a exactly in i32 for one block, then add to f32
+// partial sums scaled by scale[g] * sa[b].
+void QuantMatMul(const QuantizedActivations& a, const WeightMatrix& w,
+                 int64_t row_begin, int64_t row_end, float* out,
+                 int64_t out_stride) {
+  const quant::RowLayout& layout = w.layout;
+  const int64_t group = layout.format.group_size;
+  const hn::CappedTag<int32_t, 16> di;
+  const hn::Rebind<float, decltype(di)> df;
+  const hn::Rebind<uint8_t, decltype(di)> du8;
+  const hn::Rebind<int8_t, decltype(di)> di8;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(di));
+  constexpr int64_t kTokenTile = 8;
+  constexpr int64_t kHalf = kActivationBlock / 2;
+  const bool q4 = w.dtype == DType::kQ4;
+  const int64_t full_blocks = layout.cols / kActivationBlock;
+  HWY_ALIGN float acc[kTokenTile * 16];
+  const auto nibble = hn::Set(di, 15);
+  // Activation codes at index i of token t: 128 * high + low.
+  auto load_code = [&](int64_t t, int64_t i) {
+    const auto high = hn::PromoteTo(di, hn::LoadU(di8, a.High(t) + i));
+    const auto low = hn::PromoteTo(di, hn::LoadU(di8, a.Low(t) + i));
+    return hn::Add(hn::ShiftLeft<7>(high), low);
+  };
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = w.Row(r);
+    for (int64_t t0 = 0; t0 < a.tokens; t0 += kTokenTile) {
+      const int64_t tile = std::min(kTokenTile, a.tokens - t0);
+      for (int64_t i = 0; i < tile * lanes; i += lanes) {
+        hn::Store(hn::Zero(df), df, acc + i);
+      }
+      for (int64_t b = 0; b < full_blocks; ++b) {
+        const int64_t g = b * kActivationBlock / group;
+        const auto zero = hn::Set(di, quant::GroupZero(layout, row, g));
+        const float scale = quant::GroupScale(layout, row, g);
+        // Offsets of this block's even and odd codes (q4 order) or of all
+        // its codes (natural order) within a token's codes.
+        const int64_t s = b / 4, k = b % 4;
+        const int64_t m = std::min<int64_t>(4, a.blocks - 4 * s);
+        const int64_t even = 4 * s * kActivationBlock + kHalf * k;
+        const int64_t odd = 4 * s * kActivationBlock + kHalf * (m + k);
+        const int64_t pieces = (q4 ? kHalf : kActivationBlock) / lanes;
+        for (int64_t p = 0; p < pieces; ++p) {
+          const int64_t off = p * lanes;
+          if (q4) {
+            const auto v =
+                hn::PromoteTo(di, hn::LoadU(du8, row + kHalf * b + off));
+            const auto lo = hn::Sub(hn::And(v, nibble), zero);
+            const auto hi = hn::Sub(hn::ShiftRight<4>(v), zero);
+            for (int64_t t = 0; t < tile; ++t) {
+              const auto ae = load_code(t0 + t, even + off);
+              const auto ao = load_code(t0 + t, odd + off);
+              const auto d = hn::Add(hn::Mul(lo, ae), hn::Mul(hi, ao));
+              const auto sc = hn::Set(df, scale * a.Scales(t0 + t)[b]);
+              float* at = acc + t * lanes;
+              hn::Store(hn::MulAdd(hn::ConvertTo(df, d), sc, hn::Load(df, at)),
+                        df, at);
+            }
+          } else {
+            const int64_t c = b * kActivationBlock + off;
+            const auto q = hn::Sub(
+                hn::PromoteTo(
+                    di,
+                    hn::LoadU(di8, reinterpret_cast<const int8_t*>(row) + c)),
+                zero);
+            for (int64_t t = 0; t < tile; ++t) {
+              const auto av = load_code(t0 + t, c);
+              const auto sc = hn::Set(df, scale * a.Scales(t0 + t)[b]);
+              float* at = acc + t * lanes;
+              hn::Store(hn::MulAdd(hn::ConvertTo(df, hn::Mul(q, av)), sc,
+                                   hn::Load(df, at)),
+                        df, at);
+            }
+          }
+        }
+      }
+      for (int64_t t = 0; t < tile; ++t) {
+        float sum =
+            hn::GetLane(hn::SumOfLanes(df, hn::Load(df, acc + t * lanes)));
+        if (full_blocks < a.blocks) {
+          sum += QuantizedDotReference(a, t0 + t, layout, row, full_blocks,
+                                       a.blocks);
+        }
+        out[(t0 + t) * out_stride + r] = sum;
+      }
+    }
+  }
+}
+
+// QuantizeActivations with vectors: the same bytes (max is exact, products
+// and round-to-nearest-even conversions are the same f32 operations). Whole
+// blocks only; a row's last, partial block takes the scalar code.
+void QuantizeActivationsSimd(const float* x, int64_t tokens, int64_t cols,
+                             const WeightMatrix& w, QuantizedActivations* out) {
+#if HWY_TARGET == HWY_SCALAR
+  QuantizeActivations(x, tokens, cols, w, out);
+#else
+  StartQuantizedActivations(tokens, cols, w, out);
+  // At most 16 lanes, so a block of 32 is a whole number of vector pairs.
+  const hn::CappedTag<float, 16> df;
+  const hn::Rebind<int32_t, decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(df)> d8;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t full_blocks = cols / kActivationBlock;
+  const float max_code = static_cast<float>(kActivationCodeMax);
+  const auto low_bits = hn::Set(di, 127);
+  for (int64_t t = 0; t < tokens; ++t) {
+    int8_t* high = out->high.data() + t * out->blocks * kActivationBlock;
+    int8_t* low = out->low.data() + t * out->blocks * kActivationBlock;
+    for (int64_t b = 0; b < full_blocks; ++b) {
+      const float* xb = x + t * cols + b * kActivationBlock;
+      auto vmax = hn::Zero(df);
+      for (int64_t i = 0; i < kActivationBlock; i += lanes) {
+        vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + i)));
+      }
+      const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+      const float scale = amax / max_code;
+      const auto inv = hn::Set(df, amax > 0.0f ? max_code / amax : 0.0f);
+      auto sum = hn::Zero(di);
+      auto put = [&](decltype(vmax) v, int64_t at) {
+        const auto code = hn::NearestInt(hn::Mul(v, inv));
+        sum = hn::Add(sum, code);
+        // Arithmetic shift: floor division by 128.
+        hn::StoreU(hn::DemoteTo(d8, hn::ShiftRight<7>(code)), d8, high + at);
+        hn::StoreU(hn::DemoteTo(d8, hn::And(code, low_bits)), d8, low + at);
+      };
+      const BlockPlacement place = PlaceBlock(*out, b);
+      if (place.step == 1) {  // q4 order: the even elements, then the odd
+        for (int64_t i = 0; i < kActivationBlock; i += 2 * lanes) {
+          const auto lo = hn::LoadU(df, xb + i);
+          const auto hi = hn::LoadU(df, xb + i + lanes);
+          put(hn::ConcatEven(df, hi, lo), place.even + i / 2);
+          put(hn::ConcatOdd(df, hi, lo), place.odd + i / 2);
+        }
+      } else {
+        for (int64_t i = 0; i < kActivationBlock; i += lanes) {
+          put(hn::LoadU(df, xb + i), place.even + i);
+        }
+      }
+      const int32_t total = hn::GetLane(hn::SumOfLanes(di, sum));
+      out->scales[t * out->blocks + b] = scale;
+      out->scaled_sums[t * out->blocks + b] = scale * static_cast<float>(total);
+    }
+    for (int64_t b = full_blocks; b < out->blocks; ++b) {
+      QuantizeActivationBlock(x, t, b, out);
+    }
+  }
+#endif
 }
 
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps,
@@ -266,6 +422,8 @@ HWY_AFTER_NAMESPACE();
 namespace llmpack::runtime {
 
 HWY_EXPORT(MatMul);
+HWY_EXPORT(QuantMatMul);
+HWY_EXPORT(QuantizeActivationsSimd);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Rope);
 HWY_EXPORT(Softmax);
@@ -276,11 +434,38 @@ HWY_EXPORT(TargetName);
 
 namespace {
 
-void DispatchMatMul(const float* x, int64_t tokens, const WeightMatrix& w,
+// The quantized matmul of this CPU: AVX-512 VNNI when available, else the
+// best Highway target. Chosen once.
+QuantMatMulFn BestQuantMatMul() {
+  static const QuantMatMulFn best = [] {
+    const QuantMatMulFn vnni = Avx512VnniQuantMatMul();
+    return vnni != nullptr ? vnni : &QuantMatMulHighway;
+  }();
+  return best;
+}
+
+void DispatchPrepareMatMul(const float* x, int64_t tokens,
+                           const WeightMatrix& w, MatMulInput* in) {
+  in->x = x;
+  in->tokens = tokens;
+  in->cols = w.cols;
+  in->dtype = w.dtype;
+  in->quantized = w.quantized();
+  if (in->quantized) QuantizeActivationsHighway(x, tokens, w.cols, w, &in->q);
+}
+
+void DispatchMatMul(const MatMulInput& in, const WeightMatrix& w,
                     int64_t row_begin, int64_t row_end, float* out,
                     int64_t out_stride) {
-  HWY_DYNAMIC_DISPATCH(MatMul)
-  (x, tokens, w, row_begin, row_end, out, out_stride);
+  if (in.quantized) {
+    // Groups that cut activation blocks (e.g. per-row groups of 172) have
+    // no SIMD kernel.
+    const bool simd = w.layout.format.group_size % kActivationBlock == 0;
+    (simd ? BestQuantMatMul() : &QuantizedMatMulReference)(
+        in.q, w, row_begin, row_end, out, out_stride);
+    return;
+  }
+  HWY_DYNAMIC_DISPATCH(MatMul)(in, w, row_begin, row_end, out, out_stride);
 }
 void DispatchRmsNorm(const float* x, const float* weight, int64_t n, float eps,
                      float* out) {
@@ -305,12 +490,26 @@ void DispatchAxpy(float a, const float* x, float* y, int64_t n) {
 
 }  // namespace
 
+void QuantMatMulHighway(const QuantizedActivations& a, const WeightMatrix& w,
+                        int64_t row_begin, int64_t row_end, float* out,
+                        int64_t out_stride) {
+  HWY_DYNAMIC_DISPATCH(QuantMatMul)(a, w, row_begin, row_end, out, out_stride);
+}
+
+void QuantizeActivationsHighway(const float* x, int64_t tokens, int64_t cols,
+                                const WeightMatrix& w,
+                                QuantizedActivations* out) {
+  HWY_DYNAMIC_DISPATCH(QuantizeActivationsSimd)(x, tokens, cols, w, out);
+}
+
 const KernelTable& OptimizedKernels() {
   static const std::string* name = new std::string(
-      std::string("highway:") + HWY_DYNAMIC_DISPATCH(TargetName)());
+      std::string("highway:") + HWY_DYNAMIC_DISPATCH(TargetName)() +
+      (Avx512VnniQuantMatMul() != nullptr ? "+avx512vnni" : ""));
   static const KernelTable table = {
-      name->c_str(),   DispatchMatMul,  DispatchRmsNorm, DispatchRope,
-      DispatchSoftmax, DispatchSiluMul, DispatchDot,     DispatchAxpy,
+      name->c_str(),   DispatchPrepareMatMul, DispatchMatMul,
+      DispatchRmsNorm, DispatchRope,          DispatchSoftmax,
+      DispatchSiluMul, DispatchDot,           DispatchAxpy,
   };
   return table;
 }

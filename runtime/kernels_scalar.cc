@@ -8,16 +8,30 @@
 namespace llmpack::runtime {
 namespace {
 
-void ScalarMatMul(const float* x, int64_t tokens, const WeightMatrix& w,
+// Reference activations are the f32 rows themselves.
+void ScalarPrepareMatMul(const float* x, int64_t tokens, const WeightMatrix& w,
+                         MatMulInput* in) {
+  in->x = x;
+  in->tokens = tokens;
+  in->cols = w.cols;
+  in->dtype = w.dtype;
+  in->quantized = false;
+}
+
+// Quantized rows are dequantized by the codec (the one definition of their
+// values), float rows widened; then plain f32 dot products.
+void ScalarMatMul(const MatMulInput& in, const WeightMatrix& w,
                   int64_t row_begin, int64_t row_end, float* out,
                   int64_t out_stride) {
   std::vector<float> row(static_cast<size_t>(w.cols));
-  const size_t elem = DTypeSize(w.dtype);
   for (int64_t r = row_begin; r < row_end; ++r) {
-    ToF32(w.dtype, static_cast<const uint8_t*>(w.data) + r * w.cols * elem,
-          row.data(), static_cast<size_t>(w.cols));
-    for (int64_t t = 0; t < tokens; ++t) {
-      const float* xt = x + t * w.cols;
+    if (w.quantized()) {
+      quant::DequantizeRow(w.layout, w.Row(r), row.data());
+    } else {
+      ToF32(w.dtype, w.Row(r), row.data(), static_cast<size_t>(w.cols));
+    }
+    for (int64_t t = 0; t < in.tokens; ++t) {
+      const float* xt = in.x + t * w.cols;
       float sum = 0.0f;
       for (int64_t c = 0; c < w.cols; ++c) sum += xt[c] * row[c];
       out[t * out_stride + r] = sum;
@@ -77,8 +91,9 @@ void ScalarAxpy(float a, const float* x, float* y, int64_t n) {
 
 const KernelTable& ScalarKernels() {
   static const KernelTable table = {
-      "scalar",      ScalarMatMul,  ScalarRmsNorm, ScalarRope,
-      ScalarSoftmax, ScalarSiluMul, ScalarDot,     ScalarAxpy,
+      "scalar",      ScalarPrepareMatMul, ScalarMatMul,
+      ScalarRmsNorm, ScalarRope,          ScalarSoftmax,
+      ScalarSiluMul, ScalarDot,           ScalarAxpy,
   };
   return table;
 }

@@ -56,8 +56,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
     }
   }
   const TensorInfo* head = lm.Find(kLmHead);
-  model->lm_head_ = {head->dtype, base + head->offset, head->shape[0],
-                     head->shape[1]};
+  model->lm_head_ = MatrixView(*head, base + head->offset);
   const TensorInfo* norm = lm.Find(kFinalNorm);
   model->final_norm_.resize(static_cast<size_t>(norm->num_elements()));
   ToF32(norm->dtype, base + norm->offset, model->final_norm_.data(),
@@ -99,14 +98,19 @@ uint64_t Session::kv_cache_bytes() const {
 }
 
 void Session::Linear(const float* x, int64_t tokens, const WeightMatrix& w,
-                     float* out) {
+                     float* out, bool x_unchanged) {
   const KernelTable& k = model_.kernels();
+  // Activations are prepared once; every thread reads them.
+  const MatMulInput& in = matmul_input_;
+  const bool reuse = x_unchanged && in.x == x && in.tokens == tokens &&
+                     in.cols == w.cols && in.dtype == w.dtype;
+  if (!reuse) k.prepare_matmul(x, tokens, w, &matmul_input_);
   const int64_t threads = model_.pool().num_threads();
   // About four chunks per thread, in whole tiles of four rows.
   int64_t grain = (w.rows + threads * 4 - 1) / (threads * 4);
   grain = std::max<int64_t>(4, (grain + 3) / 4 * 4);
   model_.pool().ParallelFor(w.rows, grain, [&](int64_t begin, int64_t end) {
-    k.matmul(x, tokens, w, begin, end, out, w.rows);
+    k.matmul(matmul_input_, w, begin, end, out, w.rows);
   });
 }
 
@@ -114,7 +118,12 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
   const TensorFileReader& file = model_.package().embedding();
   const TensorInfo* table = file.Find(kEmbedTokens);
   const int64_t h = config_.hidden_size;
-  row_bytes_.resize(table->row_bytes());
+  // A q8/q4 table's rows are dequantized by the codec, one row at a time.
+  const WeightMatrix view = MatrixView(*table, nullptr);
+  const uint64_t row_bytes = view.quantized()
+                                 ? static_cast<uint64_t>(view.layout.row_bytes)
+                                 : table->row_bytes();
+  row_bytes_.resize(row_bytes);
   for (size_t t = 0; t < tokens.size(); ++t) {
     const int32_t id = tokens[t];
     if (id < 0 || id >= config_.vocab_size) {
@@ -122,9 +131,15 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
           "token id ", id, " at input position ", t,
           " is outside the vocabulary [0, ", config_.vocab_size, ")"));
     }
-    RETURN_IF_ERROR(file.ReadRows(*table, id, 1, absl::MakeSpan(row_bytes_)));
-    ToF32(table->dtype, row_bytes_.data(), x_.data() + t * h,
-          static_cast<size_t>(h));
+    float* dst = x_.data() + t * h;
+    if (view.quantized()) {
+      RETURN_IF_ERROR(file.file().ReadAt(table->offset + id * row_bytes,
+                                         absl::MakeSpan(row_bytes_)));
+      quant::DequantizeRow(view.layout, row_bytes_.data(), dst);
+    } else {
+      RETURN_IF_ERROR(file.ReadRows(*table, id, 1, absl::MakeSpan(row_bytes_)));
+      ToF32(table->dtype, row_bytes_.data(), dst, static_cast<size_t>(h));
+    }
     model_.embedding_bytes_read_ += row_bytes_.size();
   }
   return absl::OkStatus();
@@ -158,8 +173,8 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   // q: [n, heads * head_dim], k and v: [n, kv_heads * head_dim]
   ObserveInput(layer, LinearInput::kAttention, xn_.data(), n, h);
   Linear(xn_.data(), n, w.q, q_.data());
-  Linear(xn_.data(), n, w.k, k_.data());
-  Linear(xn_.data(), n, w.v, v_.data());
+  Linear(xn_.data(), n, w.k, k_.data(), /*x_unchanged=*/true);
+  Linear(xn_.data(), n, w.v, v_.data(), /*x_unchanged=*/true);
   for (int64_t t = 0; t < n; ++t) {
     float* q = q_.data() + t * qd;
     float* kk = k_.data() + t * kvd;
@@ -229,7 +244,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   }
   ObserveInput(layer, LinearInput::kMlp, xn_.data(), n, h);
   Linear(xn_.data(), n, w.gate, gate_.data());
-  Linear(xn_.data(), n, w.up, up_.data());
+  Linear(xn_.data(), n, w.up, up_.data(), /*x_unchanged=*/true);
   k.silu_mul(gate_.data(), up_.data(), n * config_.ffn_size);
   ObserveInput(layer, LinearInput::kMlpDown, gate_.data(), n, config_.ffn_size);
   Linear(gate_.data(), n, w.down, tmp_.data());

@@ -120,9 +120,11 @@ class Session {
  private:
   absl::Status ReserveKvCache(int64_t tokens);
   void RunBlock(const BlockWeights& w, int64_t tokens);
-  // out[t, r] = x[t, :] . w[r, :], rows split over the pool.
-  void Linear(const float* x, int64_t tokens, const WeightMatrix& w,
-              float* out);
+  // out[t, r] = x[t, :] . w[r, :], rows split over the pool. With
+  // `x_unchanged` (x was not written since the previous Linear), the
+  // activations prepared then are reused when they suit w's dtype.
+  void Linear(const float* x, int64_t tokens, const WeightMatrix& w, float* out,
+              bool x_unchanged = false);
   absl::Status Embed(absl::Span<const int32_t> tokens);
   void ObserveInput(int64_t layer, LinearInput input, const float* x,
                     int64_t tokens, int64_t cols) {
@@ -141,6 +143,7 @@ class Session {
   std::vector<float> cos_, sin_;
   std::vector<uint8_t> row_bytes_;
   const LinearInputObserver* input_observer_ = nullptr;
+  MatMulInput matmul_input_;  // the current Linear's prepared activations
 };
 
 }  // namespace llmpack::runtime

@@ -5,9 +5,43 @@
 #include "absl/strings/str_cat.h"
 #include "llmpack/package_layout.h"
 #include "llmpack/status_macros.h"
+#include "quant/codec.h"
 
 namespace llmpack::runtime {
 namespace {
+
+// A tensor's dtype is usable by the forward pass: any float type, or q4/q8
+// for matrices (Linear weights, the output projection, the embedding) whose
+// quantization fields describe a valid layout of exactly size_bytes.
+absl::Status CheckComputeDType(const std::string& path, const TensorInfo& t) {
+  if (IsFloatDType(t.dtype)) return absl::OkStatus();
+  const bool quantized = t.dtype == DType::kQ4 || t.dtype == DType::kQ8;
+  if (!quantized) {
+    return absl::UnimplementedError(absl::StrCat(
+        path, ": tensor ", t.name, " has dtype ", DTypeName(t.dtype),
+        "; this runtime computes with f32, f16, bf16, q8 and q4 weights"));
+  }
+  if (t.shape.size() != 2) {
+    return absl::UnimplementedError(absl::StrCat(
+        path, ": tensor ", t.name, " of shape ", ShapeString(t.shape), " is ",
+        DTypeName(t.dtype),
+        "; only matrices may be quantized (norms and biases stay float)"));
+  }
+  auto layout = quant::MakeRowLayout(QuantFormatOf(t), t.shape[1]);
+  if (!layout.ok()) {
+    return absl::DataLossError(absl::StrCat(path, ": tensor ", t.name, ": ",
+                                            layout.status().message()));
+  }
+  const uint64_t expected = static_cast<uint64_t>(t.shape[0]) *
+                            static_cast<uint64_t>(layout->row_bytes);
+  if (t.size_bytes != expected) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": tensor ", t.name, " holds ", t.size_bytes, " bytes, but ",
+        t.shape[0], " rows of ", layout->row_bytes, " bytes (",
+        DTypeName(t.dtype), ", group ", t.group_size, ") need ", expected));
+  }
+  return absl::OkStatus();
+}
 
 // Opens one tensor file and checks it holds exactly the expected tensors.
 absl::StatusOr<TensorFileReader> OpenChecked(const std::filesystem::path& dir,
@@ -34,11 +68,7 @@ absl::StatusOr<TensorFileReader> OpenChecked(const std::filesystem::path& dir,
           path, ": tensor ", want.name, " has shape ", ShapeString(have->shape),
           " but the manifest's config implies ", ShapeString(want.shape)));
     }
-    if (!IsFloatDType(have->dtype)) {
-      return absl::UnimplementedError(absl::StrCat(
-          path, ": tensor ", want.name, " has dtype ", DTypeName(have->dtype),
-          "; this runtime computes with f32, f16 and bf16 weights only"));
-    }
+    RETURN_IF_ERROR(CheckComputeDType(path, *have));
   }
   if (reader.tensors().size() != expected.tensors.size()) {
     for (const TensorInfo& t : reader.tensors()) {
@@ -88,6 +118,25 @@ absl::StatusOr<std::unique_ptr<Package>> Package::Open(
     }
   }
   return package;
+}
+
+quant::QuantFormat QuantFormatOf(const TensorInfo& t) {
+  quant::QuantFormat format;
+  format.dtype = t.dtype;
+  format.group_size = t.group_size;
+  format.scale_dtype = static_cast<DType>(t.scale_dtype);
+  format.zero_point = (t.quant_flags & format::kQuantFlagZeroPoint) != 0;
+  return format;
+}
+
+WeightMatrix MatrixView(const TensorInfo& t, const uint8_t* data) {
+  WeightMatrix m;
+  m.dtype = t.dtype;
+  m.data = data;
+  m.rows = t.shape[0];
+  m.cols = t.shape[1];
+  if (m.quantized()) m.layout = *quant::MakeRowLayout(QuantFormatOf(t), m.cols);
+  return m;
 }
 
 bool Package::has_tokenizer() const {

@@ -1,7 +1,10 @@
 // An opened, validated package: manifest read, file sizes (and by default
 // checksums) verified, every tensor file's header and directory parsed, and
 // every tensor's name, dtype and shape checked against the layout the
-// manifest's config implies (package_layout.h). Nothing is loaded yet.
+// manifest's config implies (package_layout.h), and every dtype one the
+// forward pass computes with (floats anywhere; q4/q8 for matrices, with a
+// valid quantization layout of exactly the tensor's size). Nothing is loaded
+// yet.
 //
 // Ownership: a Package owns its manifest and the open tensor files; tensor
 // views it hands out are valid while it lives.
@@ -18,6 +21,8 @@
 #include "llmpack/manifest.h"
 #include "llmpack/model_config.h"
 #include "llmpack/tensor_file.h"
+#include "quant/codec.h"
+#include "runtime/kernels.h"
 
 namespace llmpack::runtime {
 
@@ -50,6 +55,14 @@ class Package {
   std::vector<TensorFileReader> blocks_;
   TensorFileReader lm_;
 };
+
+// The quantization format a q4/q8 tensor's directory entry describes.
+quant::QuantFormat QuantFormatOf(const TensorInfo& t);
+
+// A view of matrix `t` whose data starts at `data`. For q4/q8 the layout is
+// filled in; call only on tensors of an opened Package (their layout was
+// checked).
+WeightMatrix MatrixView(const TensorInfo& t, const uint8_t* data);
 
 }  // namespace llmpack::runtime
 

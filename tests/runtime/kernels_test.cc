@@ -54,11 +54,14 @@ TEST_P(MatMulTest, MatchesScalarOverOddShapes) {
         ASSERT_TRUE(
             ConvertElements(DType::kF32, wf.data(), dtype, w.data(), wf.size())
                 .ok());
-        const WeightMatrix m{dtype, w.data(), rows, cols};
+        const WeightMatrix m{dtype, w.data(), rows, cols, {}};
         const auto x = Random(tokens * cols, 11 + rows);
         std::vector<float> a(tokens * rows, -1), b(tokens * rows, -2);
-        ref.matmul(x.data(), tokens, m, 0, rows, a.data(), rows);
-        opt.matmul(x.data(), tokens, m, 0, rows, b.data(), rows);
+        MatMulInput ref_in, opt_in;
+        ref.prepare_matmul(x.data(), tokens, m, &ref_in);
+        opt.prepare_matmul(x.data(), tokens, m, &opt_in);
+        ref.matmul(ref_in, m, 0, rows, a.data(), rows);
+        opt.matmul(opt_in, m, 0, rows, b.data(), rows);
         std::vector<float> wide(wf.size());
         ToF32(dtype, w.data(), wide.data(), wide.size());
         for (int64_t t = 0; t < tokens; ++t) {
@@ -84,10 +87,12 @@ INSTANTIATE_TEST_SUITE_P(AllWeightTypes, MatMulTest,
 TEST(KernelsTest, MatMulRowRangeWritesOnlyItsRows) {
   const int64_t rows = 10, cols = 13;
   const auto wf = Random(rows * cols, 3);
-  const WeightMatrix m{DType::kF32, wf.data(), rows, cols};
+  const WeightMatrix m{DType::kF32, wf.data(), rows, cols, {}};
   const auto x = Random(cols, 4);
   std::vector<float> out(rows, 42.0f);
-  OptimizedKernels().matmul(x.data(), 1, m, 3, 7, out.data(), rows);
+  MatMulInput in;
+  OptimizedKernels().prepare_matmul(x.data(), 1, m, &in);
+  OptimizedKernels().matmul(in, m, 3, 7, out.data(), rows);
   for (int64_t r = 0; r < rows; ++r) {
     if (r < 3 || r >= 7)
       EXPECT_EQ(out[r], 42.0f) << r;

@@ -1,0 +1,94 @@
+// The quantized-activation scheme behind the optimized quantized matmul,
+// defined once in scalar code, plus the individual SIMD implementations (for
+// tests and benchmarks; the forward pass reaches them only through
+// KernelTable).
+//
+// Definition. Activations: each token's row is cut into blocks of
+// kActivationBlock (32) elements; block b's scale is sa[b] = amax / M with
+// amax = max |x| over the block and M = kActivationCodeMax (16383), and its
+// codes are a[c] = nearbyint(x[c] * (M / amax)) (ties to even) (0 when amax is
+// 0, and past the row's end), stored as planes high = floor(a / 128), low = a -
+// 128 * high. Dot of a token with a weight row: for every block b and weight
+// group g that overlap,
+//   d(b, g) = sum over c in b and g of (q[c] - zero[g]) * a[c]   (exact int)
+//   dot     = sum of float(d(b, g)) * (scale[g] * sa[b])        (f32)
+// QuantizedDotReference computes exactly this; the SIMD kernels compute the
+// same integers and differ only in the order of the f32 sums (and fold the
+// zero-point term zero[g] * sum(a) per row), within the tolerances in
+// tests/runtime/quant_kernels_test.cc. Compared with f32 activations and
+// quant::DequantizeRow weights (the scalar kernel set), each element's
+// activation error is at most sa[b] / 2.
+//
+// Thread safety: pure functions; concurrent calls on disjoint outputs are
+// safe.
+#ifndef LLMPACK_RUNTIME_QUANT_MATMUL_H_
+#define LLMPACK_RUNTIME_QUANT_MATMUL_H_
+
+#include <cstdint>
+
+#include "quant/codec.h"
+#include "runtime/kernels.h"
+
+namespace llmpack::runtime {
+
+// Index in a token's code planes of element c. Natural order (q8 weights) is c.
+// q4 order matches q4 bytes, whose low nibbles hold the even elements: the
+// blocks are taken four at a time ("superblock", the last may hold fewer,
+// m blocks); a superblock stores the 16 even elements of each of its blocks,
+// then the 16 odd elements of each, so one load of 16 * m nibble bytes lines
+// up with 16 * m codes.
+int64_t ActivationCodeIndex(bool q4_order, int64_t blocks, int64_t c);
+
+// Quantizes x [tokens, cols] for weights like `w` (the codes' order depends
+// on its dtype). `out` keeps its buffers between calls. The scalar
+// definition; QuantizeActivationsHighway computes the same bytes.
+void QuantizeActivations(const float* x, int64_t tokens, int64_t cols,
+                         const WeightMatrix& w, QuantizedActivations* out);
+void QuantizeActivationsHighway(const float* x, int64_t tokens, int64_t cols,
+                                const WeightMatrix& w,
+                                QuantizedActivations* out);
+
+// The parts QuantizeActivations is made of, shared with the SIMD version:
+// sizing `out` (scales zeroed), where block b's even and odd elements go
+// (codes index even + j * step holds element 2j of the block, odd + j * step
+// element 2j + 1), and the scalar quantization of block b of token t.
+void StartQuantizedActivations(int64_t tokens, int64_t cols,
+                               const WeightMatrix& w,
+                               QuantizedActivations* out);
+struct BlockPlacement {
+  int64_t even, odd, step;
+};
+BlockPlacement PlaceBlock(const QuantizedActivations& a, int64_t b);
+void QuantizeActivationBlock(const float* x, int64_t t, int64_t b,
+                             QuantizedActivations* out);
+
+// The definition above for token `token` and one weight row, summed over
+// activation blocks [block_begin, block_end).
+float QuantizedDotReference(const QuantizedActivations& a, int64_t token,
+                            const quant::RowLayout& layout, const uint8_t* row,
+                            int64_t block_begin, int64_t block_end);
+
+// The reference over every token and rows [row_begin, row_end).
+void QuantizedMatMulReference(const QuantizedActivations& a,
+                              const WeightMatrix& w, int64_t row_begin,
+                              int64_t row_end, float* out, int64_t out_stride);
+
+// The SIMD implementations: weights whose group size is a multiple of
+// kActivationBlock only (the dispatch sends others to the reference).
+using QuantMatMulFn = void (*)(const QuantizedActivations& a,
+                               const WeightMatrix& w, int64_t row_begin,
+                               int64_t row_end, float* out, int64_t out_stride);
+
+// Highway implementation for the best enabled target (hwy's
+// SetSupportedTargetsForTest selects others).
+void QuantMatMulHighway(const QuantizedActivations& a, const WeightMatrix& w,
+                        int64_t row_begin, int64_t row_end, float* out,
+                        int64_t out_stride);
+
+// The AVX-512 VNNI implementation, or nullptr when this build or CPU lacks
+// it (non-x86, or no avx512f/bw/vl/vnni).
+QuantMatMulFn Avx512VnniQuantMatMul();
+
+}  // namespace llmpack::runtime
+
+#endif  // LLMPACK_RUNTIME_QUANT_MATMUL_H_
