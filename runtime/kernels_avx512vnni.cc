@@ -48,13 +48,16 @@ struct Call {
   bool bf16;           // scale dtype
   float* out;
   int64_t out_stride;
+  // Decode: the bytes of the rows after the current tile, fetched into the
+  // cache while the tile computes (see Tile).
+  const uint8_t* prefetch_end = nullptr;
 };
 
-// Weight bytes each row is prefetched ahead of its loads: decode streams
-// four rows at once from memory, and the hardware prefetcher alone left the
-// q4 matvec at about half the read bandwidth (8 vs 15 GB/s on one core);
-// 512 to 768 bytes gave the best of the distances tried (0 to 4096).
-constexpr int64_t kPrefetchAhead = 512;
+// Decode streams every weight byte once from memory. The hardware
+// prefetcher alone left the q4 matvec far below the read bandwidth, as did
+// prefetching each row a few lines ahead; a decode tile instead prefetches
+// the whole next tile (the next R rows, contiguous) spread over its own
+// superblocks, so one tile's compute time covers the memory latency.
 template <bool kQ4>
 constexpr int64_t kSuperBlocks = kQ4 ? 4 : 2;
 template <bool kQ4>
@@ -169,14 +172,25 @@ LLMPACK_AVX512VNNI void Tile(const Call& c, int64_t r0, int64_t t0) {
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) acc[i][t] = _mm512_setzero_ps();
   }
+  // Lines of the next tile to prefetch per superblock (decode only).
+  const uint8_t* next = rows[R - 1] + c.layout->row_bytes;
+  int64_t prefetch_lines = 0;
+  if (c.prefetch_end != nullptr && next < c.prefetch_end) {
+    const int64_t bytes =
+        std::min<int64_t>(R * c.layout->row_bytes, c.prefetch_end - next);
+    prefetch_lines =
+        (bytes / 64 + c.full_super) / std::max<int64_t>(1, c.full_super);
+  }
   for (int64_t s = 0; s < c.full_super; ++s) {
+    for (int64_t k = 0; k < prefetch_lines; ++k) {
+      _mm_prefetch(
+          reinterpret_cast<const char*>(next + 64 * (s * prefetch_lines + k)),
+          _MM_HINT_T0);
+    }
     __m512i w0[R], w1[R];
     __m128 scale[R];
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
-      _mm_prefetch(
-          reinterpret_cast<const char*>(rows[i] + 64 * s + kPrefetchAhead),
-          _MM_HINT_T0);
       const __m512i v = _mm512_loadu_si512(rows[i] + 64 * s);
       if constexpr (kQ4) {
         w0[i] = _mm512_and_si512(v, low_nibble);
@@ -286,9 +300,11 @@ LLMPACK_AVX512VNNI void Run(const Call& c, int64_t row_begin, int64_t row_end) {
   const int64_t tokens = c.a->tokens;
   if (tokens == 1) {
     // Decode: four independent rows keep the FMA chains and loads busy.
+    Call decode = c;
+    decode.prefetch_end = c.w->Row(row_end);
     int64_t r = row_begin;
-    for (; r + 4 <= row_end; r += 4) Tile<kQ4, kMode, 4, 1>(c, r, 0);
-    for (; r < row_end; ++r) Tile<kQ4, kMode, 1, 1>(c, r, 0);
+    for (; r + 4 <= row_end; r += 4) Tile<kQ4, kMode, 4, 1>(decode, r, 0);
+    for (; r < row_end; ++r) Tile<kQ4, kMode, 1, 1>(decode, r, 0);
     return;
   }
   // Prefill: a chunk of tokens whose codes fit in L2 (~256 KiB) is swept
