@@ -88,6 +88,20 @@ int QuantizeValue(const RowLayout& layout, const GroupParams& p, float x) {
   return static_cast<int>(Offset(x, 1.0f / p.scale, lo, hi)) + p.zero;
 }
 
+void QuantizeGroup(const RowLayout& layout, const GroupParams& p,
+                   const float* x, int64_t n, int* codes) {
+  if (p.scale == 0) {
+    std::fill(codes, codes + n, p.zero);
+    return;
+  }
+  const float lo = static_cast<float>(layout.CodeMin() - p.zero);
+  const float hi = static_cast<float>(layout.CodeMax() - p.zero);
+  const float inv = 1.0f / p.scale;
+  for (int64_t i = 0; i < n; ++i) {
+    codes[i] = static_cast<int>(Offset(x[i], inv, lo, hi)) + p.zero;
+  }
+}
+
 double GroupError(const RowLayout& layout, const GroupParams& p, const float* x,
                   const float* weights, int64_t n) {
   if (p.scale == 0) {
