@@ -73,10 +73,10 @@ inline float RoundToInt(float t) {
 
 // code - zero for x, with `inv` = 1 / scale and the offset range [lo, hi].
 // Clamps before rounding, so x / tiny scale cannot overflow.
+// std::max/std::min keep the comparisons of the ternary form (so NaN and
+// signed zeros behave the same) but compile to maxss/minss without branches.
 inline float Offset(float x, float inv, float lo, float hi) {
-  float t = x * inv;
-  t = t < lo ? lo : (t > hi ? hi : t);
-  return RoundToInt(t);
+  return RoundToInt(std::min(std::max(x * inv, lo), hi));
 }
 
 }  // namespace
