@@ -22,9 +22,8 @@ int RowLayout::ImplicitZero() const {
 absl::StatusOr<RowLayout> MakeRowLayout(const QuantFormat& format,
                                         int64_t cols) {
   if (format.dtype != DType::kQ4 && format.dtype != DType::kQ8) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("quantized dtype must be q4 or q8, found ",
-                     DTypeName(format.dtype)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "quantized dtype must be q4 or q8, found ", DTypeName(format.dtype)));
   }
   if (format.scale_dtype != DType::kF16 && format.scale_dtype != DType::kBF16) {
     return absl::InvalidArgumentError(
@@ -37,8 +36,8 @@ absl::StatusOr<RowLayout> MakeRowLayout(const QuantFormat& format,
   }
   if (format.group_size < 1 || format.group_size > cols) {
     return absl::InvalidArgumentError(
-        absl::StrCat("group size must be in 1..", cols, " (the row length), found ",
-                     format.group_size));
+        absl::StrCat("group size must be in 1..", cols,
+                     " (the row length), found ", format.group_size));
   }
   RowLayout layout;
   layout.format = format;
@@ -55,9 +54,8 @@ absl::StatusOr<RowLayout> MakeRowLayout(const QuantFormat& format,
 }
 
 float RoundScale(const RowLayout& layout, float scale) {
-  return layout.format.scale_dtype == DType::kF16
-             ? F16ToF32(F32ToF16(scale))
-             : BF16ToF32(F32ToBF16(scale));
+  return layout.format.scale_dtype == DType::kF16 ? F16ToF32(F32ToF16(scale))
+                                                  : BF16ToF32(F32ToBF16(scale));
 }
 
 namespace {
@@ -83,10 +81,15 @@ void PackRow(const RowLayout& layout, absl::Span<const int> codes,
              uint8_t* row) {
   std::memset(row, 0, static_cast<size_t>(layout.row_bytes));
   const bool q4 = layout.format.dtype == DType::kQ4;
-  for (int64_t c = 0; c < layout.cols; ++c) {
-    if (q4) {
-      SetNibble(row, c, codes[c]);
-    } else {
+  if (q4) {
+    int64_t c = 0;
+    for (; c + 1 < layout.cols; c += 2) {
+      row[c / 2] = static_cast<uint8_t>((codes[c] & 0x0F) |
+                                        ((codes[c + 1] & 0x0F) << 4));
+    }
+    if (c < layout.cols) SetNibble(row, c, codes[c]);
+  } else {
+    for (int64_t c = 0; c < layout.cols; ++c) {
       row[c] = static_cast<uint8_t>(static_cast<int8_t>(codes[c]));
     }
   }
@@ -131,7 +134,8 @@ UnpackedRow UnpackRow(const RowLayout& layout, const uint8_t* row) {
   out.codes.resize(static_cast<size_t>(layout.cols));
   out.scales.resize(static_cast<size_t>(layout.groups));
   out.zeros.resize(static_cast<size_t>(layout.groups));
-  for (int64_t c = 0; c < layout.cols; ++c) out.codes[c] = CodeAt(layout, row, c);
+  for (int64_t c = 0; c < layout.cols; ++c)
+    out.codes[c] = CodeAt(layout, row, c);
   for (int64_t j = 0; j < layout.groups; ++j) {
     out.scales[j] = GroupScale(layout, row, j);
     out.zeros[j] = GroupZero(layout, row, j);
@@ -140,14 +144,33 @@ UnpackedRow UnpackRow(const RowLayout& layout, const uint8_t* row) {
 }
 
 void DequantizeRow(const RowLayout& layout, const uint8_t* row, float* out) {
+  // Decodes whole bytes rather than calling CodeAt per element; the
+  // arithmetic (scale * float(code - zero)) is the same, so the floats are
+  // bit-identical.
+  const bool q4 = layout.format.dtype == DType::kQ4;
   for (int64_t j = 0; j < layout.groups; ++j) {
     const float scale = GroupScale(layout, row, j);
     const int zero = GroupZero(layout, row, j);
-    const int64_t begin = j * layout.format.group_size;
-    const int64_t end = begin + layout.GroupLength(j);
-    for (int64_t c = begin; c < end; ++c) {
-      out[c] = scale * static_cast<float>(CodeAt(layout, row, c) - zero);
+    int64_t c = j * layout.format.group_size;
+    const int64_t end = c + layout.GroupLength(j);
+    if (!q4) {
+      for (; c < end; ++c) {
+        out[c] = scale * static_cast<float>(static_cast<int8_t>(row[c]) - zero);
+      }
+      continue;
     }
+    // A group of odd size may start on a high nibble.
+    if (c % 2 == 1 && c < end) {
+      out[c] = scale * static_cast<float>((row[c / 2] >> 4) - zero);
+      ++c;
+    }
+    for (; c + 1 < end; c += 2) {
+      const uint8_t b = row[c / 2];
+      out[c] = scale * static_cast<float>((b & 0x0F) - zero);
+      out[c + 1] = scale * static_cast<float>((b >> 4) - zero);
+    }
+    if (c < end)
+      out[c] = scale * static_cast<float>((row[c / 2] & 0x0F) - zero);
   }
 }
 

@@ -73,10 +73,10 @@ inline float RoundToInt(float t) {
 
 // code - zero for x, with `inv` = 1 / scale and the offset range [lo, hi].
 // Clamps before rounding, so x / tiny scale cannot overflow.
+// std::max/std::min keep the comparisons of the ternary form (so NaN and
+// signed zeros behave the same) but compile to maxss/minss without branches.
 inline float Offset(float x, float inv, float lo, float hi) {
-  float t = x * inv;
-  t = t < lo ? lo : (t > hi ? hi : t);
-  return RoundToInt(t);
+  return RoundToInt(std::min(std::max(x * inv, lo), hi));
 }
 
 }  // namespace
@@ -86,6 +86,20 @@ int QuantizeValue(const RowLayout& layout, const GroupParams& p, float x) {
   const float lo = static_cast<float>(layout.CodeMin() - p.zero);
   const float hi = static_cast<float>(layout.CodeMax() - p.zero);
   return static_cast<int>(Offset(x, 1.0f / p.scale, lo, hi)) + p.zero;
+}
+
+void QuantizeGroup(const RowLayout& layout, const GroupParams& p,
+                   const float* x, int64_t n, int* codes) {
+  if (p.scale == 0) {
+    std::fill(codes, codes + n, p.zero);
+    return;
+  }
+  const float lo = static_cast<float>(layout.CodeMin() - p.zero);
+  const float hi = static_cast<float>(layout.CodeMax() - p.zero);
+  const float inv = 1.0f / p.scale;
+  for (int64_t i = 0; i < n; ++i) {
+    codes[i] = static_cast<int>(Offset(x[i], inv, lo, hi)) + p.zero;
+  }
 }
 
 double GroupError(const RowLayout& layout, const GroupParams& p, const float* x,

@@ -26,6 +26,11 @@ struct GroupParams {
 // everything to the zero point (the value 0).
 int QuantizeValue(const RowLayout& layout, const GroupParams& p, float x);
 
+// codes[i] = QuantizeValue(layout, p, x[i]) for i < n, with the reciprocal
+// of the scale computed once (the same values, faster).
+void QuantizeGroup(const RowLayout& layout, const GroupParams& p,
+                   const float* x, int64_t n, int* codes);
+
 // sum_i weight[i] * (x[i] - scale * (code(x[i]) - zero))^2; weights == nullptr
 // means all ones.
 double GroupError(const RowLayout& layout, const GroupParams& p, const float* x,

@@ -56,9 +56,7 @@ void QuantizeRowsByGroup(const float* w, const RowLayout& layout, int64_t begin,
       const GroupParams p = fit(row + g0, g0, len);
       scales[j] = p.scale;
       zeros[j] = p.zero;
-      for (int64_t c = g0; c < g0 + len; ++c) {
-        codes[c] = QuantizeValue(layout, p, row[c]);
-      }
+      QuantizeGroup(layout, p, row + g0, len, codes.data() + g0);
     }
     PackRow(layout, codes, scales, zeros, out + r * layout.row_bytes);
   }
@@ -109,21 +107,38 @@ bool NeedsCalibration(Method method) {
 
 bool NeedsHessian(Method method) { return method == Method::kGptq; }
 
-absl::Status QuantizeMatrix(const float* w, int64_t rows,
-                            const RowLayout& layout,
-                            const MatrixQuantOptions& options, uint8_t* out) {
+absl::StatusOr<MatrixQuantizer> MatrixQuantizer::Create(
+    const RowLayout& layout, const MatrixQuantOptions& options) {
   if (NeedsCalibration(options.method)) {
     if (absl::Status s = CheckCalibration(layout, options); !s.ok()) return s;
   }
-  for (int64_t i = 0; i < rows * layout.cols; ++i) {
-    if (!std::isfinite(w[i])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("non-finite weight ", w[i], " at row ", i / layout.cols,
-                       ", column ", i % layout.cols));
+  MatrixQuantizer q(layout, options);
+  if (options.method == Method::kGptq) {
+    absl::StatusOr<std::vector<float>> factor =
+        GptqInverseFactor(options.calibration->hessian, layout.cols);
+    if (!factor.ok()) return factor.status();
+    q.gptq_factor_ = *std::move(factor);
+    q.gptq_diag_.resize(static_cast<size_t>(layout.cols));
+    for (int64_t c = 0; c < layout.cols; ++c) {
+      q.gptq_diag_[c] =
+          static_cast<float>(options.calibration->hessian[c * layout.cols + c]);
     }
   }
-  const int threads = std::max(1, options.threads);
-  switch (options.method) {
+  return q;
+}
+
+absl::Status MatrixQuantizer::Quantize(const float* w, int64_t rows,
+                                       int64_t first_row, uint8_t* out) const {
+  const RowLayout& layout = layout_;
+  for (int64_t i = 0; i < rows * layout.cols; ++i) {
+    if (!std::isfinite(w[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "non-finite weight ", w[i], " at row ", first_row + i / layout.cols,
+          ", column ", i % layout.cols));
+    }
+  }
+  const int threads = std::max(1, options_.threads);
+  switch (options_.method) {
     case Method::kRtn:
       ParallelRows(rows, threads, [&](int64_t begin, int64_t end) {
         QuantizeRowsByGroup(
@@ -136,8 +151,8 @@ absl::Status QuantizeMatrix(const float* w, int64_t rows,
       return absl::OkStatus();
     case Method::kSearch:
     case Method::kWeighted: {
-      const float* importance = options.method == Method::kWeighted
-                                    ? options.calibration->importance.data()
+      const float* importance = options_.method == Method::kWeighted
+                                    ? options_.calibration->importance.data()
                                     : nullptr;
       ParallelRows(rows, threads, [&](int64_t begin, int64_t end) {
         QuantizeRowsByGroup(
@@ -152,22 +167,14 @@ absl::Status QuantizeMatrix(const float* w, int64_t rows,
       return absl::OkStatus();
     }
     case Method::kGptq: {
-      absl::StatusOr<std::vector<float>> factor =
-          GptqInverseFactor(options.calibration->hessian, layout.cols);
-      if (!factor.ok()) return factor.status();
-      std::vector<float> diag(static_cast<size_t>(layout.cols));
-      for (int64_t c = 0; c < layout.cols; ++c) {
-        diag[c] = static_cast<float>(
-            options.calibration->hessian[c * layout.cols + c]);
-      }
       ParallelRows(rows, threads, [&](int64_t begin, int64_t end) {
         std::vector<int> codes(static_cast<size_t>(layout.cols));
         std::vector<GroupParams> params(static_cast<size_t>(layout.groups));
         std::vector<float> scales(params.size());
         std::vector<int> zeros(params.size());
         for (int64_t r = begin; r < end; ++r) {
-          GptqQuantizeRow(layout, w + r * layout.cols, factor->data(),
-                          diag.data(), codes.data(), params.data());
+          GptqQuantizeRow(layout, w + r * layout.cols, gptq_factor_.data(),
+                          gptq_diag_.data(), codes.data(), params.data());
           for (size_t j = 0; j < params.size(); ++j) {
             scales[j] = params[j].scale;
             zeros[j] = params[j].zero;
@@ -181,31 +188,76 @@ absl::Status QuantizeMatrix(const float* w, int64_t rows,
   return absl::InvalidArgumentError("unknown quantization method");
 }
 
-MatrixError MeasureError(const float* w, int64_t rows, const RowLayout& layout,
-                         const uint8_t* packed,
-                         const std::vector<float>& importance) {
-  MatrixError e;
-  const int64_t cols = layout.cols;
-  const bool weighted = static_cast<int64_t>(importance.size()) == cols;
-  std::vector<float> q(static_cast<size_t>(cols));
-  double err = 0, ref = 0, werr = 0, wref = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    DequantizeRow(layout, packed + r * layout.row_bytes, q.data());
-    const float* row = w + r * cols;
-    for (int64_t c = 0; c < cols; ++c) {
-      const double d = double{row[c]} - q[c];
-      err += d * d;
-      ref += double{row[c]} * row[c];
-      e.max_abs = std::max(e.max_abs, std::abs(d));
-      if (weighted) {
-        werr += importance[c] * d * d;
-        wref += importance[c] * double{row[c]} * row[c];
+absl::Status QuantizeMatrix(const float* w, int64_t rows,
+                            const RowLayout& layout,
+                            const MatrixQuantOptions& options, uint8_t* out) {
+  absl::StatusOr<MatrixQuantizer> q = MatrixQuantizer::Create(layout, options);
+  if (!q.ok()) return q.status();
+  return q->Quantize(w, rows, /*first_row=*/0, out);
+}
+
+ErrorAccumulator::ErrorAccumulator(const RowLayout& layout,
+                                   const std::vector<float>& importance,
+                                   int threads)
+    : layout_(layout),
+      importance_(static_cast<int64_t>(importance.size()) == layout.cols
+                      ? importance.data()
+                      : nullptr),
+      threads_(std::max(1, threads)) {}
+
+void ErrorAccumulator::Add(const float* w, int64_t rows,
+                           const uint8_t* packed) {
+  struct RowSums {
+    double err = 0, ref = 0, werr = 0, wref = 0, max_abs = 0;
+  };
+  const int64_t cols = layout_.cols;
+  std::vector<RowSums> sums(static_cast<size_t>(rows));
+  ParallelRows(rows, threads_, [&](int64_t begin, int64_t end) {
+    std::vector<float> q(static_cast<size_t>(cols));
+    for (int64_t r = begin; r < end; ++r) {
+      DequantizeRow(layout_, packed + r * layout_.row_bytes, q.data());
+      const float* row = w + r * cols;
+      RowSums& s = sums[r];
+      for (int64_t c = 0; c < cols; ++c) {
+        const double d = double{row[c]} - q[c];
+        s.err += d * d;
+        s.ref += double{row[c]} * row[c];
+        s.max_abs = std::max(s.max_abs, std::abs(d));
+      }
+      if (importance_ != nullptr) {
+        for (int64_t c = 0; c < cols; ++c) {
+          const double d = double{row[c]} - q[c];
+          s.werr += importance_[c] * d * d;
+          s.wref += importance_[c] * double{row[c]} * row[c];
+        }
       }
     }
+  });
+  for (const RowSums& s : sums) {
+    err_ += s.err;
+    ref_ += s.ref;
+    werr_ += s.werr;
+    wref_ += s.wref;
+    max_abs_ = std::max(max_abs_, s.max_abs);
   }
-  e.rel_rms = ref > 0 ? std::sqrt(err / ref) : std::sqrt(err);
-  if (weighted) e.rel_weighted = wref > 0 ? std::sqrt(werr / wref) : 0;
+}
+
+MatrixError ErrorAccumulator::Result() const {
+  MatrixError e;
+  e.max_abs = max_abs_;
+  e.rel_rms = ref_ > 0 ? std::sqrt(err_ / ref_) : std::sqrt(err_);
+  if (importance_ != nullptr) {
+    e.rel_weighted = wref_ > 0 ? std::sqrt(werr_ / wref_) : 0;
+  }
   return e;
+}
+
+MatrixError MeasureError(const float* w, int64_t rows, const RowLayout& layout,
+                         const uint8_t* packed,
+                         const std::vector<float>& importance, int threads) {
+  ErrorAccumulator acc(layout, importance, threads);
+  acc.Add(w, rows, packed);
+  return acc.Result();
 }
 
 }  // namespace llmpack::quant

@@ -54,9 +54,37 @@ struct MatrixQuantOptions {
   int threads = 1;
 };
 
+// Quantizes a matrix, possibly a piece of rows at a time: Create checks the
+// options and does the per-matrix work once (GPTQ's inverse Hessian factor),
+// Quantize then handles any run of rows. Every method treats rows
+// independently, so quantizing in pieces gives the same bytes as one call.
+// Thread safety: Quantize is const and may run concurrently; it uses up to
+// options.threads threads internally. `options.calibration` must outlive it.
+class MatrixQuantizer {
+ public:
+  // Errors: a calibrated method without (matching) statistics, a Hessian
+  // that is not positive definite even after damping.
+  static absl::StatusOr<MatrixQuantizer> Create(
+      const RowLayout& layout, const MatrixQuantOptions& options);
+
+  // Quantizes w [rows, cols] (row-major f32), rows first_row.. of the matrix
+  // (first_row only names rows in errors), into rows * row_bytes bytes at
+  // `out`. Errors: a non-finite weight.
+  absl::Status Quantize(const float* w, int64_t rows, int64_t first_row,
+                        uint8_t* out) const;
+
+ private:
+  MatrixQuantizer(const RowLayout& layout, const MatrixQuantOptions& options)
+      : layout_(layout), options_(options) {}
+
+  RowLayout layout_;
+  MatrixQuantOptions options_;
+  std::vector<float> gptq_factor_;  // GPTQ only: inverse Hessian factor
+  std::vector<float> gptq_diag_;    // GPTQ only: Hessian diagonal
+};
+
 // Quantizes w [rows, cols] (row-major f32) into rows * layout.row_bytes
-// bytes at `out`. Errors: a calibrated method without (matching) statistics,
-// a Hessian that is not positive definite even after damping.
+// bytes at `out` (MatrixQuantizer in one piece).
 absl::Status QuantizeMatrix(const float* w, int64_t rows,
                             const RowLayout& layout,
                             const MatrixQuantOptions& options, uint8_t* out);
@@ -69,9 +97,30 @@ struct MatrixError {
   // importance was given (the activation-weighted error); else 0.
   double rel_weighted = 0;
 };
+
+// Accumulates MatrixError over pieces of rows given in order. Each row's sums
+// are computed on their own (up to `threads` threads) and added in row order,
+// so the result does not depend on how the rows were split into pieces or
+// threads. Not thread-safe; `importance` must outlive it.
+class ErrorAccumulator {
+ public:
+  // importance: [cols] mean input x^2, or empty for the unweighted error.
+  ErrorAccumulator(const RowLayout& layout,
+                   const std::vector<float>& importance, int threads);
+  // Adds rows w [rows, cols] against their packed rows.
+  void Add(const float* w, int64_t rows, const uint8_t* packed);
+  MatrixError Result() const;
+
+ private:
+  RowLayout layout_;
+  const float* importance_;  // nullptr: unweighted
+  int threads_;
+  double err_ = 0, ref_ = 0, werr_ = 0, wref_ = 0, max_abs_ = 0;
+};
+
 MatrixError MeasureError(const float* w, int64_t rows, const RowLayout& layout,
                          const uint8_t* packed,
-                         const std::vector<float>& importance);
+                         const std::vector<float>& importance, int threads = 1);
 
 }  // namespace llmpack::quant
 

@@ -47,4 +47,29 @@ absl::StatusOr<std::vector<float>> ReadTensorAsF32(
   return out;
 }
 
+absl::Status ReadRowsAsF32(const TensorFileReader& reader, const TensorInfo& t,
+                           int64_t first_row, int64_t count,
+                           std::vector<uint8_t>& buffer, float* out) {
+  const int64_t cols = t.shape.empty() ? 0 : t.shape.back();
+  const size_t bytes = static_cast<size_t>(t.row_bytes() * count);
+  if (buffer.size() < bytes) buffer.resize(bytes);
+  RETURN_IF_ERROR(reader.ReadRows(t, first_row, count,
+                                  absl::MakeSpan(buffer.data(), bytes)));
+  if (!IsQuantizedTensor(t)) {
+    ToF32(t.dtype, buffer.data(), out, static_cast<size_t>(count * cols));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<RowLayout> layout = MakeRowLayout(FormatOfTensor(t), cols);
+  if (!layout.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(reader.path().string(),
+                                                   ": tensor ", t.name, ": ",
+                                                   layout.status().message()));
+  }
+  for (int64_t r = 0; r < count; ++r) {
+    DequantizeRow(*layout, buffer.data() + r * layout->row_bytes,
+                  out + r * cols);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace llmpack::quant

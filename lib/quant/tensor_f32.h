@@ -25,6 +25,15 @@ QuantFormat FormatOfTensor(const TensorInfo& tensor);
 absl::StatusOr<std::vector<float>> ReadTensorAsF32(
     const TensorFileReader& reader, const TensorInfo& tensor);
 
+// Rows [first_row, first_row + count) of `tensor` (rows as
+// TensorInfo::num_rows counts them) as f32 into out[count * cols], reading
+// only those rows. `buffer` is scratch for the raw bytes, reused across calls
+// (grown when too small, never shrunk).
+absl::Status ReadRowsAsF32(const TensorFileReader& reader,
+                           const TensorInfo& tensor, int64_t first_row,
+                           int64_t count, std::vector<uint8_t>& buffer,
+                           float* out);
+
 }  // namespace llmpack::quant
 
 #endif  // LLMPACK_QUANT_TENSOR_F32_H_

@@ -102,12 +102,22 @@ std::optional<DType> TargetOf(const Plan& plan, const ExpectedFile& file,
   return std::nullopt;
 }
 
-// The output side of one tensor: its spec and either its quantized bytes or
-// the input tensor to copy unchanged (in chunks).
+// The output side of one tensor: its spec and either how to quantize it or
+// that it is copied unchanged (in chunks).
 struct OutputTensor {
   TensorSpec spec;
-  std::vector<uint8_t> data;
-  const TensorInfo* copy_from = nullptr;
+  const TensorInfo* input = nullptr;
+  std::optional<DType> target;  // nullopt: copied
+  quant::RowLayout layout;      // quantized tensors only
+};
+
+// Chunk buffers reused by every tensor of a run: allocating them per tensor
+// costs a fresh zero-filled, page-faulted mapping each time (a quarter of the
+// run time of an RTN pass before they were shared).
+struct ChunkBuffers {
+  std::vector<uint8_t> raw;     // input rows as stored
+  std::vector<float> weights;   // the same rows as f32
+  std::vector<uint8_t> packed;  // their quantized rows
 };
 
 // State shared by every file of one run.
@@ -118,6 +128,7 @@ struct Run {
   const Manifest& input;
   const CalibrationData* calibration;  // nullptr without --calib
   convert::ProgressLine& progress;
+  ChunkBuffers& buffers;
 };
 
 // The method a tensor gets: calibrated methods need statistics, which the
@@ -129,20 +140,41 @@ quant::Method MethodFor(const Run& run, const quant::Calibration* cal) {
   return run.plan.method;
 }
 
-absl::Status QuantizeTensor(const Run& run, const TensorFileReader& reader,
-                            const ExpectedFile& file, const TensorInfo& info,
-                            DType dtype, OutputTensor* out,
-                            TensorReport* report) {
+// The spec and layout of `info` quantized to `dtype`.
+absl::StatusOr<OutputTensor> PlanQuantized(const Run& run,
+                                           const TensorInfo& info,
+                                           DType dtype) {
   const int64_t cols = info.shape.back();
-  const int64_t rows = info.num_elements() / cols;
   const int64_t group = run.plan.group_size == kPerRowGroup
                             ? cols
                             : std::min(run.plan.group_size, cols);
+  OutputTensor out;
   ASSIGN_OR_RETURN(
-      quant::RowLayout layout,
+      out.layout,
       quant::MakeRowLayout(
           {dtype, group, run.plan.scale_dtype, run.plan.zero_point}, cols));
-  ASSIGN_OR_RETURN(std::vector<float> w, quant::ReadTensorAsF32(reader, info));
+  out.input = &info;
+  out.target = dtype;
+  out.spec = {info.name,
+              dtype,
+              info.shape,
+              static_cast<uint64_t>(info.num_rows() * out.layout.row_bytes),
+              static_cast<uint32_t>(group),
+              static_cast<uint16_t>(run.plan.scale_dtype),
+              static_cast<uint16_t>(
+                  run.plan.zero_point ? format::kQuantFlagZeroPoint : 0)};
+  return out;
+}
+
+// Quantizes one tensor a chunk of rows at a time (read, quantize, measure,
+// append), so memory stays at one chunk however large the tensor.
+absl::Status QuantizeTensor(const Run& run, const TensorFileReader& reader,
+                            const ExpectedFile& file, const OutputTensor& t,
+                            TensorFileWriter& writer, TensorReport* report) {
+  const TensorInfo& info = *t.input;
+  const quant::RowLayout& layout = t.layout;
+  const int64_t cols = layout.cols;
+  const int64_t rows = info.num_rows();
   const int64_t layer =
       info.name == kLmHead ? run.config.num_layers : file.block_index;
   const quant::Calibration* cal = run.calibration == nullptr
@@ -152,33 +184,49 @@ absl::Status QuantizeTensor(const Run& run, const TensorFileReader& reader,
   mo.method = MethodFor(run, cal);
   mo.calibration = cal;
   mo.threads = run.plan.threads;
-  out->data.resize(static_cast<size_t>(rows * layout.row_bytes));
-  absl::Status s =
-      quant::QuantizeMatrix(w.data(), rows, layout, mo, out->data.data());
-  if (!s.ok()) {
+  auto in_context = [&](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat(file.file_name, ": tensor ",
                                                info.name, ": ", s.message()));
+  };
+  absl::StatusOr<quant::MatrixQuantizer> quantizer =
+      quant::MatrixQuantizer::Create(layout, mo);
+  if (!quantizer.ok()) return in_context(quantizer.status());
+  const std::vector<float> no_importance;
+  quant::ErrorAccumulator error(
+      layout, cal == nullptr ? no_importance : cal->importance, mo.threads);
+  const int64_t chunk_rows = std::clamp<int64_t>(
+      static_cast<int64_t>(run.options.chunk_bytes / (sizeof(float) * cols)), 1,
+      std::max<int64_t>(rows, 1));
+  ChunkBuffers& b = run.buffers;
+  // Grows only, so later tensors reuse the pages of earlier ones.
+  auto grow = [](auto& v, int64_t n) {
+    if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  };
+  grow(b.weights, chunk_rows * cols);
+  grow(b.packed, chunk_rows * layout.row_bytes);
+  for (int64_t r = 0; r < rows; r += chunk_rows) {
+    const int64_t n = std::min(chunk_rows, rows - r);
+    RETURN_IF_ERROR(
+        quant::ReadRowsAsF32(reader, info, r, n, b.raw, b.weights.data()));
+    if (absl::Status s =
+            quantizer->Quantize(b.weights.data(), n, r, b.packed.data());
+        !s.ok()) {
+      return in_context(s);
+    }
+    error.Add(b.weights.data(), n, b.packed.data());
+    RETURN_IF_ERROR(writer.Append(
+        {b.packed.data(), static_cast<size_t>(n * layout.row_bytes)}));
   }
-  out->spec = {info.name,
-               dtype,
-               info.shape,
-               out->data.size(),
-               static_cast<uint32_t>(group),
-               static_cast<uint16_t>(run.plan.scale_dtype),
-               static_cast<uint16_t>(
-                   run.plan.zero_point ? format::kQuantFlagZeroPoint : 0)};
-  const quant::MatrixError e = quant::MeasureError(
-      w.data(), rows, layout, out->data.data(),
-      cal == nullptr ? std::vector<float>{} : cal->importance);
+  const quant::MatrixError e = error.Result();
   *report = {file.file_name,
              info.name,
              info.shape,
-             dtype,
-             group,
+             layout.format.dtype,
+             layout.format.group_size,
              run.plan.scale_dtype,
              run.plan.zero_point,
              quant::MethodName(mo.method),
-             out->data.size(),
+             t.spec.size_bytes,
              e.rel_rms,
              e.max_abs,
              e.rel_weighted};
@@ -215,20 +263,17 @@ absl::StatusOr<ManifestFile> WriteFile(const Run& run, const ExpectedFile& file,
                        " has shape ", ShapeString(info->shape), ", expected ",
                        ShapeString(t.shape), " from the manifest's config"));
     }
-    OutputTensor& out = outputs.emplace_back();
     const std::optional<DType> target = TargetOf(run.plan, file, t);
     if (target.has_value()) {
-      TensorReport report;
-      RETURN_IF_ERROR(
-          QuantizeTensor(run, reader, file, *info, *target, &out, &report));
-      reports->push_back(std::move(report));
+      ASSIGN_OR_RETURN(OutputTensor out, PlanQuantized(run, *info, *target));
+      outputs.push_back(std::move(out));
     } else {
+      OutputTensor& out = outputs.emplace_back();
       out.spec = {info->name,       info->dtype,      info->shape,
                   info->size_bytes, info->group_size, info->scale_dtype,
                   info->quant_flags};
-      out.copy_from = info;
+      out.input = info;
     }
-    run.progress.Add(info->size_bytes);
   }
   std::vector<TensorSpec> specs;
   for (const OutputTensor& out : outputs) specs.push_back(out.spec);
@@ -236,13 +281,15 @@ absl::StatusOr<ManifestFile> WriteFile(const Run& run, const ExpectedFile& file,
   ASSIGN_OR_RETURN(auto writer, TensorFileWriter::Create(
                                     path, file.kind, file.block_index, specs));
   for (const OutputTensor& out : outputs) {
-    if (out.copy_from != nullptr) {
-      RETURN_IF_ERROR(CopyTensor(reader, *out.copy_from, *writer));
+    if (out.target.has_value()) {
+      TensorReport report;
+      RETURN_IF_ERROR(QuantizeTensor(run, reader, file, out, *writer, &report));
+      reports->push_back(std::move(report));
     } else {
-      RETURN_IF_ERROR(writer->Append(out.data));
+      RETURN_IF_ERROR(CopyTensor(reader, *out.input, *writer));
     }
+    run.progress.Add(out.input->size_bytes);
   }
-  outputs.clear();
   ASSIGN_OR_RETURN(uint64_t size, writer->Finish());
   ASSIGN_OR_RETURN(uint64_t sum, ChecksumFile(path));
   const ManifestFile* old = run.input.FindFile(file.file_name);
@@ -359,6 +406,7 @@ absl::StatusOr<QuantizeResult> QuantizePackage(const QuantizeOptions& o) {
     if (const ManifestFile* m = input.FindFile(f.file_name)) total += m->size;
   }
   convert::ProgressLine progress("llmquant", total, o.show_progress);
+  ChunkBuffers buffers;
   // Tokenizer and other non-tensor files first, byte for byte.
   for (const ManifestFile& f : input.files) {
     bool tensor_file = false;
@@ -393,8 +441,9 @@ absl::StatusOr<QuantizeResult> QuantizePackage(const QuantizeOptions& o) {
                             quant::NeedsHessian(plan.method), plan.threads));
       result.calibration_seconds += SecondsSince(calib_start);
     }
-    const Run run{o,       plan, input.config, input, stats ? &*stats : nullptr,
-                  progress};
+    const Run run{
+        o,        plan,   input.config, input, stats ? &*stats : nullptr,
+        progress, buffers};
     const size_t reported = result.tensors.size();
     ASSIGN_OR_RETURN(ManifestFile written,
                      WriteFile(run, file, staging.path(), &result.tensors));

@@ -51,6 +51,10 @@ struct QuantizeOptions {
   int threads = 0;                         // <= 0: all hardware threads
   bool force = false;  // replace output_dir; re-quantize a quantized input
   bool show_progress = false;
+  // f32 bytes of rows read and quantized per step (at least one row), so a
+  // huge tensor is never in memory as f32 at once. The output does not
+  // depend on it (rows are quantized independently).
+  uint64_t chunk_bytes = 32 << 20;
 };
 
 // How one tensor came out.

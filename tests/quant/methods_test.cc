@@ -285,6 +285,58 @@ TEST(CalibratedMethodsTest, BeatSearchOnOutputError) {
   }
 }
 
+// The package quantizer feeds big tensors a piece of rows at a time; every
+// method (GPTQ included) must give the bytes of one whole-matrix call, and
+// the accumulated error must not depend on the split either.
+TEST(MatrixQuantizerTest, PiecesGiveTheBytesAndErrorOfOneCall) {
+  const int64_t rows = 23, cols = 72, tokens = 200;
+  const Calibration cal =
+      CalibrationOf(Activations(tokens, cols, 5), tokens, cols);
+  const std::vector<float> w = Gaussian(rows * cols, 17);
+  const RowLayout layout = Layout(DType::kQ4, 32, cols, true);
+  for (const Method m :
+       {Method::kRtn, Method::kSearch, Method::kWeighted, Method::kGptq}) {
+    const std::vector<uint8_t> whole = Quantize(w, rows, layout, m, &cal, 2);
+    MatrixQuantOptions o;
+    o.method = m;
+    o.calibration = &cal;
+    o.threads = 2;
+    absl::StatusOr<MatrixQuantizer> q = MatrixQuantizer::Create(layout, o);
+    ASSERT_TRUE(q.ok()) << q.status();
+    std::vector<uint8_t> pieces(whole.size());
+    ErrorAccumulator acc(layout, cal.importance, 3);
+    for (int64_t r = 0; r < rows; r += 5) {  // 5 does not divide 23
+      const int64_t n = std::min<int64_t>(5, rows - r);
+      ASSERT_TRUE(q->Quantize(w.data() + r * cols, n, r,
+                              pieces.data() + r * layout.row_bytes)
+                      .ok());
+      acc.Add(w.data() + r * cols, n, pieces.data() + r * layout.row_bytes);
+    }
+    EXPECT_EQ(pieces, whole) << MethodName(m);
+    const MatrixError a = acc.Result();
+    const MatrixError b =
+        MeasureError(w.data(), rows, layout, whole.data(), cal.importance, 1);
+    EXPECT_EQ(a.rel_rms, b.rel_rms) << MethodName(m);
+    EXPECT_EQ(a.max_abs, b.max_abs) << MethodName(m);
+    EXPECT_EQ(a.rel_weighted, b.rel_weighted) << MethodName(m);
+    EXPECT_GT(a.rel_weighted, 0.0) << MethodName(m);
+  }
+}
+
+TEST(MatrixQuantizerTest, NonFiniteWeightNamesItsRowInTheMatrix) {
+  const RowLayout layout = Layout(DType::kQ4, 32, 64, true);
+  std::vector<float> w = Gaussian(2 * 64, 3);
+  w[64 + 7] = std::nanf("");
+  MatrixQuantOptions o;
+  o.method = Method::kRtn;
+  absl::StatusOr<MatrixQuantizer> q = MatrixQuantizer::Create(layout, o);
+  ASSERT_TRUE(q.ok());
+  std::vector<uint8_t> out(static_cast<size_t>(2 * layout.row_bytes));
+  const absl::Status s = q->Quantize(w.data(), 2, 40, out.data());
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(s.message().find("row 41, column 7"), std::string::npos) << s;
+}
+
 TEST(CalibratedMethodsTest, RefuseMissingStatistics) {
   const RowLayout layout = Layout(DType::kQ4, 32, 64, true);
   std::vector<float> w = Gaussian(64, 1);

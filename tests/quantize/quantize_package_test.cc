@@ -10,6 +10,7 @@
 
 #include "commands/quant_command.h"
 #include "gtest/gtest.h"
+#include "llmpack/file_util.h"
 #include "llmpack/manifest.h"
 #include "llmpack/package_layout.h"
 #include "llmpack/tensor_file.h"
@@ -119,6 +120,42 @@ TEST_F(QuantizePackageTest, QuantizesEveryLinearAndKeepsTheRest) {
   for (const auto& t : report["tensors"]) {
     EXPECT_GT(t["rel_rms_error"].get<double>(), 0.0);
     EXPECT_GT(t["max_abs_error"].get<double>(), 0.0);
+  }
+}
+
+// Tensors are quantized a chunk of rows at a time; a chunk of a few rows
+// (not dividing any tensor) must give the same files and the same error
+// report as whole tensors in one chunk.
+TEST_F(QuantizePackageTest, ChunkSizeDoesNotChangeTheOutput) {
+  for (const char* method : {"rtn", "search"}) {
+    QuantizeOptions whole = options_;
+    whole.method = method;
+    whole.embedding = TensorTarget::kQ8;
+    whole.chunk_bytes = uint64_t{1} << 40;
+    QuantizeOptions chunked = whole;
+    chunked.output_dir = tmp_.path() / "chunked";
+    chunked.chunk_bytes = 1000;  // 1..8 rows of the tiny model's matrices
+    absl::StatusOr<QuantizeResult> a = QuantizePackage(whole);
+    absl::StatusOr<QuantizeResult> b = QuantizePackage(chunked);
+    ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+    ASSERT_EQ(a->manifest.files.size(), b->manifest.files.size());
+    for (const ManifestFile& f : a->manifest.files) {
+      absl::StatusOr<std::string> x =
+          ReadFileToString(whole.output_dir / f.name);
+      absl::StatusOr<std::string> y =
+          ReadFileToString(chunked.output_dir / f.name);
+      ASSERT_TRUE(x.ok() && y.ok()) << f.name;
+      EXPECT_TRUE(*x == *y) << method << ": " << f.name << " differs";
+    }
+    ASSERT_EQ(a->tensors.size(), b->tensors.size());
+    for (size_t i = 0; i < a->tensors.size(); ++i) {
+      EXPECT_EQ(a->tensors[i].rel_rms, b->tensors[i].rel_rms)
+          << a->tensors[i].name;
+      EXPECT_EQ(a->tensors[i].max_abs, b->tensors[i].max_abs)
+          << a->tensors[i].name;
+    }
+    fs::remove_all(whole.output_dir);
+    fs::remove_all(chunked.output_dir);
   }
 }
 
