@@ -2,7 +2,8 @@
 # Sets everything up on a fresh Debian 12 machine (as root), builds, and runs
 # the main job on the bundled trained-llama checkpoint (testdata/): convert it
 # to a package, verify it against the Hugging Face reference outputs (logits,
-# greedy continuations, perplexity) and generate from a text prompt.
+# greedy continuations, perplexity), generate from a text prompt, then
+# quantize it to int4 and measure what that cost against the float package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -22,4 +23,11 @@ echo "== llmverify: perplexity on the held-out windows"
     --eval "$MODEL/eval_windows.json" --json "$OUT/verify_eval.json"
 echo "== llmverify: generation from a text prompt"
 "$BUILD_DIR/tools/llmverify" "$OUT/trained-llama" --prompt "ROMEO:" -n 40
-echo "== done: package in $OUT/trained-llama, reports in $OUT/verify_*.json"
+echo "== llmquant: int4, group 32, asymmetric, f16 scales (4.625 bits/weight)"
+"$BUILD_DIR/tools/llmquant" "$OUT/trained-llama" -o "$OUT/trained-llama-q4" \
+    --int4 --force --json "$OUT/quant_report.json"
+echo "== llmverify --against: KL divergence, top-1 agreement, perplexity ratio"
+"$BUILD_DIR/tools/llmverify" "$OUT/trained-llama" \
+    --against "$OUT/trained-llama-q4" --eval "$MODEL/eval_windows.json" \
+    --max-kl 0.02 --min-top1 0.85 --json "$OUT/verify_against.json"
+echo "== done: packages in $OUT/trained-llama{,-q4}, reports in $OUT/*.json"
