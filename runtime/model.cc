@@ -120,10 +120,7 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
   const int64_t h = config_.hidden_size;
   // A q8/q4 table's rows are dequantized by the codec, one row at a time.
   const WeightMatrix view = MatrixView(*table, nullptr);
-  const uint64_t row_bytes = view.quantized()
-                                 ? static_cast<uint64_t>(view.layout.row_bytes)
-                                 : table->row_bytes();
-  row_bytes_.resize(row_bytes);
+  row_bytes_.resize(table->row_bytes());
   for (size_t t = 0; t < tokens.size(); ++t) {
     const int32_t id = tokens[t];
     if (id < 0 || id >= config_.vocab_size) {
@@ -132,12 +129,10 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
           " is outside the vocabulary [0, ", config_.vocab_size, ")"));
     }
     float* dst = x_.data() + t * h;
+    RETURN_IF_ERROR(file.ReadRows(*table, id, 1, absl::MakeSpan(row_bytes_)));
     if (view.quantized()) {
-      RETURN_IF_ERROR(file.file().ReadAt(table->offset + id * row_bytes,
-                                         absl::MakeSpan(row_bytes_)));
       quant::DequantizeRow(view.layout, row_bytes_.data(), dst);
     } else {
-      RETURN_IF_ERROR(file.ReadRows(*table, id, 1, absl::MakeSpan(row_bytes_)));
       ToF32(table->dtype, row_bytes_.data(), dst, static_cast<size_t>(h));
     }
     model_.embedding_bytes_read_ += row_bytes_.size();

@@ -11,8 +11,8 @@ namespace llmpack::runtime {
 namespace {
 
 // A tensor's dtype is usable by the forward pass: any float type, or q4/q8
-// for matrices (Linear weights, the output projection, the embedding) whose
-// quantization fields describe a valid layout of exactly size_bytes.
+// for matrices (Linear weights, the output projection, the embedding). The
+// quantized layout and size_bytes were already checked by TensorFileReader.
 absl::Status CheckComputeDType(const std::string& path, const TensorInfo& t) {
   if (IsFloatDType(t.dtype)) return absl::OkStatus();
   const bool quantized = t.dtype == DType::kQ4 || t.dtype == DType::kQ8;
@@ -26,19 +26,6 @@ absl::Status CheckComputeDType(const std::string& path, const TensorInfo& t) {
         path, ": tensor ", t.name, " of shape ", ShapeString(t.shape), " is ",
         DTypeName(t.dtype),
         "; only matrices may be quantized (norms and biases stay float)"));
-  }
-  auto layout = quant::MakeRowLayout(QuantFormatOf(t), t.shape[1]);
-  if (!layout.ok()) {
-    return absl::DataLossError(absl::StrCat(path, ": tensor ", t.name, ": ",
-                                            layout.status().message()));
-  }
-  const uint64_t expected = static_cast<uint64_t>(t.shape[0]) *
-                            static_cast<uint64_t>(layout->row_bytes);
-  if (t.size_bytes != expected) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": tensor ", t.name, " holds ", t.size_bytes, " bytes, but ",
-        t.shape[0], " rows of ", layout->row_bytes, " bytes (",
-        DTypeName(t.dtype), ", group ", t.group_size, ") need ", expected));
   }
   return absl::OkStatus();
 }
