@@ -3,6 +3,7 @@
 #include "runtime/kernels.h"
 
 #include <cmath>
+#include <iostream>
 #include <numbers>
 #include <random>
 #include <vector>
@@ -35,6 +36,8 @@ std::vector<float> Random(size_t n, uint32_t seed, float lo = -1,
 }
 
 TEST(KernelsTest, OptimizedIsNotScalar) {
+  // Which target the dispatch chose (scripts/ci_aarch64.sh shows it).
+  std::cout << "optimized kernels: " << OptimizedKernels().name << "\n";
   EXPECT_STREQ(ScalarKernels().name, "scalar");
   EXPECT_NE(std::string(OptimizedKernels().name).find("highway"),
             std::string::npos);
