@@ -38,6 +38,7 @@ seed() {
 
 for root in "$testdata" "$fixtures"/*; do
   seed hf_config "$root"/hf/config.json "$root"/hf/generation_config.json
+  seed safetensors "$root"/hf/*.safetensors
   seed safetensors_index "$root"/hf/model.safetensors.index.json
   seed tokenizer_json "$root"/hf/tokenizer.json
   seed chat_template "$root"/hf/chat_template.jinja

@@ -190,6 +190,25 @@ int Run(const fs::path& out, const fs::path& hf_dir,
     std::fprintf(stderr, "%s\n", st.ToString().c_str());
     return 1;
   }
+  // Small tokenizer.json files: the fixtures' are 0.3-11 MB, too big for
+  // many mutations per second.
+  Put(out / "tokenizer_json" / "byte_level.json",
+      R"({"added_tokens":[{"id":5,"content":"<|end|>","special":true}],)"
+      R"("pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,)"
+      R"("use_regex":true},"decoder":{"type":"ByteLevel"},)"
+      R"("post_processor":{"type":"TemplateProcessing","single":[)"
+      R"({"SpecialToken":{"id":"<|end|>"}},{"Sequence":{"id":"A"}}],)"
+      R"("special_tokens":{"<|end|>":{"ids":[5]}}},)"
+      R"("model":{"type":"BPE","vocab":{"a":0,"b":1,"Ġ":2,"ab":3,)"
+      R"("Ġa":4,"<|end|>":5},"merges":["a b","Ġ a"]}})");
+  Put(out / "tokenizer_json" / "metaspace.json",
+      R"({"added_tokens":[{"id":4,"content":"<s>","special":true}],)"
+      R"("normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend",)"
+      R"("prepend":"▁"},{"type":"Replace","pattern":{"String":" "},)"
+      R"("content":"▁"}]},"decoder":{"type":"Metaspace",)"
+      R"("replacement":"▁","prepend_scheme":"first","split":true},)"
+      R"("model":{"type":"BPE","byte_fallback":true,"vocab":{"▁":0,)"
+      R"("a":1,"b":2,"▁a":3,"<s>":4,"<0x41>":5},"merges":["▁ a"]}})");
   Put(out / "safetensors" / "small.safetensors", Safetensors());
   Put(out / "npy" / "small.npy", Npy("(2, 3)", 6));
   Put(out / "npy" / "vector.npy", Npy("(5,)", 5));
