@@ -111,7 +111,8 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes,
                                             " data bytes, shape needs ", want));
   }
   array.data.resize(static_cast<size_t>(count));
-  std::memcpy(array.data.data(), bytes.data() + data_start, want);
+  // An empty vector's data() may be null, and memcpy(nullptr, ..., 0) is UB.
+  if (want > 0) std::memcpy(array.data.data(), bytes.data() + data_start, want);
   return array;
 }
 

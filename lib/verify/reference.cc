@@ -122,7 +122,10 @@ absl::Status GetArray(const json& arrays, const char* key,
         absl::StrCat(ctx, ": array '", key, "' runs past the end of the data"));
   }
   out->resize(count);
-  std::memcpy(out->data(), payload.data() + offset, count * sizeof(T));
+  // An empty vector's data() may be null, and memcpy(nullptr, ..., 0) is UB.
+  if (count > 0) {
+    std::memcpy(out->data(), payload.data() + offset, count * sizeof(T));
+  }
   return absl::OkStatus();
 }
 

@@ -9,6 +9,7 @@
 // scripts/fuzz_seeds.sh adds the fixture files.
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -115,6 +116,38 @@ absl::Status TokenizerSeeds(const fs::path& out, const fs::path& hf_dir,
   return absl::OkStatus();
 }
 
+// Protobuf wire format, enough for a small sentencepiece ModelProto
+// (lib/tokenizer/sentencepiece_model.proto).
+std::string Varint(uint64_t v) {
+  std::string out;
+  for (; v >= 0x80; v >>= 7) out += static_cast<char>((v & 0x7f) | 0x80);
+  return out + static_cast<char>(v);
+}
+std::string BytesField(int number, const std::string& bytes) {
+  return Varint(number << 3 | 2) + Varint(bytes.size()) + bytes;
+}
+std::string IntField(int number, uint64_t v) {
+  return Varint(number << 3) + Varint(v);
+}
+std::string Piece(const std::string& text, float score, int type) {
+  std::string score_bytes(4, '\0');
+  std::memcpy(score_bytes.data(), &score, 4);
+  return BytesField(1, BytesField(1, text) + Varint(2 << 3 | 5) + score_bytes +
+                           IntField(3, type));
+}
+
+// A BPE model with unknown, control, normal and byte pieces.
+std::string SentencePieceModel() {
+  const std::string kSpace = "\xE2\x96\x81";
+  std::string model = Piece("<unk>", 0, 2) + Piece("<s>", 0, 3) +
+                      Piece("</s>", 0, 3) + Piece("<0x41>", 0, 6) +
+                      Piece(kSpace, -1, 1) + Piece("a", -2, 1) +
+                      Piece("b", -3, 1) + Piece(kSpace + "a", -4, 1);
+  model += BytesField(2, IntField(3, 2) + IntField(35, 1));  // BPE, bytes
+  model += BytesField(3, BytesField(1, "identity") + IntField(3, 1));
+  return model;
+}
+
 int Run(const fs::path& out, const fs::path& hf_dir,
         const std::vector<fs::path>& configs) {
   const DType f16 = DType::kF16, bf16 = DType::kBF16;
@@ -209,6 +242,7 @@ int Run(const fs::path& out, const fs::path& hf_dir,
       R"("replacement":"▁","prepend_scheme":"first","split":true},)"
       R"("model":{"type":"BPE","byte_fallback":true,"vocab":{"▁":0,)"
       R"("a":1,"b":2,"▁a":3,"<s>":4,"<0x41>":5},"merges":["▁ a"]}})");
+  Put(out / "sentencepiece" / "small.model", SentencePieceModel());
   Put(out / "safetensors" / "small.safetensors", Safetensors());
   Put(out / "npy" / "small.npy", Npy("(2, 3)", 6));
   Put(out / "npy" / "vector.npy", Npy("(5,)", 5));

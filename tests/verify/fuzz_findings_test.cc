@@ -1,6 +1,7 @@
 // Inputs found by the fuzzers in tests/fuzz (reference_fuzz, npy_fuzz) that
 // crashed the readers, minimized and kept as regression tests.
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -38,6 +39,15 @@ TEST(VerifyFuzzFindingsTest, NpyShapeOverflowingInt64IsAnError) {
   auto wrapped = ParseNpy(NpyHeaderOnly("(4611686018427387904,)"), "y.npy");
   ASSERT_FALSE(wrapped.ok());
   EXPECT_THAT(Message(wrapped.status()), HasSubstr("more elements"));
+}
+
+// npy_fuzz (artifact npy-crash-a5405da6): a shape with a 0 dim passed
+// memcpy a null destination (UBSan: null pointer passed as argument 1).
+TEST(VerifyFuzzFindingsTest, NpyWithZeroElementsParsesAsEmpty) {
+  auto a = ParseNpy(NpyHeaderOnly("(2, 0)"), "x.npy");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->shape, (std::vector<int64_t>{2, 0}));
+  EXPECT_TRUE(a->data.empty());
 }
 
 // reference_fuzz: a zstd frame whose header declares 2^40 bytes made the
