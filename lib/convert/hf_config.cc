@@ -29,15 +29,17 @@ constexpr ArchitectureInfo kArchitectures[] = {
 std::optional<int64_t> OptionalInt(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
-  return it->get<int64_t>();
+  return JsonInt(*it);
 }
 
 // eos_token_id may be an int or a list of ints.
 std::vector<int64_t> IdList(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return {};
-  if (it->is_array()) return it->get<std::vector<int64_t>>();
-  return {it->get<int64_t>()};
+  if (!it->is_array()) return {JsonInt(*it)};
+  std::vector<int64_t> ids;
+  for (const json& id : *it) ids.push_back(JsonInt(id));
+  return ids;
 }
 
 absl::Status ParseRope(const json& config, const std::string& context,
@@ -68,7 +70,7 @@ absl::Status ParseRope(const json& config, const std::string& context,
     rope->low_freq_factor = params.at("low_freq_factor").get<double>();
     rope->high_freq_factor = params.at("high_freq_factor").get<double>();
     rope->original_max_positions =
-        params.at("original_max_position_embeddings").get<int64_t>();
+        JsonInt(params.at("original_max_position_embeddings"));
     return absl::OkStatus();
   }
   return absl::UnimplementedError(
@@ -131,16 +133,16 @@ absl::StatusOr<ModelConfig> ParseHuggingFaceConfig(const json& j,
           absl::StrCat(context, ": hidden_act '", act,
                        "' is not supported (expected silu)"));
     }
-    c.hidden_size = j.at("hidden_size").get<int64_t>();
-    c.num_layers = j.at("num_hidden_layers").get<int64_t>();
-    c.num_heads = j.at("num_attention_heads").get<int64_t>();
+    c.hidden_size = JsonInt(j.at("hidden_size"));
+    c.num_layers = JsonInt(j.at("num_hidden_layers"));
+    c.num_heads = JsonInt(j.at("num_attention_heads"));
     c.num_kv_heads =
         OptionalInt(j, "num_key_value_heads").value_or(c.num_heads);
     c.head_dim =
         OptionalInt(j, "head_dim")
             .value_or(c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
-    c.ffn_size = j.at("intermediate_size").get<int64_t>();
-    c.vocab_size = j.at("vocab_size").get<int64_t>();
+    c.ffn_size = JsonInt(j.at("intermediate_size"));
+    c.vocab_size = JsonInt(j.at("vocab_size"));
     c.norm_eps = j.value("rms_norm_eps", 1e-6);
     c.max_positions = OptionalInt(j, "max_position_embeddings").value_or(0);
     c.tie_word_embeddings = j.value("tie_word_embeddings", false);

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "llmpack/json_file.h"
 #include "llmpack/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -61,7 +62,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
           t.dtype,
           SafetensorsDType(info.at("dtype").get<std::string>(), tensor_where));
       for (const auto& d : info.at("shape")) {
-        const int64_t dim = d.get<int64_t>();
+        const int64_t dim = JsonInt(d);
         if (dim < 0) {
           return absl::DataLossError(
               absl::StrCat(tensor_where, ": negative dimension ", dim));
@@ -73,9 +74,12 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
         return absl::DataLossError(
             absl::StrCat(tensor_where, ": data_offsets must be [begin, end]"));
       }
-      const uint64_t begin = offsets[0].get<uint64_t>();
-      const uint64_t end = offsets[1].get<uint64_t>();
-      if (begin > end || end > data_size) {
+      const int64_t signed_begin = JsonInt(offsets[0]);
+      const int64_t signed_end = JsonInt(offsets[1]);
+      const uint64_t begin = static_cast<uint64_t>(signed_begin);
+      const uint64_t end = static_cast<uint64_t>(signed_end);
+      if (signed_begin < 0 || signed_end < 0 || begin > end ||
+          end > data_size) {
         return absl::DataLossError(
             absl::StrCat(tensor_where, ": data_offsets [", begin, ", ", end,
                          "] run past the end of the data (", data_size,

@@ -22,4 +22,12 @@ absl::StatusOr<nlohmann::json> ReadJsonFile(const std::filesystem::path& path) {
   return ParseJson(text, path.string());
 }
 
+int64_t JsonInt(const nlohmann::json& j) {
+  if (!j.is_number_integer()) {
+    throw nlohmann::json::type_error::create(
+        302, absl::StrCat("expected an integer, found ", j.type_name()), &j);
+  }
+  return j.get<int64_t>();
+}
+
 }  // namespace llmpack

@@ -17,6 +17,12 @@ absl::StatusOr<nlohmann::json> ParseJson(std::string_view text,
                                          const std::string& context);
 absl::StatusOr<nlohmann::json> ReadJsonFile(const std::filesystem::path& path);
 
+// j as an int64. Unlike j.get<int64_t>(), refuses floats (1e300 would convert
+// with undefined behaviour) as well as non-numbers: throws
+// nlohmann::json::type_error, for parsers that already turn JSON exceptions
+// into a status.
+int64_t JsonInt(const nlohmann::json& j);
+
 }  // namespace llmpack
 
 #endif  // LLMPACK_JSON_FILE_H_

@@ -79,7 +79,12 @@ absl::StatusOr<Manifest> ManifestFromJson(const json& j,
       ManifestFile file;
       file.name = f.at("name").get<std::string>();
       file.role = f.at("role").get<std::string>();
-      file.size = f.at("size").get<uint64_t>();
+      const int64_t size = JsonInt(f.at("size"));
+      if (size < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            context, ": file '", file.name, "' has negative size ", size));
+      }
+      file.size = static_cast<uint64_t>(size);
       ASSIGN_OR_RETURN(file.checksum,
                        ChecksumFromHex(f.at("xxh3_64").get<std::string>()));
       if (file.name.empty() || file.name.find('/') != std::string::npos ||
@@ -103,7 +108,11 @@ absl::StatusOr<Manifest> ManifestFromJson(const json& j,
     return absl::InvalidArgumentError(
         absl::StrCat(context, ": malformed manifest: ", e.what()));
   }
-  ASSIGN_OR_RETURN(m.config, ModelConfigFromJson(j.at("config"), context));
+  if (!j.contains("config")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": malformed manifest: no 'config'"));
+  }
+  ASSIGN_OR_RETURN(m.config, ModelConfigFromJson(j["config"], context));
   return m;
 }
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "llmpack/json_file.h"
 
 namespace llmpack {
 using nlohmann::json;
@@ -95,13 +96,13 @@ absl::StatusOr<ModelConfig> ModelConfigFromJson(const json& j,
   try {
     c.family = j.at("family").get<std::string>();
     c.architecture = j.at("architecture").get<std::string>();
-    c.hidden_size = j.at("hidden_size").get<int64_t>();
-    c.num_layers = j.at("num_layers").get<int64_t>();
-    c.num_heads = j.at("num_heads").get<int64_t>();
-    c.num_kv_heads = j.at("num_kv_heads").get<int64_t>();
-    c.head_dim = j.at("head_dim").get<int64_t>();
-    c.ffn_size = j.at("ffn_size").get<int64_t>();
-    c.vocab_size = j.at("vocab_size").get<int64_t>();
+    c.hidden_size = JsonInt(j.at("hidden_size"));
+    c.num_layers = JsonInt(j.at("num_layers"));
+    c.num_heads = JsonInt(j.at("num_heads"));
+    c.num_kv_heads = JsonInt(j.at("num_kv_heads"));
+    c.head_dim = JsonInt(j.at("head_dim"));
+    c.ffn_size = JsonInt(j.at("ffn_size"));
+    c.vocab_size = JsonInt(j.at("vocab_size"));
     c.norm_eps = j.at("norm_eps").get<double>();
     const json& rope = j.at("rope");
     c.rope.type = rope.at("type").get<std::string>();
@@ -110,13 +111,17 @@ absl::StatusOr<ModelConfig> ModelConfigFromJson(const json& j,
     c.rope.low_freq_factor = rope.value("low_freq_factor", 1.0);
     c.rope.high_freq_factor = rope.value("high_freq_factor", 4.0);
     c.rope.original_max_positions =
-        rope.value("original_max_positions", int64_t{0});
+        rope.contains("original_max_positions")
+            ? JsonInt(rope["original_max_positions"])
+            : 0;
     c.tie_word_embeddings = j.at("tie_word_embeddings").get<bool>();
     c.qkv_bias = j.at("qkv_bias").get<bool>();
     c.qk_norm = j.at("qk_norm").get<bool>();
-    c.max_positions = j.at("max_positions").get<int64_t>();
-    if (!j.at("bos_id").is_null()) c.bos_id = j.at("bos_id").get<int64_t>();
-    c.eos_ids = j.at("eos_ids").get<std::vector<int64_t>>();
+    c.max_positions = JsonInt(j.at("max_positions"));
+    if (!j.at("bos_id").is_null()) c.bos_id = JsonInt(j.at("bos_id"));
+    for (const json& id : j.at("eos_ids").get<std::vector<json>>()) {
+      c.eos_ids.push_back(JsonInt(id));
+    }
     c.add_bos = j.value("add_bos", true);
     c.chat_template = j.value("chat_template", std::string());
     if (j.contains("inferred_fields")) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -139,7 +140,11 @@ class Evaluator {
   }
 
  private:
-  const Tok& Peek() const { return (*toks_)[pos_]; }
+  // Token lists end with kEnd (jinja::Tokenize); a parser step that consumed
+  // it (e.g. "x is" at the end) keeps reading kEnd, not past the vector.
+  const Tok& Peek() const {
+    return (*toks_)[std::min(pos_, toks_->size() - 1)];
+  }
   bool IsOp(const char* op) const {
     return Peek().kind == Tok::kOp && Peek().s == op;
   }
@@ -283,8 +288,14 @@ class Evaluator {
       ++pos_;
       ASSIGN_OR_RETURN(json r, Mul());
       if (v.is_number_integer() && r.is_number_integer()) {
-        v = plus ? v.get<int64_t>() + r.get<int64_t>()
-                 : v.get<int64_t>() - r.get<int64_t>();
+        const int64_t a = v.get<int64_t>(), b = r.get<int64_t>();
+        int64_t sum;
+        if (plus ? __builtin_add_overflow(a, b, &sum)
+                 : __builtin_sub_overflow(a, b, &sum)) {
+          return Error(
+              absl::StrCat("integer overflow in ", a, plus ? " + " : " - ", b));
+        }
+        v = sum;
       } else if (plus && v.is_string() && r.is_string()) {
         v = v.get<std::string>() + r.get<std::string>();
       } else if (plus && v.is_array() && r.is_array()) {
@@ -308,16 +319,29 @@ class Evaluator {
       }
       const int64_t a = v.get<int64_t>(), b = r.get<int64_t>();
       if (op == "*") {
-        v = a * b;
+        int64_t product;
+        if (__builtin_mul_overflow(a, b, &product)) {
+          return Error(absl::StrCat("integer overflow in ", a, " * ", b));
+        }
+        v = product;
         continue;
       }
       if (b == 0) return Error("division by zero");
       if (op == "/") {
         v = double(a) / double(b);
+      } else if (a == std::numeric_limits<int64_t>::min() && b == -1) {
+        // The one int64 quotient that does not fit; its remainder is 0.
+        if (op == "//") {
+          return Error(absl::StrCat("integer overflow in ", a, " // -1"));
+        }
+        v = 0;
       } else {
-        int64_t q = a / b;
-        if ((a % b != 0) && ((a < 0) != (b < 0))) --q;  // floor
-        v = op == "//" ? q : a - q * b;
+        int64_t q = a / b, m = a % b;
+        if (m != 0 && ((m < 0) != (b < 0))) {  // floor; m + b cannot overflow
+          --q;
+          m += b;
+        }
+        v = op == "//" ? q : m;
       }
     }
     return v;
@@ -327,7 +351,11 @@ class Evaluator {
       ++pos_;
       ASSIGN_OR_RETURN(json v, Unary());
       if (!v.is_number_integer()) return Error("unary '-' on a non-integer");
-      return json(-v.get<int64_t>());
+      const int64_t a = v.get<int64_t>();
+      if (a == std::numeric_limits<int64_t>::min()) {
+        return Error(absl::StrCat("integer overflow in -(", a, ")"));
+      }
+      return json(-a);
     }
     return Postfix();
   }
@@ -381,12 +409,13 @@ class Evaluator {
     const int64_t e = bound(parts[1], step > 0 ? n : -1);
     json out = is_str ? json("") : json::array();
     std::string str;
-    for (int64_t i = b; step > 0 ? i < e : i > e; i += step) {
+    for (int64_t i = b; step > 0 ? i < e : i > e;) {
       if (is_str) {
         str += v.get<std::string>()[i];
       } else {
         out.push_back(v[i]);
       }
+      if (__builtin_add_overflow(i, step, &i)) break;  // past either end
     }
     return is_str ? json(str) : out;
   }
@@ -395,6 +424,8 @@ class Evaluator {
     while (true) {
       if (IsOp(".")) {
         ++pos_;
+        if (Peek().kind != Tok::kName)
+          return Error("expected a name after '.'");
         const std::string name = Peek().s;
         ++pos_;
         if (IsOp("(")) {
@@ -427,6 +458,8 @@ class Evaluator {
         }
       } else if (IsOp("|")) {
         ++pos_;
+        if (Peek().kind != Tok::kName)
+          return Error("expected a filter after '|'");
         const std::string f = Peek().s;
         ++pos_;
         if (f == "trim") {

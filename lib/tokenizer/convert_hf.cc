@@ -28,6 +28,17 @@ absl::Status Unsupported(const std::string& ctx, const std::string& what) {
   return absl::UnimplementedError(absl::StrCat(ctx, ": ", what));
 }
 
+// A token id: an integer in [0, INT32_MAX] (a float would convert with
+// undefined behaviour).
+absl::StatusOr<int32_t> IdValue(const json& v, const std::string& ctx,
+                                const std::string& what) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
+      v.get<int64_t>() > INT32_MAX) {
+    return Bad(ctx, absl::StrCat(what, " is not a valid token id: ", v.dump()));
+  }
+  return v.get<int32_t>();
+}
+
 std::string TypeOf(const json& j) {
   if (!j.is_object()) return "";
   auto it = j.find("type");
@@ -215,8 +226,10 @@ absl::Status ApplyPostProcessor(
         std::vector<int32_t> tok_ids;
         const json& specials = p.value("special_tokens", json::object());
         if (specials.contains(name) && specials[name].contains("ids")) {
-          for (const json& v : specials[name]["ids"])
-            tok_ids.push_back(v.get<int32_t>());
+          for (const json& v : specials[name]["ids"]) {
+            ASSIGN_OR_RETURN(int32_t id, IdValue(v, ctx, "special token id"));
+            tok_ids.push_back(id);
+          }
         } else {
           ASSIGN_OR_RETURN(int32_t id, id_of(name));
           tok_ids.push_back(id);
@@ -245,8 +258,8 @@ absl::Status ApplyPostProcessor(
       return Bad(ctx, absl::StrCat(type, " without cls/sep pairs"));
     }
     spec->add_bos = spec->add_eos = true;
-    spec->bos_id = cls[1].get<int32_t>();
-    spec->eos_id = sep[1].get<int32_t>();
+    ASSIGN_OR_RETURN(spec->bos_id, IdValue(cls[1], ctx, "cls id"));
+    ASSIGN_OR_RETURN(spec->eos_id, IdValue(sep[1], ctx, "sep id"));
   } else {
     return Unsupported(
         ctx, absl::StrCat("unsupported post-processor type '", type, "'"));
@@ -347,12 +360,8 @@ absl::StatusOr<TokenizerSpec> SpecFromJsonUnchecked(const json& j,
   absl::flat_hash_map<std::string, int32_t> vocab_ids;  // original strings
   int64_t size = 0;
   for (const auto& [tok, v] : model["vocab"].items()) {
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
-        v.get<int64_t>() > INT32_MAX) {
-      return Bad(ctx, absl::StrCat("model.vocab['", tok,
-                                   "'] is not a valid token id: ", v.dump()));
-    }
-    vocab_ids[tok] = v.get<int32_t>();
+    ASSIGN_OR_RETURN(vocab_ids[tok],
+                     IdValue(v, ctx, absl::StrCat("model.vocab['", tok, "']")));
     size = std::max<int64_t>(size, v.get<int64_t>() + 1);
   }
   const json& added = j.value("added_tokens", json::array());

@@ -3,6 +3,7 @@
 
 #include <cctype>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "llmpack/status_macros.h"
 
@@ -87,7 +88,13 @@ absl::StatusOr<Toks> Tokenize(const std::string& e) {
     } else if (std::isdigit(uint8_t(c))) {
       size_t j = i;
       while (j < e.size() && std::isdigit(uint8_t(e[j]))) ++j;
-      out.push_back({Tok::kInt, "", std::stoll(e.substr(i, j - i))});
+      int64_t value;
+      if (!absl::SimpleAtoi(e.substr(i, j - i), &value)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("chat template: integer literal ", e.substr(i, j - i),
+                         " does not fit in 64 bits"));
+      }
+      out.push_back({Tok::kInt, "", value});
       i = j;
     } else if (c == '\'' || c == '"') {
       std::string s;

@@ -1,6 +1,7 @@
 #include "verify/npy.h"
 
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -94,7 +95,13 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes,
           absl::StrCat(context, ": bad dimension '", dim, "' in npy shape"));
     }
     array.shape.push_back(value);
-    count *= value;
+    // The byte count must fit: a hostile header may claim any dims.
+    if (__builtin_mul_overflow(count, value, &count) ||
+        count > std::numeric_limits<int64_t>::max() / 4) {
+      return absl::DataLossError(
+          absl::StrCat(context, ": npy shape ", shape_text.substr(0, close + 1),
+                       " has more elements than a file can hold"));
+    }
   }
   const size_t data_start = header_start + header_len;
   const size_t want = static_cast<size_t>(count) * sizeof(float);
@@ -104,7 +111,8 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes,
                                             " data bytes, shape needs ", want));
   }
   array.data.resize(static_cast<size_t>(count));
-  std::memcpy(array.data.data(), bytes.data() + data_start, want);
+  // An empty vector's data() may be null, and memcpy(nullptr, ..., 0) is UB.
+  if (want > 0) std::memcpy(array.data.data(), bytes.data() + data_start, want);
   return array;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -121,8 +122,50 @@ absl::Status GetArray(const json& arrays, const char* key,
         absl::StrCat(ctx, ": array '", key, "' runs past the end of the data"));
   }
   out->resize(count);
-  std::memcpy(out->data(), payload.data() + offset, count * sizeof(T));
+  // An empty vector's data() may be null, and memcpy(nullptr, ..., 0) is UB.
+  if (count > 0) {
+    std::memcpy(out->data(), payload.data() + offset, count * sizeof(T));
+  }
   return absl::OkStatus();
+}
+
+// Decompresses a zstd frame whose header declares `declared` bytes. The
+// output grows only as data really decompresses, so a frame claiming
+// terabytes costs nothing until it delivers them, and output beyond the
+// declared size is an error.
+absl::StatusOr<std::string> Decompress(const std::string& compressed,
+                                       uint64_t declared,
+                                       const std::string& ctx) {
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(),
+                                                          ZSTD_freeDCtx);
+  if (dctx == nullptr) return absl::ResourceExhaustedError("ZSTD_createDCtx");
+  ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
+  std::string raw;
+  for (size_t hint = 1; hint != 0;) {
+    if (raw.size() > declared) break;
+    const size_t old = raw.size();
+    const size_t chunk = ZSTD_DStreamOutSize();
+    raw.resize(old + chunk);
+    ZSTD_outBuffer out{raw.data() + old, chunk, 0};
+    hint = ZSTD_decompressStream(dctx.get(), &out, &in);
+    raw.resize(old + out.pos);
+    if (ZSTD_isError(hint)) {
+      return absl::DataLossError(absl::StrCat(
+          ctx,
+          ": cannot decompress reference bundle: ", ZSTD_getErrorName(hint)));
+    }
+    if (hint != 0 && in.pos == in.size && out.pos < chunk) {
+      return absl::DataLossError(
+          absl::StrCat(ctx, ": truncated zstd frame in reference bundle"));
+    }
+  }
+  if (raw.size() != declared) {
+    return absl::DataLossError(
+        absl::StrCat(ctx, ": reference bundle decompresses to ", raw.size(),
+                     raw.size() > declared ? "+" : "",
+                     " bytes, its header says ", declared));
+  }
+  return raw;
 }
 
 absl::StatusOr<ReferenceBundle> ReadBundle(const fs::path& path,
@@ -134,14 +177,7 @@ absl::StatusOr<ReferenceBundle> ReadBundle(const fs::path& path,
     return absl::DataLossError(
         absl::StrCat(ctx, ": corrupt zstd frame in reference bundle"));
   }
-  std::string raw(size, '\0');
-  const size_t got = ZSTD_decompress(raw.data(), raw.size(), compressed.data(),
-                                     compressed.size());
-  if (ZSTD_isError(got) || got != size) {
-    return absl::DataLossError(absl::StrCat(
-        ctx, ": cannot decompress reference bundle: ",
-        ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short output"));
-  }
+  ASSIGN_OR_RETURN(std::string raw, Decompress(compressed, size, ctx));
   if (raw.size() < 16 || std::memcmp(raw.data(), kBundleMagic, 8) != 0) {
     return absl::DataLossError(
         absl::StrCat(ctx, ": zstd data is not an llmpack reference bundle"));
@@ -175,6 +211,11 @@ absl::StatusOr<ReferenceBundle> ReadBundle(const fs::path& path,
                      IntList<int64_t>(jc, "positions", cctx));
     c.logits.vocab = jc.value("vocab", int64_t{0});
     c.logits.top_k = jc.value("top_k", int64_t{0});
+    if (c.logits.vocab < 0 || c.logits.top_k < 0) {
+      return absl::DataLossError(absl::StrCat(cctx, ": negative vocab ",
+                                              c.logits.vocab, " or top_k ",
+                                              c.logits.top_k));
+    }
     const json arrays = jc.value("arrays", json::object());
     RETURN_IF_ERROR(GetArray(arrays, "full", payload, cctx, &c.logits.full));
     RETURN_IF_ERROR(
@@ -214,13 +255,20 @@ absl::StatusOr<ReferenceBundle> ReadBundle(const fs::path& path,
 
 absl::StatusOr<ReferenceBundle> ReadReference(const fs::path& path) {
   ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
-  if (bytes.size() >= 4 && static_cast<uint8_t>(bytes[0]) == 0x28 &&
-      static_cast<uint8_t>(bytes[1]) == 0xB5 &&
-      static_cast<uint8_t>(bytes[2]) == 0x2F &&
-      static_cast<uint8_t>(bytes[3]) == 0xFD) {
-    return ReadBundle(path, bytes);
+  // Fields of the wrong JSON type make nlohmann::json throw; the file is
+  // untrusted, so that is a status like any other malformed field.
+  try {
+    if (bytes.size() >= 4 && static_cast<uint8_t>(bytes[0]) == 0x28 &&
+        static_cast<uint8_t>(bytes[1]) == 0xB5 &&
+        static_cast<uint8_t>(bytes[2]) == 0x2F &&
+        static_cast<uint8_t>(bytes[3]) == 0xFD) {
+      return ReadBundle(path, bytes);
+    }
+    return ReadFixture(path, bytes);
+  } catch (const json::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat(path.string(), ": malformed reference field: ", e.what()));
   }
-  return ReadFixture(path, bytes);
 }
 
 absl::Status WriteReferenceBundle(const fs::path& path,
