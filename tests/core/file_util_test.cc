@@ -92,20 +92,6 @@ TEST(StagingDirectoryTest, TrailingSeparatorStagesBesideTheOutput) {
 TEST(StagingDirectoryTest, DeadRunsAreRemovedLiveAndForeignNamesKept) {
   testing::ScopedTempDir tmp;
   const fs::path out = tmp.path() / "pkg";
-  // A dead run: entry and lock file, nobody holds the lock.
-  const fs::path dead = tmp.path() / ".pkg.partial-00000000000000ab";
-  fs::create_directories(dead / "sub");
-  std::ofstream(dead / "sub" / "block_000.bin") << "x";
-  std::ofstream(dead.string() + ".lock");
-  std::ofstream(tmp.path() / ".pkg.work-00000000000000cd.lock");  // lock only
-  // Not the protocol: no lock file, a short suffix, another output's name.
-  for (const char* name : {".pkg.partial-00000000000000ef", ".pkg.partial-12",
-                           ".pkgx.partial-00000000000000ab"}) {
-    fs::create_directories(tmp.path() / name);
-  }
-  std::ofstream(tmp.path() / ".pkg.partial-12.lock");
-  std::ofstream(tmp.path() / ".pkgx.partial-00000000000000ab.lock");
-
   // A live run in another process holds its lock until told to exit.
   int ready[2], done[2];
   ASSERT_EQ(::pipe(ready), 0);
@@ -121,6 +107,20 @@ TEST(StagingDirectoryTest, DeadRunsAreRemovedLiveAndForeignNamesKept) {
   char c = 0;
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
   ASSERT_EQ(c, 'y');
+  // A dead run: entry and lock file, nobody holds the lock.
+  const fs::path dead = tmp.path() / ".pkg.partial-00000000000000ab";
+  fs::create_directories(dead / "sub");
+  std::ofstream(dead / "sub" / "block_000.bin") << "x";
+  std::ofstream(dead.string() + ".lock");
+  std::ofstream(tmp.path() / ".pkg.work-00000000000000cd.lock");  // lock only
+  // Not the protocol: no lock file, a short suffix, another output's name.
+  for (const char* name : {".pkg.partial-00000000000000ef", ".pkg.partial-12",
+                           ".pkgx.partial-00000000000000ab"}) {
+    fs::create_directories(tmp.path() / name);
+  }
+  std::ofstream(tmp.path() / ".pkg.partial-12.lock");
+  std::ofstream(tmp.path() / ".pkgx.partial-00000000000000ab.lock");
+
   const std::vector<std::string> with_live = Beside(out);
 
   EXPECT_EQ(RemoveStaleStaging(out), 2);  // the dead entry, the lone lock
