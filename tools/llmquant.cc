@@ -2,12 +2,12 @@
 // Linear and the output projection; optionally the embedding to int8).
 // Exit status: 0 success, 1 quantization failed, 2 bad usage.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/numbers.h"
+#include "llmpack/staging.h"
 #include "llmpack/version.h"
 #include "commands/quant_command.h"
 
@@ -126,11 +126,11 @@ int main(int argc, char** argv) {
     std::cout << report << "\n";
   } else {
     if (!json_path.empty()) {
-      std::ofstream out(json_path);
-      out << report << "\n";
-      if (!out) {
-        std::fprintf(stderr, "llmquant: error: cannot write %s\n",
-                     json_path.c_str());
+      const absl::Status written =
+          llmpack::WriteStringToFile(json_path, report + "\n");
+      if (!written.ok()) {
+        std::fprintf(stderr, "llmquant: error: %s\n",
+                     std::string(written.message()).c_str());
         return 1;
       }
     }

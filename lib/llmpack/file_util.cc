@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <utility>
 
@@ -27,30 +26,6 @@ absl::StatusOr<std::string> ReadFileToString(const fs::path& path) {
     return absl::DataLossError(absl::StrCat(path.string(), ": read failed"));
   }
   return std::move(out).str();
-}
-
-absl::Status WriteStringToFile(const fs::path& path,
-                               std::string_view contents) {
-  const fs::path tmp = path.string() + ".partial";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      return absl::PermissionDeniedError(
-          absl::StrCat(tmp.string(), ": cannot create"));
-    }
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    if (!out.flush()) {
-      return absl::DataLossError(absl::StrCat(tmp.string(), ": write failed"));
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(),
-                                            " to ", path.string(), ": ",
-                                            ec.message()));
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<ReadOnlyFile> ReadOnlyFile::Open(const fs::path& path) {
@@ -110,89 +85,6 @@ absl::Status ReadOnlyFile::ReadAt(uint64_t offset,
     }
     done += static_cast<size_t>(n);
   }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<StagingDirectory> StagingDirectory::Create(
-    const fs::path& final_dir, bool replace_existing) {
-  std::error_code ec;
-  if (fs::exists(final_dir, ec) && !replace_existing) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        final_dir.string(), " already exists (use --force to replace it)"));
-  }
-  fs::path parent = fs::absolute(final_dir).parent_path();
-  fs::create_directories(parent, ec);
-  if (ec) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot create ", parent.string(), ": ", ec.message()));
-  }
-  std::random_device rd;
-  StagingDirectory dir;
-  dir.final_dir_ = fs::absolute(final_dir);
-  dir.replace_existing_ = replace_existing;
-  dir.temp_dir_ = parent / absl::StrCat(".", final_dir.filename().string(),
-                                        ".partial-", rd() % 1000000);
-  if (!fs::create_directory(dir.temp_dir_, ec) || ec) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot create staging directory ", dir.temp_dir_.string(),
-                     ": ", ec ? ec.message() : "it already exists"));
-  }
-  return dir;
-}
-
-StagingDirectory::StagingDirectory(StagingDirectory&& other) noexcept
-    : final_dir_(std::move(other.final_dir_)),
-      temp_dir_(std::exchange(other.temp_dir_, {})),
-      replace_existing_(other.replace_existing_),
-      committed_(other.committed_) {}
-
-StagingDirectory& StagingDirectory::operator=(
-    StagingDirectory&& other) noexcept {
-  if (this != &other) {
-    Abandon();
-    final_dir_ = std::move(other.final_dir_);
-    temp_dir_ = std::exchange(other.temp_dir_, {});
-    replace_existing_ = other.replace_existing_;
-    committed_ = other.committed_;
-  }
-  return *this;
-}
-
-StagingDirectory::~StagingDirectory() { Abandon(); }
-
-void StagingDirectory::Abandon() {
-  if (!committed_ && !temp_dir_.empty()) {
-    std::error_code ec;
-    fs::remove_all(temp_dir_, ec);
-  }
-  temp_dir_.clear();
-}
-
-absl::Status StagingDirectory::Commit() {
-  std::error_code ec;
-  fs::path old_dir;
-  if (fs::exists(final_dir_, ec)) {
-    if (!replace_existing_) {
-      return absl::AlreadyExistsError(
-          absl::StrCat(final_dir_.string(), " already exists"));
-    }
-    // Move the old package aside first so a failed rename loses nothing.
-    old_dir = temp_dir_.string() + ".old";
-    fs::rename(final_dir_, old_dir, ec);
-    if (ec) {
-      return absl::InternalError(absl::StrCat(
-          "cannot move old ", final_dir_.string(), " aside: ", ec.message()));
-    }
-  }
-  fs::rename(temp_dir_, final_dir_, ec);
-  if (ec) {
-    if (!old_dir.empty()) fs::rename(old_dir, final_dir_, ec);
-    return absl::InternalError(
-        absl::StrCat("cannot rename ", temp_dir_.string(), " to ",
-                     final_dir_.string(), ": ", ec.message()));
-  }
-  committed_ = true;
-  if (!old_dir.empty()) fs::remove_all(old_dir, ec);
   return absl::OkStatus();
 }
 

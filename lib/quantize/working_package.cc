@@ -41,8 +41,8 @@ absl::StatusOr<WorkingPackage> WorkingPackage::Create(
     const fs::path& input, const Manifest& manifest, const fs::path& beside) {
   WorkingPackage work;
   ASSIGN_OR_RETURN(work.staging_,
-                   StagingDirectory::Create(beside.string() + ".calibration",
-                                            /*replace_existing=*/true));
+                   StagingDirectory::Create(beside, /*replace_existing=*/true,
+                                            /*kind=*/"work"));
   for (const ManifestFile& f : manifest.files) {
     const fs::path dst = work.dir() / f.name;
     std::error_code ec;

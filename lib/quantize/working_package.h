@@ -27,9 +27,10 @@ absl::StatusOr<ManifestFile> WriteDequantizedFile(
 
 class WorkingPackage {
  public:
-  // A copy of the package at `input` (described by `manifest`) in a
-  // temporary folder beside `beside`; removed with its contents when the
-  // object is destroyed.
+  // A copy of the package at `input` (described by `manifest`) in a locked
+  // staging folder `.<name>.work-<hex>` beside `beside` (llmpack/staging.h);
+  // removed with its contents when the object is destroyed, or by the next
+  // run's cleanup if this one is killed.
   static absl::StatusOr<WorkingPackage> Create(
       const std::filesystem::path& input, const Manifest& manifest,
       const std::filesystem::path& beside);
