@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -134,13 +135,30 @@ absl::StatusOr<ReferenceBundle> ReadBundle(const fs::path& path,
     return absl::DataLossError(
         absl::StrCat(ctx, ": corrupt zstd frame in reference bundle"));
   }
-  std::string raw(size, '\0');
-  const size_t got = ZSTD_decompress(raw.data(), raw.size(), compressed.data(),
-                                     compressed.size());
-  if (ZSTD_isError(got) || got != size) {
-    return absl::DataLossError(absl::StrCat(
-        ctx, ": cannot decompress reference bundle: ",
-        ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short output"));
+  // The frame's declared size is not trusted with an allocation (a few bytes
+  // can declare terabytes): decompress in chunks and grow as data arrives.
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(),
+                                                          ZSTD_freeDCtx);
+  std::string raw;
+  ZSTD_inBuffer in = {compressed.data(), compressed.size(), 0};
+  std::string chunk(ZSTD_DStreamOutSize(), '\0');
+  size_t ret = 1;
+  while (ret != 0 && raw.size() <= size) {
+    ZSTD_outBuffer out = {chunk.data(), chunk.size(), 0};
+    ret = ZSTD_decompressStream(dctx.get(), &out, &in);
+    if (ZSTD_isError(ret)) {
+      return absl::DataLossError(absl::StrCat(
+          ctx,
+          ": cannot decompress reference bundle: ", ZSTD_getErrorName(ret)));
+    }
+    raw.append(chunk.data(), out.pos);
+    if (ret != 0 && in.pos == in.size && out.pos < out.size) break;
+  }
+  if (ret != 0 || raw.size() != size) {
+    return absl::DataLossError(
+        absl::StrCat(ctx, ": reference bundle declares ", size,
+                     " bytes but its zstd frame holds ", raw.size(),
+                     ret != 0 ? " before it ends (truncated)" : ""));
   }
   if (raw.size() < 16 || std::memcmp(raw.data(), kBundleMagic, 8) != 0) {
     return absl::DataLossError(
