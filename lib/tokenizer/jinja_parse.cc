@@ -138,9 +138,16 @@ std::string AfterFirstWord(const std::string& s) {
 }
 
 // Parses until one of `ends` (statement keywords); stores the one found.
+// `depth` counts the enclosing for/if blocks: deeper nesting than
+// kMaxNesting is refused so a hostile template cannot exhaust the stack here,
+// in rendering or in destroying the tree.
 absl::StatusOr<std::vector<Node>> ParseBlock(
     const std::vector<Segment>& segs, size_t* pos,
-    const std::vector<std::string>& ends, std::string* found) {
+    const std::vector<std::string>& ends, std::string* found, int depth) {
+  if (depth > kMaxNesting) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("chat template: blocks nested deeper than ", kMaxNesting));
+  }
   std::vector<Node> nodes;
   while (*pos < segs.size()) {
     const Segment& seg = segs[(*pos)++];
@@ -177,7 +184,8 @@ absl::StatusOr<std::vector<Node>> ParseBlock(
       n.text = Trim(rest.substr(0, in));
       ASSIGN_OR_RETURN(n.expr, Tokenize(rest.substr(in + 4)));
       std::string end;
-      ASSIGN_OR_RETURN(n.body, ParseBlock(segs, pos, {"endfor"}, &end));
+      ASSIGN_OR_RETURN(n.body,
+                       ParseBlock(segs, pos, {"endfor"}, &end, depth + 1));
       if (end.empty()) {
         return absl::InvalidArgumentError("chat template: missing endfor");
       }
@@ -191,7 +199,7 @@ absl::StatusOr<std::vector<Node>> ParseBlock(
         std::string end;
         ASSIGN_OR_RETURN(
             std::vector<Node> body,
-            ParseBlock(segs, pos, {"elif", "else", "endif"}, &end));
+            ParseBlock(segs, pos, {"elif", "else", "endif"}, &end, depth + 1));
         n.branches.emplace_back(std::move(t), std::move(body));
         const std::string w = FirstWord(end);
         if (w == "elif") {
@@ -199,7 +207,8 @@ absl::StatusOr<std::vector<Node>> ParseBlock(
           continue;
         }
         if (w == "else") {
-          ASSIGN_OR_RETURN(n.else_body, ParseBlock(segs, pos, {"endif"}, &end));
+          ASSIGN_OR_RETURN(n.else_body,
+                           ParseBlock(segs, pos, {"endif"}, &end, depth + 1));
         }
         if (end.empty()) {
           return absl::InvalidArgumentError("chat template: missing endif");
@@ -242,7 +251,7 @@ absl::StatusOr<std::vector<Node>> ParseTemplate(const std::string& source) {
   ASSIGN_OR_RETURN(std::vector<Segment> segs, Lex(source));
   size_t pos = 0;
   std::string end;
-  return ParseBlock(segs, &pos, {}, &end);
+  return ParseBlock(segs, &pos, {}, &end, 0);
 }
 
 }  // namespace llmpack::tokenizer::jinja
