@@ -77,8 +77,12 @@ void BM_Encode(benchmark::State& state, const std::string& vocab,
   size_t tokens = 0;
   for (auto _ : state) {
     const auto ids = tok->Encode(*text, /*add_special=*/false);
-    tokens = ids.size();
-    benchmark::DoNotOptimize(ids.data());
+    if (!ids.ok()) {
+      state.SkipWithError(std::string(ids.status().message()).c_str());
+      return;
+    }
+    tokens = ids->size();
+    benchmark::DoNotOptimize(ids->data());
   }
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(text->size()));
   state.counters["tokens"] = double(tokens);
@@ -90,8 +94,12 @@ void BM_Decode(benchmark::State& state, const std::string& vocab,
   const std::string* text;
   if (!GetInputs(state, vocab, file, &tok, &text)) return;
   const auto ids = tok->Encode(*text, false);
+  if (!ids.ok()) {
+    state.SkipWithError(std::string(ids.status().message()).c_str());
+    return;
+  }
   for (auto _ : state) {
-    auto decoded = tok->Decode(ids);
+    auto decoded = tok->Decode(*ids);
     benchmark::DoNotOptimize(decoded);
   }
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(text->size()));

@@ -41,7 +41,8 @@ absl::StatusOr<std::string> TokenizeToJson(const fs::path& source,
                                            bool add_special) {
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadFrom(source));
   ASSIGN_OR_RETURN(std::string text, TextArgument(text_or_at_file));
-  const std::vector<int32_t> ids = tokenizer->Encode(text, add_special);
+  ASSIGN_OR_RETURN(const std::vector<int32_t> ids,
+                   tokenizer->Encode(text, add_special));
   return absl::StrCat("[", absl::StrJoin(ids, ", "), "]");
 }
 

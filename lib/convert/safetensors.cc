@@ -1,5 +1,6 @@
 #include "convert/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -106,6 +107,21 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
           absl::StrCat(tensor_where, ": malformed entry: ", e.what()));
     }
     st->tensors_.emplace(name, std::move(t));
+  }
+  // Two tensors sharing bytes would be converted twice from the same data;
+  // the format gives every tensor its own range, so sharing means damage.
+  std::vector<std::pair<const std::string*, const SafetensorsTensor*>> sorted;
+  for (const auto& [name, t] : st->tensors_) sorted.emplace_back(&name, &t);
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second->begin < b.second->begin;
+  });
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    const SafetensorsTensor& prev = *sorted[i - 1].second;
+    if (sorted[i].second->begin < prev.begin + prev.size) {
+      return absl::DataLossError(absl::StrCat(
+          where, ": tensor ", *sorted[i].first, " overlaps tensor ",
+          *sorted[i - 1].first, " (data_offsets share bytes)"));
+    }
   }
   return st;
 }

@@ -7,29 +7,29 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
+#include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "llmpack/status_macros.h"
 
 namespace llmpack {
 namespace fs = std::filesystem;
 
+// Through ReadOnlyFile, so a FIFO or device (e.g. a checkpoint file that is
+// a symlink to /dev/zero) is refused instead of read forever.
 absl::StatusOr<std::string> ReadFileToString(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path.string(), ": cannot open"));
-  }
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (in.bad()) {
-    return absl::DataLossError(absl::StrCat(path.string(), ": read failed"));
-  }
-  return std::move(out).str();
+  ASSIGN_OR_RETURN(ReadOnlyFile file, ReadOnlyFile::Open(path));
+  std::string text(file.size(), '\0');
+  RETURN_IF_ERROR(
+      file.ReadAt(0, {reinterpret_cast<uint8_t*>(text.data()), text.size()}));
+  return text;
 }
 
 absl::StatusOr<ReadOnlyFile> ReadOnlyFile::Open(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+  // below); reads of regular files ignore the flag.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return absl::NotFoundError(
         absl::StrCat(path.string(), ": cannot open: ", std::strerror(errno)));

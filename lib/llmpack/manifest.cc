@@ -79,12 +79,12 @@ absl::StatusOr<Manifest> ManifestFromJson(const json& j,
       ManifestFile file;
       file.name = f.at("name").get<std::string>();
       file.role = f.at("role").get<std::string>();
-      const int64_t size = JsonInt(f.at("size"));
-      if (size < 0) {
+      if (!f.at("size").is_number_unsigned()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            context, ": file '", file.name, "' has negative size ", size));
+            context, ": size of file '", file.name,
+            "' must be a non-negative integer, found ", f.at("size").dump()));
       }
-      file.size = static_cast<uint64_t>(size);
+      file.size = f.at("size").get<uint64_t>();
       ASSIGN_OR_RETURN(file.checksum,
                        ChecksumFromHex(f.at("xxh3_64").get<std::string>()));
       if (file.name.empty() || file.name.find('/') != std::string::npos ||
@@ -116,8 +116,37 @@ absl::StatusOr<Manifest> ManifestFromJson(const json& j,
   return m;
 }
 
+namespace {
+
+// Packages are our own format and every file in one is written by our tools
+// as a regular file, so a symlink (or FIFO, device, folder) where a package
+// file should be is refused: it could make a verified-looking package read
+// bytes from anywhere on the machine (formats/package_format.md, "Files").
+absl::Status CheckPlainPackageFile(const fs::path& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(path, ec);
+  if (ec || st.type() == fs::file_type::not_found) {
+    return absl::NotFoundError(
+        absl::StrCat(path.string(), ": listed in the manifest but missing"));
+  }
+  if (fs::is_symlink(st)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path.string(),
+        ": is a symbolic link; package files must be regular files inside "
+        "the package folder"));
+  }
+  if (!fs::is_regular_file(st)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path.string(), ": is not a regular file"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Manifest> ReadManifest(const fs::path& package_dir) {
   const fs::path path = package_dir / kManifestFile;
+  if (fs::is_symlink(path)) RETURN_IF_ERROR(CheckPlainPackageFile(path));
   ASSIGN_OR_RETURN(json j, ReadJsonFile(path));
   return ManifestFromJson(j, path.string());
 }
@@ -131,6 +160,7 @@ absl::Status VerifyPackageFiles(const fs::path& package_dir, const Manifest& m,
                                 bool verify_checksums) {
   for (const ManifestFile& f : m.files) {
     const fs::path path = package_dir / f.name;
+    RETURN_IF_ERROR(CheckPlainPackageFile(path));
     std::error_code ec;
     const uint64_t size = fs::file_size(path, ec);
     if (ec) {

@@ -14,7 +14,8 @@
 namespace llmpack {
 
 absl::StatusOr<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO must not block the open; only regular files pass.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return absl::NotFoundError(
         absl::StrCat(path.string(), ": cannot open: ", std::strerror(errno)));
@@ -25,6 +26,11 @@ absl::StatusOr<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
     ::close(fd);
     return absl::InternalError(
         absl::StrCat(path.string(), ": cannot stat: ", std::strerror(err)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::InvalidArgumentError(
+        absl::StrCat(path.string(), ": not a regular file"));
   }
   MappedFile file;
   file.path_ = path;

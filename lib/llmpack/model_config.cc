@@ -8,10 +8,15 @@ namespace llmpack {
 using nlohmann::json;
 
 absl::Status ValidateModelConfig(const ModelConfig& c) {
+  // The upper bound keeps every product of sizes (vocab x hidden, layers x
+  // files) far inside int64 and stops a hostile config from making the
+  // layout allocate billions of entries before any file is read; real
+  // models are orders of magnitude below it.
   auto positive = [](const char* field, int64_t v) -> absl::Status {
-    if (v > 0) return absl::OkStatus();
+    if (v > 0 && v <= kMaxConfigDim) return absl::OkStatus();
     return absl::InvalidArgumentError(
-        absl::StrCat("model config: ", field, " must be positive, found ", v));
+        absl::StrCat("model config: ", field, " must be in 1..", kMaxConfigDim,
+                     ", found ", v));
   };
   for (const auto& [field, value] :
        {std::pair<const char*, int64_t>{"hidden_size", c.hidden_size},

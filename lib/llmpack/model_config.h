@@ -52,7 +52,12 @@ struct ModelConfig {
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
 };
 
-// Checks internal consistency (positive sizes, heads divide, known RoPE).
+// Largest value ValidateModelConfig accepts for any size or count (hidden,
+// layers, heads, head_dim, ffn, vocab): 2^24.
+inline constexpr int64_t kMaxConfigDim = int64_t{1} << 24;
+
+// Checks internal consistency (sizes in 1..kMaxConfigDim, heads divide,
+// known RoPE).
 absl::Status ValidateModelConfig(const ModelConfig& config);
 
 nlohmann::json ModelConfigToJson(const ModelConfig& config);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -33,6 +34,37 @@ absl::Status CheckZeroField(const char* field, uint64_t found, DType dtype) {
   return absl::InvalidArgumentError(
       absl::StrCat(field, " must be 0 for float type ", DTypeName(dtype),
                    ", found ", found));
+}
+
+// Tensors' data may not share bytes (a write through one would change the
+// other, and checksums would vouch for both), and the file ends exactly at
+// the end of the last tensor: nothing hides after it.
+absl::Status CheckDataLayout(const std::string& where,
+                             const std::vector<TensorInfo>& tensors,
+                             uint64_t file_size) {
+  std::vector<const TensorInfo*> by_offset;
+  for (const TensorInfo& t : tensors) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const TensorInfo* a, const TensorInfo* b) {
+              return a->offset < b->offset;
+            });
+  uint64_t end = sizeof(FileHeader);
+  for (size_t i = 0; i < by_offset.size(); ++i) {
+    const TensorInfo& t = *by_offset[i];
+    if (i > 0 && t.offset < end) {
+      return absl::DataLossError(
+          absl::StrCat(where, ": tensor ", t.name, " data [", t.offset, ", +",
+                       t.size_bytes, ") overlaps tensor ",
+                       by_offset[i - 1]->name, " (ends at ", end, ")"));
+    }
+    end = std::max(end, t.offset + t.size_bytes);
+  }
+  if (!tensors.empty() && end != file_size) {
+    return absl::DataLossError(absl::StrCat(
+        where, ": ", file_size - end,
+        " trailing bytes after the last tensor, which ends at ", end));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -300,6 +332,11 @@ absl::StatusOr<TensorFileReader> TensorFileReader::Open(
                      h.minor_version, " is not supported (this build reads ",
                      format::kTensorFileMajorVersion, ".x)"));
   }
+  if (h.file_kind < static_cast<uint32_t>(format::FileKind::kEmbedding) ||
+      h.file_kind > static_cast<uint32_t>(format::FileKind::kLm)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": file kind ", h.file_kind, " is not 1, 2 or 3"));
+  }
   if (expected_kind != static_cast<format::FileKind>(0) &&
       h.file_kind != static_cast<uint32_t>(expected_kind)) {
     return absl::InvalidArgumentError(
@@ -401,8 +438,13 @@ absl::StatusOr<TensorFileReader> TensorFileReader::Open(
                        " ", DTypeName(t.dtype), ": size_bytes should be ",
                        *need, " bytes, directory says ", t.size_bytes));
     }
+    if (r.Find(t.name) != nullptr) {
+      return absl::DataLossError(
+          absl::StrCat(where, ": tensor ", t.name, " is listed twice"));
+    }
     r.tensors_.push_back(std::move(t));
   }
+  RETURN_IF_ERROR(CheckDataLayout(where, r.tensors_, r.file_.size()));
   return r;
 }
 

@@ -74,13 +74,16 @@ class Evaluator {
 
   absl::Status Render(const std::vector<Node>& nodes, std::string* out) {
     for (const Node& n : nodes) {
+      RETURN_IF_ERROR(Spend(1));
       switch (n.kind) {
         case Node::kText:
           *out += n.text;
+          RETURN_IF_ERROR(CheckOutput(*out));
           break;
         case Node::kOutput: {
           ASSIGN_OR_RETURN(json v, Eval(n.expr));
           *out += ToText(v);
+          RETURN_IF_ERROR(CheckOutput(*out));
           break;
         }
         case Node::kSet: {
@@ -110,6 +113,7 @@ class Evaluator {
           }
           const int64_t len = static_cast<int64_t>(seq.size());
           for (int64_t k = 0; k < len; ++k) {
+            RETURN_IF_ERROR(Spend(8));  // the scope object: 8 value nodes
             json scope = json::object();
             scope[n.text] = seq[k];
             scope["loop"] = {{"index0", k},
@@ -154,6 +158,68 @@ class Evaluator {
   absl::Status Error(const std::string& what) const {
     return absl::InvalidArgumentError(absl::StrCat("chat template: ", what));
   }
+  // Work accounting: every step and every value node copied or built is
+  // spent from one budget, so total time and memory stay bounded whatever
+  // the template does (see the limits in chat_template.h).
+  absl::Status Spend(uint64_t units) {
+    work_ += units;
+    if (work_ > kChatTemplateMaxWork) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "chat template: rendering exceeded ", kChatTemplateMaxWork,
+          " steps (a runaway loop or an exploding value?)"));
+    }
+    return absl::OkStatus();
+  }
+  // Spends the size of `v` node by node, stopping as soon as the budget is
+  // gone (so a huge value costs at most the rest of the budget to measure).
+  absl::Status Charge(const json& v) {
+    std::vector<const json*> stack = {&v};
+    while (!stack.empty()) {
+      const json* x = stack.back();
+      stack.pop_back();
+      RETURN_IF_ERROR(Spend(
+          1 +
+          (x->is_string() ? x->get_ref<const std::string&>().size() / 64 : 0)));
+      if (x->is_structured()) {
+        for (const json& e : *x) stack.push_back(&e);
+      }
+    }
+    return absl::OkStatus();
+  }
+  absl::Status CheckString(const json& v) const {
+    if (v.is_string() &&
+        v.get_ref<const std::string&>().size() > kChatTemplateMaxOutputBytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("chat template: a string value exceeds ",
+                       kChatTemplateMaxOutputBytes, " bytes"));
+    }
+    return absl::OkStatus();
+  }
+  static absl::Status CheckOutput(const std::string& out) {
+    if (out.size() > kChatTemplateMaxOutputBytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("chat template: output exceeds ",
+                       kChatTemplateMaxOutputBytes, " bytes"));
+    }
+    return absl::OkStatus();
+  }
+  // Held while a recursive rule runs; refuses nesting past kMaxNesting.
+  class Nest {
+   public:
+    explicit Nest(int* depth) : depth_(depth) { ++*depth_; }
+    ~Nest() { --*depth_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+    absl::Status Check() const {
+      if (*depth_ <= jinja::kMaxNesting) return absl::OkStatus();
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "chat template: expression nested deeper than ", jinja::kMaxNesting));
+    }
+
+   private:
+    int* depth_;
+  };
+
   absl::Status Expect(const char* op) {
     if (!IsOp(op)) return Error(absl::StrCat("expected '", op, "'"));
     ++pos_;
@@ -179,15 +245,17 @@ class Evaluator {
         absl::StrCat("'set ", target, "': ", name, " is not a namespace"));
   }
 
-  json Lookup(const std::string& name) const {
+  const json* Find(const std::string& name) const {
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
       auto f = it->find(name);
-      if (f != it->end()) return *f;
+      if (f != it->end()) return &*f;
     }
     return nullptr;
   }
 
   absl::StatusOr<json> Or() {
+    const Nest nest(&depth_);
+    RETURN_IF_ERROR(nest.Check());
     ASSIGN_OR_RETURN(json v, And());
     while (IsWord("or")) {
       ++pos_;
@@ -208,6 +276,8 @@ class Evaluator {
   absl::StatusOr<json> Not() {
     if (IsWord("not")) {
       ++pos_;
+      const Nest nest(&depth_);
+      RETURN_IF_ERROR(nest.Check());
       ASSIGN_OR_RETURN(json v, Not());
       return json(!Truthy(v));
     }
@@ -278,6 +348,7 @@ class Evaluator {
       ++pos_;
       ASSIGN_OR_RETURN(json r, Add());
       v = ToText(v) + ToText(r);
+      RETURN_IF_ERROR(CheckString(v));
     }
     return v;
   }
@@ -298,8 +369,10 @@ class Evaluator {
         v = sum;
       } else if (plus && v.is_string() && r.is_string()) {
         v = v.get<std::string>() + r.get<std::string>();
+        RETURN_IF_ERROR(CheckString(v));
       } else if (plus && v.is_array() && r.is_array()) {
         for (const json& e : r) v.push_back(e);
+        RETURN_IF_ERROR(Charge(v));
       } else {
         return Error(absl::StrCat("cannot apply '", plus ? "+" : "-", "' to ",
                                   v.type_name(), " and ", r.type_name()));
@@ -349,6 +422,8 @@ class Evaluator {
   absl::StatusOr<json> Unary() {
     if (IsOp("-")) {
       ++pos_;
+      const Nest nest(&depth_);
+      RETURN_IF_ERROR(nest.Check());
       ASSIGN_OR_RETURN(json v, Unary());
       if (!v.is_number_integer()) return Error("unary '-' on a non-integer");
       const int64_t a = v.get<int64_t>();
@@ -417,6 +492,7 @@ class Evaluator {
       }
       if (__builtin_add_overflow(i, step, &i)) break;  // past either end
     }
+    if (!is_str) RETURN_IF_ERROR(Charge(out));
     return is_str ? json(str) : out;
   }
   absl::StatusOr<json> Postfix() {
@@ -466,6 +542,7 @@ class Evaluator {
           v = StripChars(ToText(v), true, true);
         } else if (f == "tojson") {
           v = PythonJson(v);
+          RETURN_IF_ERROR(CheckString(v));
         } else if (f == "length") {
           v = v.is_string() ? v.get<std::string>().size() : v.size();
         } else if (f == "upper" || f == "lower") {
@@ -501,6 +578,7 @@ class Evaluator {
         parts.push_back(s.substr(start, p - start));
       }
       parts.push_back(s.substr(start));
+      RETURN_IF_ERROR(Charge(parts));
       return parts;
     }
     if ((name == "startswith" || name == "endswith") && args.size() == 1 &&
@@ -545,7 +623,14 @@ class Evaluator {
           return Error(absl::StrCat("template raised: ",
                                     args.empty() ? "" : ToText(args[0])));
         }
-        return Lookup(t.s);
+        {
+          // Charged before the copy is made, so an exploding value stops
+          // before it is materialized once more.
+          const json* v = Find(t.s);
+          if (v == nullptr) return json(nullptr);
+          RETURN_IF_ERROR(Charge(*v));
+          return *v;
+        }
       case Tok::kOp:
         if (t.s == "(") {
           ASSIGN_OR_RETURN(json v, Or());
@@ -561,6 +646,7 @@ class Evaluator {
             ++pos_;
           }
           RETURN_IF_ERROR(Expect("]"));
+          RETURN_IF_ERROR(Charge(list));
           return list;
         }
         return Error(absl::StrCat("unexpected '", t.s, "'"));
@@ -573,6 +659,8 @@ class Evaluator {
   std::vector<json> scopes_;
   const Toks* toks_ = nullptr;
   size_t pos_ = 0;
+  uint64_t work_ = 0;  // units spent in this render
+  int depth_ = 0;      // recursive expression rules active
 };
 
 absl::StatusOr<std::string> RenderUnchecked(const std::string& source,

@@ -15,6 +15,14 @@
 // startswith/endswith/upper/lower, and raise_exception(msg). That covers
 // ChatML, Llama 3 and Qwen 3 templates. Anything else (macros, loops with
 // else, tests/filters not listed) is an error naming the construct.
+// Limits: a template comes with an untrusted package, so one render may do
+// at most kChatTemplateMaxWork units of work (a node rendered, a value
+// node copied or built, 8 per loop iteration; strings count one per 64
+// bytes),
+// produce at most kChatTemplateMaxOutputBytes (also the cap of any string
+// value) and nest blocks or expressions at most 64 deep. Exceeding one is a
+// ResourceExhausted error naming the limit, never a hang or an exhausted
+// machine.
 // Stateless and thread-safe.
 #ifndef LLMPACK_TOKENIZER_CHAT_TEMPLATE_H_
 #define LLMPACK_TOKENIZER_CHAT_TEMPLATE_H_
@@ -26,6 +34,12 @@
 #include "nlohmann/json.hpp"
 
 namespace llmpack::tokenizer {
+
+// Far above what real templates need (a few hundred units per message, a
+// prompt of a few hundred KB); 2^22 value nodes stay under a second of work
+// and a few hundred MB even when every unit is a freshly built node.
+inline constexpr uint64_t kChatTemplateMaxWork = uint64_t{1} << 22;
+inline constexpr size_t kChatTemplateMaxOutputBytes = size_t{16} << 20;
 
 struct ChatMessage {
   std::string role;

@@ -145,9 +145,16 @@ std::string AfterFirstWord(const std::string& s) {
 }
 
 // Parses until one of `ends` (statement keywords); stores the one found.
+// `depth` counts the enclosing for/if blocks: deeper nesting than
+// kMaxNesting is refused so a hostile template cannot exhaust the stack here,
+// in rendering or in destroying the tree.
 absl::StatusOr<std::vector<Node>> ParseBlock(
     const std::vector<Segment>& segs, size_t* pos,
-    const std::vector<std::string>& ends, std::string* found) {
+    const std::vector<std::string>& ends, std::string* found, int depth) {
+  if (depth > kMaxNesting) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("chat template: blocks nested deeper than ", kMaxNesting));
+  }
   std::vector<Node> nodes;
   while (*pos < segs.size()) {
     const Segment& seg = segs[(*pos)++];
@@ -184,7 +191,8 @@ absl::StatusOr<std::vector<Node>> ParseBlock(
       n.text = Trim(rest.substr(0, in));
       ASSIGN_OR_RETURN(n.expr, Tokenize(rest.substr(in + 4)));
       std::string end;
-      ASSIGN_OR_RETURN(n.body, ParseBlock(segs, pos, {"endfor"}, &end));
+      ASSIGN_OR_RETURN(n.body,
+                       ParseBlock(segs, pos, {"endfor"}, &end, depth + 1));
       if (end.empty()) {
         return absl::InvalidArgumentError("chat template: missing endfor");
       }
@@ -198,7 +206,7 @@ absl::StatusOr<std::vector<Node>> ParseBlock(
         std::string end;
         ASSIGN_OR_RETURN(
             std::vector<Node> body,
-            ParseBlock(segs, pos, {"elif", "else", "endif"}, &end));
+            ParseBlock(segs, pos, {"elif", "else", "endif"}, &end, depth + 1));
         n.branches.emplace_back(std::move(t), std::move(body));
         const std::string w = FirstWord(end);
         if (w == "elif") {
@@ -206,7 +214,8 @@ absl::StatusOr<std::vector<Node>> ParseBlock(
           continue;
         }
         if (w == "else") {
-          ASSIGN_OR_RETURN(n.else_body, ParseBlock(segs, pos, {"endif"}, &end));
+          ASSIGN_OR_RETURN(n.else_body,
+                           ParseBlock(segs, pos, {"endif"}, &end, depth + 1));
         }
         if (end.empty()) {
           return absl::InvalidArgumentError("chat template: missing endif");
@@ -249,7 +258,7 @@ absl::StatusOr<std::vector<Node>> ParseTemplate(const std::string& source) {
   ASSIGN_OR_RETURN(std::vector<Segment> segs, Lex(source));
   size_t pos = 0;
   std::string end;
-  return ParseBlock(segs, &pos, {}, &end);
+  return ParseBlock(segs, &pos, {}, &end, 0);
 }
 
 }  // namespace llmpack::tokenizer::jinja

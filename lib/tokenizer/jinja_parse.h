@@ -30,6 +30,11 @@ struct Node {
   std::vector<Node> else_body;
 };
 
+// Deepest nesting of {% for %}/{% if %} blocks, and of parentheses, list
+// literals, call arguments and unary operators in one expression. Real chat
+// templates nest a handful deep; 64 keeps recursion far from the stack limit.
+inline constexpr int kMaxNesting = 64;
+
 bool IsSpace(char c);
 std::string Trim(std::string s);
 

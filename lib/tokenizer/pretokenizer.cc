@@ -21,6 +21,9 @@ struct MatchScratch {
         context(pcre2_match_context_create(nullptr)),
         jit_stack(pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, nullptr)) {
     pcre2_jit_stack_assign(context, nullptr, jit_stack);
+    pcre2_set_match_limit(context, kRegexMatchLimit);
+    pcre2_set_depth_limit(context, kRegexDepthLimit);
+    pcre2_set_heap_limit(context, kRegexHeapLimitKiB);
   }
   ~MatchScratch() {
     pcre2_jit_stack_free(jit_stack);
@@ -47,6 +50,7 @@ bool IsAscii(std::string_view s) {
 }  // namespace
 
 struct SplitRegex::Impl {
+  std::string pattern;  // for error messages
   pcre2_code* code = nullptr;
   bool jit = false;
 };
@@ -118,6 +122,7 @@ absl::StatusOr<std::unique_ptr<SplitRegex>> SplitRegex::Compile(
   }
   std::unique_ptr<SplitRegex> r(new SplitRegex());
   r->impl_ = std::make_unique<Impl>();
+  r->impl_->pattern = pattern;
   r->impl_->code = code;
   r->impl_->jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
   return r;
@@ -127,8 +132,8 @@ SplitRegex::~SplitRegex() {
   if (impl_ && impl_->code) pcre2_code_free(impl_->code);
 }
 
-void SplitRegex::Split(std::string_view text, Piece piece,
-                       std::vector<Piece>* out) const {
+absl::Status SplitRegex::Split(std::string_view text, Piece piece,
+                               std::vector<Piece>* out) const {
   MatchScratch& scratch = Scratch();
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   const size_t end = piece.start + piece.len;
@@ -142,7 +147,22 @@ void SplitRegex::Split(std::string_view text, Piece piece,
                                          scratch.data, scratch.context)
                        : pcre2_match(impl_->code, subject, end, pos, 0,
                                      scratch.data, scratch.context);
-    if (rc < 0) break;  // no match, or a match error: the rest is a gap
+    if (rc == PCRE2_ERROR_NOMATCH) break;  // the rest is a gap
+    if (rc < 0) {
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(rc, message, sizeof(message));
+      const bool limit =
+          rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+          rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT ||
+          rc == PCRE2_ERROR_NOMEMORY;
+      const std::string what =
+          absl::StrCat("pre-tokenizer regex '", impl_->pattern.substr(0, 80),
+                       "' failed at byte ", pos,
+                       " of the text: ", reinterpret_cast<const char*>(message),
+                       limit ? " (catastrophic backtracking?)" : "");
+      return limit ? absl::ResourceExhaustedError(what)
+                   : absl::InternalError(what);
+    }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(scratch.data);
     size_t ms = ov[0], me = ov[1];
     if (me == ms) {  // empty match: step one character and retry
@@ -154,6 +174,7 @@ void SplitRegex::Split(std::string_view text, Piece piece,
     pos = gap_start = me;
   }
   if (end > gap_start) out->push_back({gap_start, end - gap_start});
+  return absl::OkStatus();
 }
 
 bool IsWordChar(int32_t cp) {

@@ -21,6 +21,16 @@ std::string Normalize(std::string_view text, const std::string& form);
 // them (used to skip normalization of most CJK and Latin text).
 bool IsNfcInert(int32_t cp);
 
+// PCRE2 limits of one match attempt (pcre2_set_match_limit, _depth_limit,
+// _heap_limit). Real split patterns (GPT-2, Llama 3, Qwen) need about one
+// step per byte of a piece (Llama 3's \s*[\r\n]+ backtracks through a run
+// of spaces), so 10^7 (PCRE2's own default, made explicit) passes runs of
+// megabytes, while a catastrophic pattern like (a+)+b still hits it in
+// milliseconds.
+inline constexpr uint32_t kRegexMatchLimit = 10'000'000;
+inline constexpr uint32_t kRegexDepthLimit = 10'000'000;
+inline constexpr uint32_t kRegexHeapLimitKiB = 64 * 1024;
+
 // A byte range of the text being split.
 struct Piece {
   size_t start;
@@ -40,8 +50,13 @@ class SplitRegex {
   SplitRegex(const SplitRegex&) = delete;
   SplitRegex& operator=(const SplitRegex&) = delete;
 
-  // Appends the pieces of text[piece.start, +piece.len) to `out`.
-  void Split(std::string_view text, Piece piece, std::vector<Piece>* out) const;
+  // Appends the pieces of text[piece.start, +piece.len) to `out`. A pattern
+  // from an untrusted tokenizer may backtrack catastrophically: each match
+  // runs under kRegexMatchLimit / kRegexDepthLimit / kRegexHeapLimitKiB and
+  // hitting one is a ResourceExhausted error naming the pattern and the byte
+  // offset (never a silent mis-split).
+  absl::Status Split(std::string_view text, Piece piece,
+                     std::vector<Piece>* out) const;
 
  private:
   SplitRegex() = default;

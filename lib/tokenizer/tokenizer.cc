@@ -84,6 +84,7 @@ struct Tokenizer::EncodeState {
   std::vector<Symbol> symbols;
   std::vector<Piece> pieces;
   std::vector<Piece> next_pieces;
+  absl::Status status;  // first error (a regex limit); stops the encoding
 };
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(
@@ -289,15 +290,15 @@ std::optional<Tokenizer::AddedMatch> Tokenizer::FindAdded(
   return std::nullopt;
 }
 
-std::vector<int32_t> Tokenizer::Encode(std::string_view text,
-                                       bool add_special) const {
+absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
+                                                       bool add_special) const {
   EncodeOptions options;
   options.add_special = add_special;
   return Encode(text, options);
 }
 
-std::vector<int32_t> Tokenizer::Encode(std::string_view text,
-                                       const EncodeOptions& options) const {
+absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(
+    std::string_view text, const EncodeOptions& options) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (options.add_special && spec_.add_bos) out.push_back(spec_.bos_id);
@@ -323,6 +324,7 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text,
                       &out);
       }
       first_segment = false;
+      if (!state.status.ok()) return state.status;
     }
     if (!m) break;
     out.push_back(m->id);
@@ -360,7 +362,10 @@ void Tokenizer::EncodePieces(std::string_view text, EncodeState* state,
   pieces.push_back({0, text.size()});
   for (const auto& regex : regexes_) {
     state->next_pieces.clear();
-    for (const Piece& p : pieces) regex->Split(text, p, &state->next_pieces);
+    for (const Piece& p : pieces) {
+      state->status = regex->Split(text, p, &state->next_pieces);
+      if (!state->status.ok()) return;
+    }
     pieces.swap(state->next_pieces);
   }
   for (const Piece& p : pieces) {

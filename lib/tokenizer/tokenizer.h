@@ -42,10 +42,12 @@ class Tokenizer {
       TokenizerSpec spec, const std::string& context);
 
   // Like Hugging Face `encode(text, add_special_tokens=add_special)`:
-  // special-token text in the input is always recognized.
-  std::vector<int32_t> Encode(std::string_view text, bool add_special) const;
-  std::vector<int32_t> Encode(std::string_view text,
-                              const EncodeOptions& options) const;
+  // special-token text in the input is always recognized. Fails only when a
+  // pre-tokenizer regex hits its match limits (SplitRegex::Split).
+  absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text,
+                                              bool add_special) const;
+  absl::StatusOr<std::vector<int32_t>> Encode(
+      std::string_view text, const EncodeOptions& options) const;
   // Fails on ids outside [0, vocab_size).
   absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids) const;
   // `skip_special`: leave out special tokens (HF skip_special_tokens).

@@ -94,6 +94,13 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes,
       return absl::DataLossError(
           absl::StrCat(context, ": bad dimension '", dim, "' in npy shape"));
     }
+    // The data must be in the file, so a shape whose byte count passes
+    // 2^62 (or wraps around) is damage, refused before multiplying.
+    if (value != 0 && count > ((int64_t{1} << 62) / 4) / value) {
+      return absl::DataLossError(absl::StrCat(context, ": npy shape ",
+                                              shape_text.substr(0, close + 1),
+                                              " is too large"));
+    }
     array.shape.push_back(value);
     // The byte count must fit: a hostile header may claim any dims.
     if (__builtin_mul_overflow(count, value, &count) ||

@@ -38,9 +38,10 @@ TEST(PackageTokenizerTest, PackageTokenizerReproducesFixtureCases) {
   ASSERT_GT(cases.size(), 10u);
   for (const json& c : cases) {
     const std::string text = c["text"];
-    EXPECT_EQ((*tok)->Encode(text, false), c["ids"].get<std::vector<int32_t>>())
+    EXPECT_EQ(*(*tok)->Encode(text, false),
+              c["ids"].get<std::vector<int32_t>>())
         << text;
-    EXPECT_EQ((*tok)->Encode(text, true),
+    EXPECT_EQ(*(*tok)->Encode(text, true),
               c["ids_with_special"].get<std::vector<int32_t>>())
         << text;
   }

@@ -43,7 +43,7 @@ TEST(ChatTemplate, Bpe4kChatCase) {
   EXPECT_EQ(*prompt, chat["prompt"].get<std::string>());
   auto tok = Tokenizer::Load(out);
   ASSERT_TRUE(tok.ok()) << tok.status();
-  EXPECT_EQ((*tok)->Encode(*prompt, /*add_special=*/false),
+  EXPECT_EQ(*(*tok)->Encode(*prompt, /*add_special=*/false),
             chat["ids"].get<std::vector<int32_t>>());
 }
 

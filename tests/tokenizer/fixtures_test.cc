@@ -46,12 +46,12 @@ void CheckCases(const std::string& name, const std::string& source) {
     const auto ids = c["ids"].get<std::vector<int32_t>>();
     const std::string label = name + " case " + std::to_string(i) +
                               " text=" + json(text).dump().substr(0, 80);
-    const std::vector<int32_t> got = tok->Encode(text, /*add_special=*/false);
+    const std::vector<int32_t> got = *tok->Encode(text, /*add_special=*/false);
     EXPECT_EQ(got, ids) << label;
     failures += got != ids;
     if (c.contains("ids_with_special")) {
       const auto with = c["ids_with_special"].get<std::vector<int32_t>>();
-      EXPECT_EQ(tok->Encode(text, /*add_special=*/true), with) << label;
+      EXPECT_EQ(*tok->Encode(text, /*add_special=*/true), with) << label;
     }
     if (c.contains("decoded")) {
       auto decoded = tok->Decode(ids);

@@ -60,7 +60,7 @@ TEST(ChatTest, RendersTheTemplateAndEncodesItsSpecialTokens) {
   ASSERT_TRUE(start.has_value() && end.has_value());
   std::vector<int32_t> want;
   auto text = [&](const char* s) {
-    const std::vector<int32_t> ids = (*tok)->Encode(s, false);
+    const std::vector<int32_t> ids = *(*tok)->Encode(s, false);
     want.insert(want.end(), ids.begin(), ids.end());
   };
   want.push_back(*start);
