@@ -4,8 +4,17 @@
 // block i (reading it now if it was not prefetched) and immediately asks a
 // background thread to read block i+1 (mod layers) into the other slot, so
 // the read overlaps block i's compute. A slot is only refilled after its
-// block was released, so at most two blocks are ever in memory.
+// block was released, so at most two blocks are ever in memory. A read
+// first queues its whole file with posix_fadvise(WILLNEED), so a cold disk
+// serves it with many requests in flight.
 // Resident mode: every block file is memory-mapped once at creation.
+//
+// Checksums: Package::Open hashed every file (unless disabled); a load only
+// checks, with one fstat, that the file was not truncated or written to
+// since (Package::CheckUnchanged), and re-hashes its tensors only with
+// verify_each_load. Stream mode copies each block into its slot, so a file
+// changed during the copy is caught right after it; resident mode checks at
+// each Acquire, before the mapped block is used.
 //
 // Ownership: the loader owns its slots (or mappings) and its prefetch thread;
 // a block returned by Acquire stays valid until its Release.
@@ -44,9 +53,15 @@ struct BlockWeights {
 
 struct LoaderOptions {
   LoadMode mode = LoadMode::kStream;
-  // Check each tensor's XXH3-64 after reading it (stream mode; resident
-  // mode checks once at creation).
-  bool verify_tensor_checksums = true;
+  // Re-hash each tensor (XXH3-64) every time its block is read (stream
+  // mode) or once when it is mapped (resident mode), on top of the whole-file
+  // checksums of Package::Open. Costs a pass over the model per token.
+  bool verify_each_load = false;
+  // Stream mode: once a block is copied into its slot, advise the kernel to
+  // drop the file's pages (posix_fadvise DONTNEED), so streaming a model
+  // larger than memory does not push everything else out of the page cache.
+  // Every token then reads from disk: also how cold streaming is measured.
+  bool drop_page_cache = false;
   // Record a LoaderEvent for every load, acquire and release.
   bool trace = false;
 };

@@ -235,10 +235,11 @@ int main(int argc, char** argv) {
                    "stream blocks through two reusable buffers, reading "
                    "block i+1 while block i computes (default)")
           ->group(run);
-  app.add_flag("--resident", resident,
-               "memory-map every block file once instead of streaming")
-      ->excludes(stream_flag)
-      ->group(run);
+  auto* resident_flag =
+      app.add_flag("--resident", resident,
+                   "memory-map every block file once instead of streaming")
+          ->excludes(stream_flag)
+          ->group(run);
   AddDefaulted(app, run, "--threads", o.model.threads,
                "compute threads (0: all hardware threads)")
       ->check(CLI::NonNegativeNumber);
@@ -247,8 +248,20 @@ int main(int argc, char** argv) {
                "scalar (reference loops)")
       ->check(CLI::IsMember({"optimized", "scalar"}));
   app.add_flag("--no-verify-checksums", no_checksums,
-               "skip XXH3 checksums of files and tensors (sizes, headers "
-               "and shapes are still checked)")
+               "skip the XXH3 checksums of every file at open (sizes, "
+               "headers and shapes are still checked)")
+      ->group(run);
+  app.add_flag("--verify-each-load", o.model.verify_each_load,
+               "also re-hash every tensor each time its block is loaded "
+               "(costs a pass over the model per token; by default files "
+               "are hashed once at open and a load only checks that the "
+               "file was not changed since)")
+      ->group(run);
+  app.add_flag("--drop-page-cache", o.model.drop_page_cache,
+               "with --stream: drop each block file from the page cache once "
+               "it is read (for models larger than memory; every token then "
+               "reads from disk, which is how cold streaming is measured)")
+      ->excludes(resident_flag)
       ->group(run);
 
   app.add_option("--json", json_out,
