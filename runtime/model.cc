@@ -22,6 +22,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
   loader_options.mode = options.mode;
   loader_options.verify_each_load = options.verify_each_load;
   loader_options.drop_page_cache = options.drop_page_cache;
+  loader_options.map_blocks = options.map_blocks;
   loader_options.trace = options.trace_loader;
   ASSIGN_OR_RETURN(model->loader_,
                    BlockLoader::Create(*model->package_, loader_options));
@@ -283,14 +284,10 @@ absl::Status Session::Forward(absl::Span<const int32_t> tokens, LogitsRows rows,
     if (observer != nullptr) (*observer)(layer, x_.data(), n);
   }
   position_ += n;
-  // Resident weights are the files' pages, so a write during this pass
-  // shows only at its end; checked before the logits are returned
+  // Mapped weights are the files' pages, so a write or truncation during
+  // this pass shows only at its end; checked before the logits are returned
   // (docs/runtime.md, "Files that change while in use").
-  auto unchanged = [&] {
-    return loader.mode() == LoadMode::kResident
-               ? model_.package().CheckUnchanged()
-               : absl::OkStatus();
-  };
+  auto unchanged = [&] { return model_.package().CheckUnchanged(); };
 
   if (rows == LogitsRows::kNone) return unchanged();
   const int64_t first = rows == LogitsRows::kAll ? 0 : n - 1;

@@ -225,6 +225,7 @@ class ChangedFileTest : public LoaderTest {
     options.mode = mode;
     options.threads = 1;
     options.verify_each_load = verify_each_load;
+    options.map_blocks = map_blocks_;
     auto model = Model::Open(dir_.path(), options);
     if (!model.ok()) return model.status();
     Session session(**model, 8);
@@ -241,6 +242,7 @@ class ChangedFileTest : public LoaderTest {
   std::filesystem::path Block(int i) const {
     return dir_.path() / BlockFileName(i);
   }
+  bool map_blocks_ = true;
 };
 
 TEST_F(ChangedFileTest, StreamBlockTruncatedBetweenTokensIsAnError) {
@@ -256,6 +258,45 @@ TEST_F(ChangedFileTest, StreamBlockTruncatedBetweenTokensIsAnError) {
                                      " bytes when the package was opened, "
                                      "now ",
                                      size / 2)));
+}
+
+TEST_F(ChangedFileTest, CopiedBlockTruncatedBetweenTokensIsAnError) {
+  map_blocks_ = false;
+  const auto block = Block(2);
+  absl::Status status =
+      NextTokenAfter([&] { std::filesystem::resize_file(block, 100); });
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("block_002.bin"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("changed while in use"));
+}
+
+// A truncation while a mapped block computes removes its pages; reading
+// them must not kill the process (the loader's SIGBUS guard maps zeros
+// there) and the change is then reported.
+TEST_F(ChangedFileTest, MappedBlockTruncatedDuringComputeIsNotACrash) {
+  for (LoadMode mode : {LoadMode::kStream, LoadMode::kResident}) {
+    ScopedTempDir dir;
+    ASSERT_TRUE(WriteTestPackage(dir.path(), config_, DType::kBF16, 1).ok());
+    auto package = Package::Open(dir.path(), {});
+    ASSERT_TRUE(package.ok());
+    LoaderOptions options;
+    options.mode = mode;
+    auto loader = BlockLoader::Create(**package, options);
+    ASSERT_TRUE(loader.ok());
+    auto w = (*loader)->Acquire(1);
+    ASSERT_TRUE(w.ok()) << w.status();
+    std::filesystem::resize_file(dir.path() / BlockFileName(1), 0);
+    const WeightMatrix& down = (*w)->down;
+    const auto* bytes = static_cast<const uint8_t*>(down.data);
+    uint64_t sum = 0;  // what a matmul would read, every byte
+    for (int64_t i = 0; i < down.rows * down.cols * 2; ++i) sum += bytes[i];
+    EXPECT_EQ(sum, 0u) << "the vanished pages read as zeros";
+    (*loader)->Release(1);
+    absl::Status status = (*package)->CheckUnchanged();
+    EXPECT_THAT(std::string(status.message()), HasSubstr("block_001.bin"));
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr("changed while in use"));
+  }
 }
 
 TEST_F(ChangedFileTest, StreamBlockOverwrittenInPlaceBetweenTokensIsAnError) {
