@@ -1,6 +1,14 @@
 #include "runtime/block_loader.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
 #include <cstdlib>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "llmpack/checksum.h"
@@ -10,6 +18,83 @@
 
 namespace llmpack::runtime {
 namespace {
+
+constexpr size_t kSlotAlignment = size_t{2} << 20;
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14; older kernels answer EINVAL
+#endif
+
+// Address ranges of mapped block files whose pages may vanish (a truncated
+// file): a SIGBUS inside one is answered by mapping a zero page over the
+// faulting page, so the computation finishes with wrong values that the
+// forward pass then discards, having found the file changed. Lock-free so
+// the handler may read it.
+constexpr int kMaxGuarded = 1024;
+struct GuardedRange {
+  std::atomic<uintptr_t> begin{0}, end{0};
+};
+GuardedRange g_guarded[kMaxGuarded];
+struct sigaction g_previous_sigbus;
+std::once_flag g_sigbus_once;
+
+void OnSigbus(int sig, siginfo_t* info, void* context) {
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (const GuardedRange& r : g_guarded) {
+    const uintptr_t begin = r.begin.load(std::memory_order_acquire);
+    if (begin == 0 || addr < begin ||
+        addr >= r.end.load(std::memory_order_acquire)) {
+      continue;
+    }
+    const uintptr_t page = addr & ~uintptr_t{4095};
+    if (::mmap(reinterpret_cast<void*>(page), 4096, PROT_READ,
+               MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
+      return;  // the load is retried and reads zeros
+    }
+  }
+  // Not ours: whatever was installed before, or the default action (the
+  // faulting access repeats and kills the process as it would have).
+  if ((g_previous_sigbus.sa_flags & SA_SIGINFO) != 0) {
+    g_previous_sigbus.sa_sigaction(sig, info, context);
+  } else if (g_previous_sigbus.sa_handler != SIG_DFL &&
+             g_previous_sigbus.sa_handler != SIG_IGN) {
+    g_previous_sigbus.sa_handler(sig);
+  } else {
+    ::signal(SIGBUS, SIG_DFL);
+  }
+}
+
+void InstallSigbusHandler() {
+  std::call_once(g_sigbus_once, [] {
+    struct sigaction action = {};
+    action.sa_sigaction = OnSigbus;
+    action.sa_flags = SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGBUS, &action, &g_previous_sigbus);
+  });
+}
+
+bool Guard(const MappedFile& map) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(map.data());
+  for (GuardedRange& r : g_guarded) {
+    uintptr_t expected = 0;
+    if (r.begin.compare_exchange_strong(expected, 1)) {  // claim the entry
+      r.end.store(begin + map.size(), std::memory_order_release);
+      r.begin.store(begin, std::memory_order_release);
+      return true;
+    }
+  }
+  return false;
+}
+
+void Unguard(const MappedFile& map) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(map.data());
+  for (GuardedRange& r : g_guarded) {
+    if (r.begin.load(std::memory_order_acquire) == begin) {
+      r.end.store(0, std::memory_order_release);
+      r.begin.store(0, std::memory_order_release);
+    }
+  }
+}
 
 // Fills `w` with views into a whole tensor file held at `base`. Package::Open
 // already checked names, shapes and dtypes.
@@ -61,17 +146,24 @@ absl::Status BuildWeights(const TensorFileReader& reader, const uint8_t* base,
 absl::StatusOr<std::unique_ptr<BlockLoader>> BlockLoader::Create(
     const Package& package, const LoaderOptions& options) {
   auto loader = std::unique_ptr<BlockLoader>(new BlockLoader(package, options));
+  InstallSigbusHandler();
   if (options.mode == LoadMode::kResident) {
     loader->resident_.resize(static_cast<size_t>(package.num_layers()));
     for (int64_t l = 0; l < package.num_layers(); ++l) {
+      // Mapped through the descriptor Package::Open verified.
       ASSIGN_OR_RETURN(MappedFile map,
-                       MappedFile::Open(package.block(l).path()));
-      RETURN_IF_ERROR(BuildWeights(package.block(l), map.data(),
-                                   options.verify_tensor_checksums,
+                       MappedFile::Map(package.block(l).file()));
+      if (!Guard(map)) {
+        return absl::ResourceExhaustedError(
+            "BlockLoader: too many mapped blocks in this process");
+      }
+      loader->maps_.push_back(std::move(map));  // unguarded by ~BlockLoader
+      const MappedFile& mapped = loader->maps_.back();
+      RETURN_IF_ERROR(BuildWeights(package.block(l), mapped.data(),
+                                   options.verify_each_load,
                                    &loader->resident_[l]));
-      loader->stats_.bytes_read += map.size();
+      loader->stats_.bytes_read += mapped.size();
       loader->stats_.blocks_loaded += 1;
-      loader->maps_.push_back(std::move(map));
     }
     loader->stats_.max_resident_blocks = static_cast<int>(package.num_layers());
     return loader;
@@ -87,6 +179,8 @@ BlockLoader::~BlockLoader() {
   }
   cv_.notify_all();
   if (prefetcher_.joinable()) prefetcher_.join();
+  for (Slot& slot : slots_) Unmap(slot);
+  for (const MappedFile& map : maps_) Unguard(map);
 }
 
 void BlockLoader::Record(LoaderEvent::Type type, int64_t layer,
@@ -107,23 +201,81 @@ BlockLoader::Slot* BlockLoader::FindSlot(int64_t layer) {
   return nullptr;
 }
 
-absl::Status BlockLoader::LoadInto(Slot& slot, int64_t layer) {
+absl::StatusOr<const uint8_t*> BlockLoader::CopyInto(Slot& slot,
+                                                     int64_t layer) {
   const TensorFileReader& reader = package_.block(layer);
   const size_t size = reader.file().size();
   if (slot.capacity < size) {
-    // 64-byte aligned so every tensor (at 64-byte file offsets) is aligned.
-    const size_t rounded = (size + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
+    // Aligned to 2 MiB (transparent huge pages where the system allows
+    // them: fewer TLB misses in the copy and in compute), so also to the
+    // 64 bytes every tensor's file offset is aligned to.
+    const size_t rounded =
+        (size + kSlotAlignment - 1) / kSlotAlignment * kSlotAlignment;
+    void* p = std::aligned_alloc(kSlotAlignment, rounded);
     if (p == nullptr) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "cannot allocate ", size, " bytes for ", reader.path().string()));
     }
+    ::madvise(p, rounded, MADV_HUGEPAGE);
     slot.buffer = {static_cast<uint8_t*>(p), std::free};
     slot.capacity = rounded;
   }
-  RETURN_IF_ERROR(reader.file().ReadAt(0, {slot.buffer.get(), size}));
-  return BuildWeights(reader, slot.buffer.get(),
-                      options_.verify_tensor_checksums, &slot.weights);
+  absl::Status read = reader.file().ReadAt(0, {slot.buffer.get(), size});
+  // A write or truncation before or during the copy changed the file's
+  // size or modification time by now: name that rather than a short read.
+  RETURN_IF_ERROR(package_.CheckUnchanged(reader));
+  RETURN_IF_ERROR(read);
+  if (options_.drop_page_cache) {
+    ::posix_fadvise(reader.file().fd(), 0, 0, POSIX_FADV_DONTNEED);
+  }
+  return slot.buffer.get();
+}
+
+void BlockLoader::Unmap(Slot& slot) {
+  if (slot.map.data() == nullptr) return;
+  Unguard(slot.map);
+  slot.map = MappedFile();
+  if (options_.drop_page_cache) {  // mapped pages are only dropped now
+    ::posix_fadvise(package_.block(slot.mapped_layer).file().fd(), 0, 0,
+                    POSIX_FADV_DONTNEED);
+  }
+  slot.mapped_layer = -1;
+}
+
+absl::StatusOr<const uint8_t*> BlockLoader::MapInto(Slot& slot, int64_t layer) {
+  const TensorFileReader& reader = package_.block(layer);
+  Unmap(slot);
+  ASSIGN_OR_RETURN(slot.map, MappedFile::Map(reader.file()));
+  slot.mapped_layer = layer;
+  if (!Guard(slot.map)) {
+    Unmap(slot);
+    return absl::ResourceExhaustedError(
+        "BlockLoader: too many mapped blocks in this process");
+  }
+  // Fault every page in here, on the prefetch thread, so compute finds
+  // them mapped (and a cold file is read now, not during the matmuls).
+  // MADV_POPULATE_READ fails (EFAULT) where the file was truncated.
+  const uint8_t* data = slot.map.data();
+  const size_t size = slot.map.size();
+  if (::madvise(const_cast<uint8_t*>(data), size, MADV_POPULATE_READ) != 0 &&
+      errno == EINVAL) {
+    volatile uint8_t sink = 0;  // kernels before 5.14: touch every page
+    for (size_t off = 0; off < size; off += 4096) sink = sink + data[off];
+  }
+  RETURN_IF_ERROR(package_.CheckUnchanged(reader));
+  return data;
+}
+
+absl::Status BlockLoader::LoadInto(Slot& slot, int64_t layer) {
+  const TensorFileReader& reader = package_.block(layer);
+  // Queue the whole file for reading first: the disk then works on many
+  // requests at once instead of the readahead window pread alone would
+  // keep in flight (a cheap no-op when the file is cached).
+  ::posix_fadvise(reader.file().fd(), 0, 0, POSIX_FADV_WILLNEED);
+  absl::StatusOr<const uint8_t*> base =
+      options_.map_blocks ? MapInto(slot, layer) : CopyInto(slot, layer);
+  if (!base.ok()) return base.status();
+  return BuildWeights(reader, *base, options_.verify_each_load, &slot.weights);
 }
 
 void BlockLoader::LoadAndPublish(std::unique_lock<std::mutex>& lock, Slot& slot,
@@ -164,7 +316,12 @@ absl::StatusOr<const BlockWeights*> BlockLoader::Acquire(int64_t layer) {
     return absl::OutOfRangeError(
         absl::StrCat("block ", layer, " requested, package has ", layers));
   }
-  if (options_.mode == LoadMode::kResident) return &resident_[layer];
+  if (options_.mode == LoadMode::kResident) {
+    // Mapped pages show the file as it is now: refuse a changed file before
+    // computing with it (see docs/runtime.md for what this cannot catch).
+    RETURN_IF_ERROR(package_.CheckUnchanged(package_.block(layer)));
+    return &resident_[layer];
+  }
 
   const int64_t start = NowNs();
   std::unique_lock<std::mutex> lock(mu_);

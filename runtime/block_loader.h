@@ -1,14 +1,31 @@
 // Supplies the weights of one transformer block at a time.
 //
-// Stream mode (default): two reusable buffers ("slots"). Acquire(i) returns
-// block i (reading it now if it was not prefetched) and immediately asks a
-// background thread to read block i+1 (mod layers) into the other slot, so
-// the read overlaps block i's compute. A slot is only refilled after its
-// block was released, so at most two blocks are ever in memory.
+// Stream mode (default): two slots. Acquire(i) returns block i (loading it
+// now if it was not prefetched) and immediately asks a background thread to
+// load block i+1 (mod layers) into the other slot, so the load overlaps
+// block i's compute. A slot is only refilled after its block was released,
+// so at most two blocks are ever in memory. A load first queues its whole
+// file with posix_fadvise(WILLNEED), so a cold disk serves it with many
+// requests in flight. By default a slot maps its block file and populates
+// the mapping on the prefetch thread (no copy: the weights are the page
+// cache's pages, as in resident mode, and unmapped when the slot is
+// refilled); with map_blocks = false it copies the file into a private
+// buffer instead.
 // Resident mode: every block file is memory-mapped once at creation.
 //
-// Ownership: the loader owns its slots (or mappings) and its prefetch thread;
-// a block returned by Acquire stays valid until its Release.
+// Checksums: Package::Open hashed every file (unless disabled); a load only
+// checks, with one fstat, that the file was not truncated or written to
+// since (Package::CheckUnchanged), and re-hashes its tensors only with
+// verify_each_load. Mapped blocks (stream or resident) are checked at each
+// load and Acquire, and the forward pass checks every file again before it
+// returns logits (model.cc). A mapped page that a truncation removed would
+// raise SIGBUS when computed with; the loader installs a SIGBUS handler that
+// maps a zero page there instead (for addresses inside its mappings only;
+// any other SIGBUS goes to the previous handler), so the run reports the
+// changed file instead of dying. docs/runtime.md has the details.
+//
+// Ownership: the loader owns its slots (buffers or mappings) and its
+// prefetch thread; a block returned by Acquire stays valid until its Release.
 // Thread safety: Acquire/Release must be called from one thread (the
 // forward pass), at most one block acquired at a time. stats() and trace()
 // may be called from any thread.
@@ -44,9 +61,18 @@ struct BlockWeights {
 
 struct LoaderOptions {
   LoadMode mode = LoadMode::kStream;
-  // Check each tensor's XXH3-64 after reading it (stream mode; resident
-  // mode checks once at creation).
-  bool verify_tensor_checksums = true;
+  // Re-hash each tensor (XXH3-64) every time its block is read (stream
+  // mode) or once when it is mapped (resident mode), on top of the whole-file
+  // checksums of Package::Open. Costs a pass over the model per token.
+  bool verify_each_load = false;
+  // Stream mode: map block files into the slots (no copy) rather than
+  // reading them into private buffers.
+  bool map_blocks = true;
+  // Stream mode: once a block is no longer needed, advise the kernel to
+  // drop the file's pages (posix_fadvise DONTNEED), so streaming a model
+  // larger than memory does not push everything else out of the page cache.
+  // Every token then reads from disk: also how cold streaming is measured.
+  bool drop_page_cache = false;
   // Record a LoaderEvent for every load, acquire and release.
   bool trace = false;
 };
@@ -91,6 +117,8 @@ class BlockLoader {
     bool background = false;  // the prefetch thread owns the pending read
     std::unique_ptr<uint8_t, void (*)(void*)> buffer{nullptr, nullptr};
     size_t capacity = 0;
+    MappedFile map;             // map_blocks: the block file, guarded
+    int64_t mapped_layer = -1;  // whose file `map` holds
     BlockWeights weights;
     absl::Status status;
   };
@@ -99,6 +127,11 @@ class BlockLoader {
       : package_(package), options_(options) {}
   // Reads block `layer` into `slot` (no lock held).
   absl::Status LoadInto(Slot& slot, int64_t layer);
+  // LoadInto's two ways to fill a slot; both return the block's bytes.
+  absl::StatusOr<const uint8_t*> CopyInto(Slot& slot, int64_t layer);
+  absl::StatusOr<const uint8_t*> MapInto(Slot& slot, int64_t layer);
+  // Unmaps the slot's mapping (dropping its pages if asked).
+  void Unmap(Slot& slot);
   // With `lock` (on mu_) held on entry and exit: reads `layer` into `slot`
   // with the lock released, then marks the slot ready and counts the read as
   // a prefetch (`background`) or a synchronous load.

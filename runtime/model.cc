@@ -20,7 +20,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
                    Package::Open(dir, {options.verify_checksums}));
   LoaderOptions loader_options;
   loader_options.mode = options.mode;
-  loader_options.verify_tensor_checksums = options.verify_checksums;
+  loader_options.verify_each_load = options.verify_each_load;
+  loader_options.drop_page_cache = options.drop_page_cache;
+  loader_options.map_blocks = options.map_blocks;
   loader_options.trace = options.trace_loader;
   ASSIGN_OR_RETURN(model->loader_,
                    BlockLoader::Create(*model->package_, loader_options));
@@ -33,7 +35,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
   const TensorFileReader& lm = model->package_->lm();
   const uint8_t* base = nullptr;
   if (options.mode == LoadMode::kResident) {
-    ASSIGN_OR_RETURN(model->lm_map_, MappedFile::Open(lm.path()));
+    ASSIGN_OR_RETURN(model->lm_map_, MappedFile::Map(lm.file()));
     base = model->lm_map_.data();
   } else {
     const size_t size = lm.file().size();
@@ -43,13 +45,15 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
           "cannot allocate ", size, " bytes for ", lm.path().string()));
     }
     model->lm_buffer_ = {static_cast<uint8_t*>(p), std::free};
-    RETURN_IF_ERROR(lm.file().ReadAt(0, {model->lm_buffer_.get(), size}));
+    absl::Status read = lm.file().ReadAt(0, {model->lm_buffer_.get(), size});
+    RETURN_IF_ERROR(model->package_->CheckUnchanged(lm));
+    RETURN_IF_ERROR(read);
     base = model->lm_buffer_.get();
   }
   model->lm_bytes_ = lm.file().size();
   for (const char* name : {kFinalNorm, kLmHead}) {
     ASSIGN_OR_RETURN(const TensorInfo* t, lm.Get(name));
-    if (options.verify_checksums &&
+    if (options.verify_each_load &&
         Checksum64(base + t->offset, t->size_bytes) != t->checksum) {
       return absl::DataLossError(absl::StrCat(
           lm.path().string(), ": checksum mismatch in tensor ", name));
@@ -137,7 +141,8 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
     }
     model_.embedding_bytes_read_ += row_bytes_.size();
   }
-  return absl::OkStatus();
+  // Rows read from a file written to since it was verified may be wrong.
+  return model_.package().CheckUnchanged(file);
 }
 
 // One transformer block over n new tokens, in place on x_:
@@ -279,8 +284,12 @@ absl::Status Session::Forward(absl::Span<const int32_t> tokens, LogitsRows rows,
     if (observer != nullptr) (*observer)(layer, x_.data(), n);
   }
   position_ += n;
+  // Mapped weights are the files' pages, so a write or truncation during
+  // this pass shows only at its end; checked before the logits are returned
+  // (docs/runtime.md, "Files that change while in use").
+  auto unchanged = [&] { return model_.package().CheckUnchanged(); };
 
-  if (rows == LogitsRows::kNone) return absl::OkStatus();
+  if (rows == LogitsRows::kNone) return unchanged();
   const int64_t first = rows == LogitsRows::kAll ? 0 : n - 1;
   const int64_t count = n - first;
   const KernelTable& k = model_.kernels();
@@ -291,7 +300,7 @@ absl::Status Session::Forward(absl::Span<const int32_t> tokens, LogitsRows rows,
   logits->resize(static_cast<size_t>(count * config_.vocab_size));
   ObserveInput(config_.num_layers, LinearInput::kOutput, xn_.data(), count, h);
   Linear(xn_.data(), count, model_.lm_head_, logits->data());
-  return absl::OkStatus();
+  return unchanged();
 }
 
 }  // namespace llmpack::runtime

@@ -32,7 +32,12 @@ namespace llmpack::runtime {
 
 struct ModelOptions {
   LoadMode mode = LoadMode::kStream;
-  bool verify_checksums = true;  // whole files at open, tensors at load
+  bool verify_checksums = true;  // hash whole files once, at open
+  // Also re-hash every tensor each time its block is loaded (and lm.bin's
+  // once when read): LoaderOptions::verify_each_load.
+  bool verify_each_load = false;
+  bool drop_page_cache = false;  // LoaderOptions::drop_page_cache
+  bool map_blocks = true;        // LoaderOptions::map_blocks
   int threads = 0;               // <= 0: all hardware threads
   KernelChoice kernels = KernelChoice::kOptimized;
   bool trace_loader = false;  // record LoaderEvents (tests)

@@ -1,8 +1,13 @@
 #include "runtime/package.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "llmpack/checksum.h"
 #include "llmpack/package_layout.h"
 #include "llmpack/status_macros.h"
 #include "quant/codec.h"
@@ -30,18 +35,56 @@ absl::Status CheckComputeDType(const std::string& path, const TensorInfo& t) {
   return absl::OkStatus();
 }
 
-// Opens one tensor file and checks it holds exactly the expected tensors.
+// The manifest's checksum check (as VerifyPackageFiles words it).
+absl::Status CompareChecksum(const std::filesystem::path& path, uint64_t sum,
+                             const ManifestFile& listed) {
+  if (sum == listed.checksum) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(
+      path.string(), ": checksum ", ChecksumToHex(sum),
+      " does not match the manifest's ", ChecksumToHex(listed.checksum)));
+}
+
+absl::StatusOr<int64_t> ModificationTimeNs(const ReadOnlyFile& file,
+                                           uint64_t* size) {
+  struct stat st;
+  if (::fstat(file.fd(), &st) != 0) {
+    return absl::DataLossError(absl::StrCat(
+        file.path().string(), ": cannot stat: ", std::strerror(errno)));
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+// Opens one tensor file, verifies its size and (if asked) checksum against
+// the manifest through the descriptor it keeps, and checks it holds exactly
+// the expected tensors. `mtime_ns` receives the modification time seen
+// before hashing, so a later write shows up in Package::CheckUnchanged.
 absl::StatusOr<TensorFileReader> OpenChecked(const std::filesystem::path& dir,
                                              const Manifest& manifest,
-                                             const ExpectedFile& expected) {
-  if (manifest.FindFile(expected.file_name) == nullptr) {
+                                             const ExpectedFile& expected,
+                                             bool verify_checksum,
+                                             int64_t* mtime_ns) {
+  const ManifestFile* listed = manifest.FindFile(expected.file_name);
+  if (listed == nullptr) {
     return absl::NotFoundError(
         absl::StrCat((dir / kManifestFile).string(), ": the config needs file ",
                      expected.file_name, " but the manifest does not list it"));
   }
-  ASSIGN_OR_RETURN(
-      TensorFileReader reader,
-      TensorFileReader::Open(dir / expected.file_name, expected.kind));
+  ASSIGN_OR_RETURN(ReadOnlyFile file,
+                   ReadOnlyFile::Open(dir / expected.file_name));
+  uint64_t size = 0;
+  ASSIGN_OR_RETURN(*mtime_ns, ModificationTimeNs(file, &size));
+  if (size != listed->size || file.size() != listed->size) {
+    return absl::DataLossError(absl::StrCat(file.path().string(), ": size is ",
+                                            size, " bytes, manifest says ",
+                                            listed->size));
+  }
+  if (verify_checksum) {
+    ASSIGN_OR_RETURN(uint64_t sum, ChecksumFile(file));
+    RETURN_IF_ERROR(CompareChecksum(file.path(), sum, *listed));
+  }
+  ASSIGN_OR_RETURN(TensorFileReader reader,
+                   TensorFileReader::Open(std::move(file), expected.kind));
   const std::string path = reader.path().string();
   if (reader.block_index() != expected.block_index) {
     return absl::DataLossError(absl::StrCat(path, ": header says block index ",
@@ -86,25 +129,85 @@ absl::StatusOr<std::unique_ptr<Package>> Package::Open(
     return absl::InvalidArgumentError(
         absl::StrCat(manifest_path, ": ", std::string(valid.message())));
   }
-  RETURN_IF_ERROR(
-      VerifyPackageFiles(dir, package->manifest_, options.verify_checksums));
-  for (const ExpectedFile& expected :
-       ExpectedPackageFiles(package->manifest_.config)) {
+  // Every listed file exists with its listed size; tensor files are then
+  // hashed through the descriptor the runtime keeps reading from, the others
+  // (tokenizer.txt) by path.
+  RETURN_IF_ERROR(VerifyPackageFiles(dir, package->manifest_,
+                                     /*verify_checksums=*/false));
+  const std::vector<ExpectedFile> expected_files =
+      ExpectedPackageFiles(package->manifest_.config);
+  if (options.verify_checksums) {
+    for (const ManifestFile& f : package->manifest_.files) {
+      bool tensor_file = false;
+      for (const ExpectedFile& e : expected_files) {
+        tensor_file = tensor_file || e.file_name == f.name;
+      }
+      if (tensor_file) continue;
+      ASSIGN_OR_RETURN(uint64_t sum, ChecksumFile(dir / f.name));
+      RETURN_IF_ERROR(CompareChecksum(dir / f.name, sum, f));
+    }
+  }
+  for (const ExpectedFile& expected : expected_files) {
+    Stamp stamp;
     ASSIGN_OR_RETURN(TensorFileReader reader,
-                     OpenChecked(dir, package->manifest_, expected));
+                     OpenChecked(dir, package->manifest_, expected,
+                                 options.verify_checksums, &stamp.mtime_ns));
+    stamp.size = reader.file().size();
     switch (expected.kind) {
       case format::FileKind::kEmbedding:
         package->embedding_ = std::move(reader);
+        package->embedding_stamp_ = stamp;
         break;
       case format::FileKind::kBlock:
         package->blocks_.push_back(std::move(reader));
+        package->block_stamps_.push_back(stamp);
         break;
       case format::FileKind::kLm:
         package->lm_ = std::move(reader);
+        package->lm_stamp_ = stamp;
         break;
     }
   }
   return package;
+}
+
+absl::Status Package::CheckUnchanged(const TensorFileReader& file) const {
+  const Stamp* stamp = nullptr;
+  if (&file == &embedding_) stamp = &embedding_stamp_;
+  if (&file == &lm_) stamp = &lm_stamp_;
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    if (&file == &blocks_[i]) stamp = &block_stamps_[i];
+  }
+  if (stamp == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file.path().string(), ": not a tensor file of package ",
+                     dir_.string()));
+  }
+  uint64_t size = 0;
+  ASSIGN_OR_RETURN(int64_t mtime_ns, ModificationTimeNs(file.file(), &size));
+  if (size != stamp->size) {
+    return absl::DataLossError(absl::StrCat(
+        file.path().string(), ": changed while in use: ", stamp->size,
+        " bytes when the package was opened, now ", size,
+        " (truncated or appended to); packages must not be modified while a "
+        "model reads them"));
+  }
+  if (mtime_ns != stamp->mtime_ns) {
+    return absl::DataLossError(absl::StrCat(
+        file.path().string(),
+        ": changed while in use: written to after the package was opened and "
+        "verified (modification time changed); packages must not be modified "
+        "while a model reads them"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Package::CheckUnchanged() const {
+  RETURN_IF_ERROR(CheckUnchanged(embedding_));
+  for (const TensorFileReader& block : blocks_) {
+    RETURN_IF_ERROR(CheckUnchanged(block));
+  }
+  return CheckUnchanged(lm_);
 }
 
 quant::QuantFormat QuantFormatOf(const TensorInfo& t) {

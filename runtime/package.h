@@ -6,6 +6,13 @@
 // valid quantization layout of exactly the tensor's size). Nothing is loaded
 // yet.
 //
+// Each tensor file is opened once and checksummed, parsed and later read
+// through that one descriptor, so what was verified is what is read even if
+// the path is replaced meanwhile (a rename or an unlink leaves the open inode
+// intact). Changes to the open file itself (truncation, writes in place) are
+// caught by CheckUnchanged, which compares its size and modification time
+// with those seen at open.
+//
 // Ownership: a Package owns its manifest and the open tensor files; tensor
 // views it hands out are valid while it lives.
 // Thread safety: immutable after Open; const methods may be called from any
@@ -13,10 +20,12 @@
 #ifndef LLMPACK_RUNTIME_PACKAGE_H_
 #define LLMPACK_RUNTIME_PACKAGE_H_
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "llmpack/manifest.h"
 #include "llmpack/model_config.h"
@@ -47,13 +56,32 @@ class Package {
   // True when the package carries tokenizer.txt.
   bool has_tokenizer() const;
 
+  // DataLoss naming the file if `file` (one of this package's embedding(),
+  // block() or lm()) has a different size or modification time than when it
+  // was opened: it was truncated, extended or written to, so bytes read from
+  // it may not be the ones verified. One fstat; cheap enough per block load.
+  // Timestamps have the file system's granularity (a few ms on ext4), so a
+  // write within the same tick as the previous one can go unseen; the
+  // loader's verify_each_load re-hashes every tensor instead.
+  absl::Status CheckUnchanged(const TensorFileReader& file) const;
+  // The same for every tensor file (embedding, blocks, lm).
+  absl::Status CheckUnchanged() const;
+
  private:
+  // What fstat said about an open tensor file right after it was opened.
+  struct Stamp {
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;
+  };
+
   Package() = default;
   std::filesystem::path dir_;
   Manifest manifest_;
   TensorFileReader embedding_;
   std::vector<TensorFileReader> blocks_;
   TensorFileReader lm_;
+  Stamp embedding_stamp_, lm_stamp_;
+  std::vector<Stamp> block_stamps_;
 };
 
 // The quantization format a q4/q8 tensor's directory entry describes.

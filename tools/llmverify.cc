@@ -232,13 +232,14 @@ int main(int argc, char** argv) {
   auto* run = "Runtime";
   auto* stream_flag =
       app.add_flag("--stream", stream,
-                   "stream blocks through two reusable buffers, reading "
-                   "block i+1 while block i computes (default)")
+                   "stream blocks through two slots, loading block i+1 "
+                   "while block i computes (default)")
           ->group(run);
-  app.add_flag("--resident", resident,
-               "memory-map every block file once instead of streaming")
-      ->excludes(stream_flag)
-      ->group(run);
+  auto* resident_flag =
+      app.add_flag("--resident", resident,
+                   "memory-map every block file once instead of streaming")
+          ->excludes(stream_flag)
+          ->group(run);
   AddDefaulted(app, run, "--threads", o.model.threads,
                "compute threads (0: all hardware threads)")
       ->check(CLI::NonNegativeNumber);
@@ -247,8 +248,26 @@ int main(int argc, char** argv) {
                "scalar (reference loops)")
       ->check(CLI::IsMember({"optimized", "scalar"}));
   app.add_flag("--no-verify-checksums", no_checksums,
-               "skip XXH3 checksums of files and tensors (sizes, headers "
-               "and shapes are still checked)")
+               "skip the XXH3 checksums of every file at open (sizes, "
+               "headers and shapes are still checked)")
+      ->group(run);
+  app.add_flag("--verify-each-load", o.model.verify_each_load,
+               "also re-hash every tensor each time its block is loaded "
+               "(costs a pass over the model per token; by default files "
+               "are hashed once at open and a load only checks that the "
+               "file was not changed since)")
+      ->group(run);
+  bool stream_copy = false;
+  app.add_flag("--stream-copy", stream_copy,
+               "with --stream: copy each block file into a private buffer "
+               "instead of mapping it (costs a copy per block per token)")
+      ->excludes(resident_flag)
+      ->group(run);
+  app.add_flag("--drop-page-cache", o.model.drop_page_cache,
+               "with --stream: drop each block file from the page cache once "
+               "it is read (for models larger than memory; every token then "
+               "reads from disk, which is how cold streaming is measured)")
+      ->excludes(resident_flag)
       ->group(run);
 
   app.add_option("--json", json_out,
@@ -300,6 +319,7 @@ int main(int argc, char** argv) {
   if (!diagnose_against.empty()) o.diagnose_against = diagnose_against;
   o.model.mode = resident ? rt::LoadMode::kResident : rt::LoadMode::kStream;
   o.model.verify_checksums = !no_checksums;
+  o.model.map_blocks = !stream_copy;
   rt::ParseKernelChoice(kernels, &o.model.kernels);
   o.gates.require_greedy_match = !no_greedy_gate;
   if (expected_opt->count() > 0) o.gates.expected_ppl = expected_ppl;

@@ -350,7 +350,10 @@ absl::StatusOr<VerifyOutcome> RunVerify(const VerifyRequest& o) {
   c.report["settings"] = {{"mode", mode},
                           {"threads", model->pool().num_threads()},
                           {"kernels", model->kernels().name},
-                          {"verify_checksums", o.model.verify_checksums}};
+                          {"verify_checksums", o.model.verify_checksums},
+                          {"verify_each_load", o.model.verify_each_load},
+                          {"drop_page_cache", o.model.drop_page_cache},
+                          {"map_blocks", o.model.map_blocks}};
   c.report["gates"] = verify::GatesJson(o.gates);
 
   std::optional<verify::ReferenceBundle> reference;

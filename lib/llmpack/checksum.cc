@@ -2,7 +2,7 @@
 
 #include <xxhash.h>
 
-#include <fstream>
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -29,19 +29,23 @@ uint64_t StreamingChecksum::Digest() const {
 }
 
 absl::StatusOr<uint64_t> ChecksumFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  absl::StatusOr<ReadOnlyFile> file = ReadOnlyFile::Open(path);
+  if (!file.ok()) {
     return absl::NotFoundError(
-        absl::StrCat(path.string(), ": cannot open for checksum"));
+        absl::StrCat(path.string(),
+                     ": cannot open for checksum: ", file.status().message()));
   }
+  return ChecksumFile(*file);
+}
+
+absl::StatusOr<uint64_t> ChecksumFile(const ReadOnlyFile& file) {
   StreamingChecksum sum;
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    sum.Update(buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  if (in.bad()) {
-    return absl::DataLossError(absl::StrCat(path.string(), ": read failed"));
+  std::vector<uint8_t> buf(std::min<uint64_t>(file.size(), 4 << 20));
+  for (uint64_t offset = 0; offset < file.size(); offset += buf.size()) {
+    const size_t n = std::min<uint64_t>(buf.size(), file.size() - offset);
+    absl::Status read = file.ReadAt(offset, {buf.data(), n});
+    if (!read.ok()) return read;
+    sum.Update(buf.data(), n);
   }
   return sum.Digest();
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "llmpack/file_util.h"
 
 namespace llmpack {
 
@@ -29,6 +30,9 @@ class StreamingChecksum {
 
 // Checksum of a whole file, read in chunks (bounded memory).
 absl::StatusOr<uint64_t> ChecksumFile(const std::filesystem::path& path);
+// The same through an open descriptor: hashes the size seen at open (a file
+// that shrank since is a read error naming it).
+absl::StatusOr<uint64_t> ChecksumFile(const ReadOnlyFile& file);
 
 // "0123456789abcdef" form used in manifest.json.
 std::string ChecksumToHex(uint64_t checksum);

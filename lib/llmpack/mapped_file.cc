@@ -1,8 +1,6 @@
 #include "llmpack/mapped_file.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,43 +8,28 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "llmpack/status_macros.h"
 
 namespace llmpack {
 
 absl::StatusOr<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
-  // O_NONBLOCK: a FIFO must not block the open; only regular files pass.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    return absl::NotFoundError(
-        absl::StrCat(path.string(), ": cannot open: ", std::strerror(errno)));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return absl::InternalError(
-        absl::StrCat(path.string(), ": cannot stat: ", std::strerror(err)));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InvalidArgumentError(
-        absl::StrCat(path.string(), ": not a regular file"));
-  }
-  MappedFile file;
-  file.path_ = path;
-  file.size_ = static_cast<size_t>(st.st_size);
-  if (file.size_ > 0) {
-    void* p = ::mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ASSIGN_OR_RETURN(ReadOnlyFile file, ReadOnlyFile::Open(path));
+  return Map(file);
+}
+
+absl::StatusOr<MappedFile> MappedFile::Map(const ReadOnlyFile& file) {
+  MappedFile map;
+  map.path_ = file.path();
+  map.size_ = static_cast<size_t>(file.size());
+  if (map.size_ > 0) {
+    void* p = ::mmap(nullptr, map.size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
     if (p == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      return absl::InternalError(
-          absl::StrCat(path.string(), ": cannot mmap: ", std::strerror(err)));
+      return absl::InternalError(absl::StrCat(
+          file.path().string(), ": cannot mmap: ", std::strerror(errno)));
     }
-    file.data_ = static_cast<uint8_t*>(p);
+    map.data_ = static_cast<uint8_t*>(p);
   }
-  ::close(fd);
-  return file;
+  return map;
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept

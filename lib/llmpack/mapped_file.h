@@ -9,12 +9,17 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "llmpack/file_util.h"
 
 namespace llmpack {
 
 class MappedFile {
  public:
   static absl::StatusOr<MappedFile> Open(const std::filesystem::path& path);
+  // Maps the first file.size() bytes of an already open file (the inode the
+  // descriptor refers to, even if the path was since replaced). The mapping
+  // does not keep `file` open.
+  static absl::StatusOr<MappedFile> Map(const ReadOnlyFile& file);
 
   MappedFile() = default;
   MappedFile(MappedFile&& other) noexcept;

@@ -311,9 +311,15 @@ absl::StatusOr<uint64_t> TensorFileWriter::Finish() {
 
 absl::StatusOr<TensorFileReader> TensorFileReader::Open(
     const fs::path& path, format::FileKind expected_kind) {
+  ASSIGN_OR_RETURN(ReadOnlyFile file, ReadOnlyFile::Open(path));
+  return Open(std::move(file), expected_kind);
+}
+
+absl::StatusOr<TensorFileReader> TensorFileReader::Open(
+    ReadOnlyFile file, format::FileKind expected_kind) {
   TensorFileReader r;
-  ASSIGN_OR_RETURN(r.file_, ReadOnlyFile::Open(path));
-  const std::string where = path.string();
+  r.file_ = std::move(file);
+  const std::string where = r.file_.path().string();
   FileHeader h;
   if (r.file_.size() < sizeof(h)) {
     return absl::DataLossError(absl::StrCat(

@@ -109,6 +109,11 @@ class TensorFileReader {
   static absl::StatusOr<TensorFileReader> Open(
       const std::filesystem::path& path,
       format::FileKind expected_kind = static_cast<format::FileKind>(0));
+  // The same for a file the caller already opened (and perhaps checksummed
+  // through the same descriptor, so what was verified is what is read).
+  static absl::StatusOr<TensorFileReader> Open(
+      ReadOnlyFile file,
+      format::FileKind expected_kind = static_cast<format::FileKind>(0));
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* Find(std::string_view name) const;

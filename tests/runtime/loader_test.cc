@@ -1,9 +1,12 @@
 // Package validation and the streaming block loader: the two-block bound,
 // prefetch overlapping compute, and clear errors for corrupt packages.
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "llmpack/file_util.h"
@@ -197,17 +200,174 @@ TEST_F(LoaderTest, ChecksumMismatchIsReportedWithTheFileName) {
   EXPECT_THAT(std::string(package.status().message()), HasSubstr("checksum"));
 }
 
-TEST_F(LoaderTest, CorruptionAfterOpenIsCaughtWhenTheBlockIsRead) {
-  ModelOptions options;
-  options.threads = 1;
-  auto model = Model::Open(dir_.path(), options);
-  ASSERT_TRUE(model.ok()) << model.status();
-  const auto block = dir_.path() / "block_002.bin";
-  Scribble(block, TensorOffset(block, kGateProj) + 2, 4);
-  Session session(**model, 8);
-  std::vector<float> logits;
-  const int32_t tokens[] = {1, 5, 7};
-  absl::Status status = session.Forward(tokens, LogitsRows::kLast, &logits);
+// Files are checksummed once, at open; later changes to them are caught by
+// size and modification time. The package's files get a modification time an
+// hour back, as a package written long ago has, so a write now changes it
+// even where timestamps are coarse (otherwise the test would race the tick).
+class ChangedFileTest : public LoaderTest {
+ protected:
+  void SetUp() override {
+    LoaderTest::SetUp();
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+      std::filesystem::last_write_time(
+          entry.path(), std::filesystem::last_write_time(entry.path()) -
+                            std::chrono::hours(1));
+    }
+  }
+
+  // Opens the package, feeds a prompt (so the session is mid-generation),
+  // applies `change` to the package's files, then feeds one more token.
+  absl::Status NextTokenAfter(const std::function<void()>& change,
+                              LoadMode mode = LoadMode::kStream,
+                              bool verify_each_load = false,
+                              std::vector<float>* logits = nullptr) {
+    ModelOptions options;
+    options.mode = mode;
+    options.threads = 1;
+    options.verify_each_load = verify_each_load;
+    options.map_blocks = map_blocks_;
+    auto model = Model::Open(dir_.path(), options);
+    if (!model.ok()) return model.status();
+    Session session(**model, 8);
+    std::vector<float> scratch;
+    if (logits == nullptr) logits = &scratch;
+    const int32_t prompt[] = {1, 5, 7};
+    absl::Status status = session.Forward(prompt, LogitsRows::kLast, logits);
+    if (!status.ok()) return status;
+    change();
+    const int32_t next[] = {3};
+    return session.Forward(next, LogitsRows::kLast, logits);
+  }
+
+  std::filesystem::path Block(int i) const {
+    return dir_.path() / BlockFileName(i);
+  }
+  bool map_blocks_ = true;
+};
+
+TEST_F(ChangedFileTest, StreamBlockTruncatedBetweenTokensIsAnError) {
+  const auto block = Block(2);
+  const uint64_t size = std::filesystem::file_size(block);
+  absl::Status status =
+      NextTokenAfter([&] { std::filesystem::resize_file(block, size / 2); });
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("block_002.bin"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr(absl::StrCat("changed while in use: ", size,
+                                     " bytes when the package was opened, "
+                                     "now ",
+                                     size / 2)));
+}
+
+TEST_F(ChangedFileTest, CopiedBlockTruncatedBetweenTokensIsAnError) {
+  map_blocks_ = false;
+  const auto block = Block(2);
+  absl::Status status =
+      NextTokenAfter([&] { std::filesystem::resize_file(block, 100); });
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("block_002.bin"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("changed while in use"));
+}
+
+// A truncation while a mapped block computes removes its pages; reading
+// them must not kill the process (the loader's SIGBUS guard maps zeros
+// there) and the change is then reported.
+TEST_F(ChangedFileTest, MappedBlockTruncatedDuringComputeIsNotACrash) {
+  for (LoadMode mode : {LoadMode::kStream, LoadMode::kResident}) {
+    ScopedTempDir dir;
+    ASSERT_TRUE(WriteTestPackage(dir.path(), config_, DType::kBF16, 1).ok());
+    auto package = Package::Open(dir.path(), {});
+    ASSERT_TRUE(package.ok());
+    LoaderOptions options;
+    options.mode = mode;
+    auto loader = BlockLoader::Create(**package, options);
+    ASSERT_TRUE(loader.ok());
+    auto w = (*loader)->Acquire(1);
+    ASSERT_TRUE(w.ok()) << w.status();
+    std::filesystem::resize_file(dir.path() / BlockFileName(1), 0);
+    const WeightMatrix& down = (*w)->down;
+    const auto* bytes = static_cast<const uint8_t*>(down.data);
+    uint64_t sum = 0;  // what a matmul would read, every byte
+    for (int64_t i = 0; i < down.rows * down.cols * 2; ++i) sum += bytes[i];
+    EXPECT_EQ(sum, 0u) << "the vanished pages read as zeros";
+    (*loader)->Release(1);
+    absl::Status status = (*package)->CheckUnchanged();
+    EXPECT_THAT(std::string(status.message()), HasSubstr("block_001.bin"));
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr("changed while in use"));
+  }
+}
+
+TEST_F(ChangedFileTest, StreamBlockOverwrittenInPlaceBetweenTokensIsAnError) {
+  const auto block = Block(2);
+  absl::Status status = NextTokenAfter(
+      [&] { Scribble(block, TensorOffset(block, kGateProj) + 2, 4); });
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("block_002.bin"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("written to after the package was opened"));
+}
+
+TEST_F(ChangedFileTest, EmbeddingOverwrittenBetweenTokensIsAnError) {
+  const auto file = dir_.path() / kEmbeddingFile;
+  absl::Status status = NextTokenAfter(
+      [&] { Scribble(file, TensorOffset(file, kEmbedTokens) + 2, 4); });
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr(kEmbeddingFile));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("changed while in use"));
+}
+
+// Replacing a file by rename (as llmconvert/llmquant replace a package)
+// leaves the inode the runtime opened and verified intact: generation goes
+// on with the original weights, bit for bit.
+TEST_F(ChangedFileTest, StreamBlockReplacedByRenameKeepsTheOpenedFile) {
+  std::vector<float> expected, logits;
+  ASSERT_TRUE(NextTokenAfter([] {}, LoadMode::kStream, false, &expected).ok());
+  ScopedTempDir other;
+  ASSERT_TRUE(WriteTestPackage(other.path(), config_, DType::kBF16, 2).ok());
+  absl::Status status = NextTokenAfter(
+      [&] {
+        const auto staged = dir_.path() / "block_002.bin.new";
+        std::filesystem::copy_file(other.path() / BlockFileName(2), staged);
+        std::filesystem::rename(staged, Block(2));
+      },
+      LoadMode::kStream, false, &logits);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(logits, expected);
+}
+
+// Resident blocks are the file's mapped pages: touching a truncated page
+// would raise SIGBUS, so a changed file is refused before its block is used.
+TEST_F(ChangedFileTest, ResidentBlockTruncatedBetweenTokensIsAnErrorNotACrash) {
+  const auto block = Block(1);
+  absl::Status status = NextTokenAfter(
+      [&] { std::filesystem::resize_file(block, 4096); }, LoadMode::kResident);
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("block_001.bin"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("changed while in use"));
+}
+
+// A write that puts the modification time back is invisible to the fstat
+// check (which shows loads no longer re-hash); --verify-each-load sees it.
+class HiddenWriteTest : public ChangedFileTest {
+ protected:
+  void HiddenWrite() {
+    const auto block = Block(2);
+    const auto mtime = std::filesystem::last_write_time(block);
+    Scribble(block, TensorOffset(block, kGateProj) + 2, 4);
+    std::filesystem::last_write_time(block, mtime);
+  }
+};
+
+TEST_F(HiddenWriteTest, IsNotSeenWithoutVerifyEachLoad) {
+  EXPECT_TRUE(NextTokenAfter([&] { HiddenWrite(); }).ok());
+}
+
+TEST_F(HiddenWriteTest, VerifyEachLoadReportsTheTensor) {
+  absl::Status status =
+      NextTokenAfter([&] { HiddenWrite(); }, LoadMode::kStream,
+                     /*verify_each_load=*/true);
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(std::string(status.message()), HasSubstr("block_002.bin"));
   EXPECT_THAT(std::string(status.message()),
