@@ -9,6 +9,10 @@
 # catches a 30% slower result: the comparison against a copy of a baseline
 # with every ratio scaled by 1.3 must fail.
 #
+# Record a baseline on a quiet machine (nothing else running: the ratios of
+# a machine shared with other heavy jobs scatter by tens of percent), then
+# commit .ci/perf-baselines/<cpu>/*.json.
+#
 # Environment: BUILD_DIR (default build; reused when scripts/run_tests.sh
 # built it), PERF_MAX_REGRESSION (percent, default below), PERF_WORK (scratch
 # folder, default a fresh temporary one, removed at exit).
