@@ -1,11 +1,13 @@
-// Matmul throughput for bf16, q8 and q4 weights at the shapes of a 1B-class
-// model, as decode (one token, matrix-vector) and prefill (many tokens),
-// with the runtime's thread pool splitting rows as Session::Linear does.
-// Counters: bytes/s of weights read, FLOP/s (2 per multiply-add). "dram"
-// rotates through copies totalling >= 512 MiB so every call reads weights
-// from memory, as decode does; "cache" reuses one matrix. BM_ReadBandwidth
-// is the memory read probe to compare the decode figures with, measured in
-// the same process with the same threads.
+// Matmul throughput of both kernel sets (scalar reference and optimized,
+// through the KernelTable) for f32, f16, bf16, q8 and q4 weights at the
+// shapes of a 1B-class model, as decode (one token, matrix-vector) and
+// prefill (64 tokens, matrix-matrix), with the runtime's thread pool
+// splitting rows as Session::Linear does. Counters: bytes/s of weights read,
+// FLOP/s (2 per multiply-add). "dram" (8192x2048) rotates through copies
+// totalling >= 512 MiB so every call reads weights from memory, as decode
+// does; "cache" (2048x2048) reuses one matrix. BM_ReadBandwidth and
+// BM_ComputePeaks are the runtime's probes to compare them with, measured
+// in the same process with the same threads.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +16,7 @@
 
 #include "benchmark/benchmark.h"
 #include "runtime/kernels.h"
+#include "runtime/probes.h"
 #include "runtime/test_package.h"
 #include "runtime/thread_pool.h"
 
@@ -28,37 +31,35 @@ ThreadPool& Pool(int threads) {
   return *pools[threads];
 }
 
-// Sums 64-byte lines of a buffer much larger than any cache, split over
-// the pool's threads: the memory read bandwidth probe.
+// The runtime's memory read bandwidth probe (runtime/probes.h, the one
+// llmverify --bench reports against), with the benchmark's threads.
 void BM_ReadBandwidth(benchmark::State& state) {
-  const int threads = static_cast<int>(state.range(0));
-  const size_t n = static_cast<size_t>(kDramBytes) / sizeof(uint64_t);
-  std::vector<uint64_t> buffer(n, 1);
-  ThreadPool& pool = Pool(threads);
-  const int64_t grain = int64_t{1} << 18;
-  uint64_t sink = 0;
+  ThreadPool& pool = Pool(static_cast<int>(state.range(0)));
+  double rate = 0;
   for (auto _ : state) {
-    // One slot per chunk, so threads never write the same one.
-    std::vector<uint64_t> partial(n / grain + 1, 0);
-    pool.ParallelFor(static_cast<int64_t>(n), grain,
-                     [&](int64_t begin, int64_t end) {
-                       uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-                       for (int64_t i = begin; i < end; i += 8) {
-                         s0 += buffer[i] ^ buffer[i + 1];
-                         s1 += buffer[i + 2] ^ buffer[i + 3];
-                         s2 += buffer[i + 4] ^ buffer[i + 5];
-                         s3 += buffer[i + 6] ^ buffer[i + 7];
-                       }
-                       partial[begin / grain] = s0 + s1 + s2 + s3;
-                     });
-    for (uint64_t p : partial) sink += p;
+    absl::StatusOr<double> bw =
+        MeasureReadBandwidth(pool, kBandwidthProbeBytes, 0.3);
+    if (!bw.ok()) {
+      state.SkipWithError(std::string(bw.status().message()).c_str());
+      return;
+    }
+    rate = *bw;
   }
-  benchmark::DoNotOptimize(sink);
-  state.counters["bytes/s"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * kDramBytes,
-                         benchmark::Counter::kIsRate);
+  state.counters["bytes/s"] = rate;
 }
-BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->MinTime(1.0);
+BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->Iterations(3)->UseRealTime();
+
+// The compute peaks the prefill figures compare with (runtime/probes.h).
+void BM_ComputePeaks(benchmark::State& state) {
+  ThreadPool& pool = Pool(static_cast<int>(state.range(0)));
+  ComputePeaks p;
+  for (auto _ : state) p = MeasureComputePeaks(pool, 0.6);
+  state.counters["f32_FMA_FLOP/s"] = p.f32_fma_flops;
+  state.counters["bf16_dot_FLOP/s"] = p.bf16_dot_flops;
+  state.counters["int8_dot_OP/s"] = p.int8_dot_ops;
+  state.SetLabel(p.f32_isa + " " + p.bf16_isa + " " + p.int8_isa);
+}
+BENCHMARK(BM_ComputePeaks)->Arg(1)->Arg(2)->Iterations(1)->UseRealTime();
 
 // Weights in `dtype` (q4/q8: group 32, f16 scales, zero points).
 struct Weights {
@@ -99,20 +100,22 @@ Weights MakeWeights(DType dtype, int64_t rows, int64_t cols, bool dram) {
   return out;
 }
 
-// args: dtype code, rows, cols, tokens, threads, dram (0/1).
+// args: dtype code, rows, cols, tokens, threads, dram (0/1), kernels (0
+// scalar, 1 optimized).
 void BM_MatMul(benchmark::State& state) {
   const DType dtype = static_cast<DType>(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2);
   const int64_t tokens = state.range(3);
   const int threads = static_cast<int>(state.range(4));
   const bool dram = state.range(5) != 0;
+  const KernelTable& k =
+      state.range(6) == 0 ? ScalarKernels() : OptimizedKernels();
   Weights weights = MakeWeights(dtype, rows, cols, dram);
   std::mt19937 rng(2);
   std::normal_distribution<float> d(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(tokens * cols));
   for (float& v : x) v = d(rng);
   std::vector<float> out(static_cast<size_t>(tokens * rows));
-  const KernelTable& k = OptimizedKernels();
   ThreadPool& pool = Pool(threads);
   MatMulInput in;
   int copy = 0;
@@ -139,15 +142,17 @@ void BM_MatMul(benchmark::State& state) {
 }
 
 void DecodeAndPrefillShapes(benchmark::internal::Benchmark* b) {
-  for (int dtype : {int(DType::kQ4), int(DType::kQ8), int(DType::kBF16)}) {
-    for (int threads : {1, 2}) {
-      // Decode: matrix-vector; cache-resident and from memory.
-      b->Args({dtype, 2048, 8192, 1, threads, 1});
-      b->Args({dtype, 8192, 2048, 1, threads, 1});
-      b->Args({dtype, 512, 2048, 1, threads, 0});
-      // Prefill: 64 tokens (compute-bound).
-      b->Args({dtype, 2048, 2048, 64, threads, 0});
-      b->Args({dtype, 2048, 8192, 64, threads, 0});
+  for (int dtype : {int(DType::kQ4), int(DType::kQ8), int(DType::kBF16),
+                    int(DType::kF16), int(DType::kF32)}) {
+    for (int kernels : {1, 0}) {
+      // The scalar reference runs on one thread only: it is the yardstick.
+      for (int threads :
+           kernels == 1 ? std::vector<int>{1, 2} : std::vector<int>{1}) {
+        for (int tokens : {1, 64}) {
+          b->Args({dtype, 2048, 2048, tokens, threads, 0, kernels});
+          b->Args({dtype, 8192, 2048, tokens, threads, 1, kernels});
+        }
+      }
     }
   }
 }

@@ -1,8 +1,8 @@
-// Kernel and forward-pass throughput: scalar reference vs Highway kernels on
-// f32/f16/bf16 weights, and prefill/decode on a package given by
-// LLMPACK_BENCH_PACKAGE (e.g. a converted trained-llama), when set.
+// Forward-pass throughput: prefill/decode on a package given by
+// LLMPACK_BENCH_PACKAGE (e.g. a converted trained-llama), when set. The
+// kernels are in kernels_bench.cc and matmul_bench.cc; `llmverify --bench`
+// reports the same figures with the hardware probes' ratios.
 #include <cstdlib>
-#include <random>
 #include <vector>
 
 #include "benchmark/benchmark.h"
@@ -12,46 +12,6 @@
 
 namespace llmpack::runtime {
 namespace {
-
-// args: kernel (0 scalar, 1 optimized), dtype code, tokens.
-void BM_MatMul(benchmark::State& state) {
-  const KernelTable& k =
-      state.range(0) == 0 ? ScalarKernels() : OptimizedKernels();
-  const DType dtype = static_cast<DType>(state.range(1));
-  const int64_t tokens = state.range(2);
-  const int64_t rows = 704, cols = 256;  // trained-llama's up_proj
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> d(-1, 1);
-  std::vector<float> wf(rows * cols), x(tokens * cols), out(tokens * rows);
-  for (float& v : wf) v = d(rng);
-  for (float& v : x) v = d(rng);
-  std::vector<uint8_t> w(wf.size() * DTypeSize(dtype));
-  (void)ConvertElements(DType::kF32, wf.data(), dtype, w.data(), wf.size());
-  const WeightMatrix m{dtype, w.data(), rows, cols, {}};
-  MatMulInput in;
-  for (auto _ : state) {
-    k.prepare_matmul(x.data(), tokens, m, &in);
-    k.matmul(in, m, 0, rows, out.data(), rows);
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.SetLabel(std::string(k.name) + " " + DTypeName(dtype));
-  state.SetItemsProcessed(state.iterations() * rows * cols * tokens);
-}
-BENCHMARK(BM_MatMul)->ArgsProduct(
-    {{0, 1}, {int(DType::kF32), int(DType::kF16), int(DType::kBF16)}, {1, 64}});
-
-void BM_Softmax(benchmark::State& state) {
-  const KernelTable& k =
-      state.range(0) == 0 ? ScalarKernels() : OptimizedKernels();
-  std::vector<float> x(4096);
-  for (auto _ : state) {
-    for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 97) * 0.1f;
-    k.softmax(x.data(), int64_t(x.size()));
-    benchmark::DoNotOptimize(x.data());
-  }
-  state.SetLabel(k.name);
-}
-BENCHMARK(BM_Softmax)->Arg(0)->Arg(1);
 
 // args: stream (0) or resident (1); one prompt of 64 tokens, then decode.
 void BM_PackageForward(benchmark::State& state) {

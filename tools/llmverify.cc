@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "commands/bench_command.h"
 #include "commands/tokenize_command.h"
 #include "commands/verify_command.h"
 #include "llmpack/token_ids.h"
@@ -27,11 +28,16 @@ constexpr char kDescription[] =
     "opened and validated. Every run reports prefill/decode throughput, time "
     "to first token, peak RSS, block bytes read, blocks loaded and prefetch "
     "wait (--json FILE writes all of it; fields in docs/llmverify.md).\n\n"
+    "With --bench, runs the llama-bench style benchmark instead (pp512 then "
+    "tg128 by default, --bench-reps repetitions, mean ± stddev) with in-run "
+    "hardware probes and their ratios; --baseline FILE compares the ratios "
+    "with an earlier --bench --json report.\n\n"
     "With --against PKG, both packages run on the --eval windows and "
     "--reference prompts and the second is compared with the first (KL "
     "divergence, top-1 agreement, perplexity ratio, sizes).\n\n"
     "Exit status: 0 every gate passed; 1 a gate failed (parity, perplexity, "
-    "--against gates); 2 error (bad usage, unreadable or inconsistent "
+    "--against gates, a --bench ratio regressed past --max-regression); 2 "
+    "error (bad usage, unreadable or inconsistent "
     "package, bad input files).";
 
 // An option in `group` whose --help shows its default value.
@@ -270,6 +276,42 @@ int main(int argc, char** argv) {
       ->excludes(resident_flag)
       ->group(run);
 
+  auto* bench_group = "Benchmark (--bench; fields in docs/llmverify.md)";
+  llmpack::commands::BenchRequest bench;
+  bool run_bench = false;
+  std::string baseline;
+  auto* bench_flag =
+      app.add_flag("--bench", run_bench,
+                   "benchmark the package: a prompt of --bench-pp tokens then "
+                   "--bench-tg generated tokens, --bench-reps times, with the "
+                   "memory bandwidth, compute peak and file read probes")
+          ->group(bench_group);
+  AddDefaulted(app, bench_group, "--bench-pp", bench.prompt_tokens,
+               "prompt tokens (pp); 0: none")
+      ->check(CLI::NonNegativeNumber);
+  AddDefaulted(app, bench_group, "--bench-tg", bench.generate_tokens,
+               "generated tokens (tg); 0: none")
+      ->check(CLI::NonNegativeNumber);
+  AddDefaulted(app, bench_group, "--bench-reps", bench.reps, "repetitions")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--cold", bench.cold,
+               "with --bench --stream: evict the package from the page cache "
+               "before each repetition and each generated token")
+      ->needs(bench_flag)
+      ->group(bench_group);
+  AddDefaulted(app, bench_group, "--probe-seconds", bench.probe_seconds,
+               "time of each probe per repetition")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--baseline", baseline,
+                 "with --bench: an earlier --bench --json report of the same "
+                 "settings; every ratio is compared with it")
+      ->needs(bench_flag)
+      ->group(bench_group);
+  AddDefaulted(app, bench_group, "--max-regression", bench.max_regression_pct,
+               "with --baseline: fail (exit 1) when a ratio dropped by more "
+               "than this many percent")
+      ->check(CLI::NonNegativeNumber);
+
   app.add_option("--json", json_out,
                  "write the full report (parity, perplexity, generation, "
                  "metrics, gates) as JSON to this file");
@@ -294,6 +336,25 @@ int main(int argc, char** argv) {
     }
     std::cout << *result << "\n";
     return kExitPass;
+  }
+  if (run_bench) {
+    bench.package = package;
+    bench.model.mode =
+        resident ? rt::LoadMode::kResident : rt::LoadMode::kStream;
+    bench.model.threads = o.model.threads;
+    bench.model.verify_checksums = !no_checksums;
+    rt::ParseKernelChoice(kernels, &bench.model.kernels);
+    if (!json_out.empty()) bench.json_out = json_out;
+    if (!baseline.empty()) bench.baseline = baseline;
+    bench.out = &std::cout;
+    const absl::StatusOr<llmpack::commands::BenchOutcome> result =
+        llmpack::commands::RunBench(bench);
+    if (!result.ok()) {
+      std::cout.flush();
+      std::cerr << "llmverify: error: " << result.status().message() << "\n";
+      return kExitError;
+    }
+    return result->passed ? kExitPass : kExitGateFailed;
   }
   o.package = package;
   if (!reference.empty()) o.reference = reference;
@@ -329,7 +390,8 @@ int main(int argc, char** argv) {
   if (!against.empty()) {
     o.against = against;
     if (max_kl_opt->count() > 0) o.against_gates.max_kl = max_kl;
-    if (app.count("--min-top1") > 0) o.against_gates.min_top1 = o.gates.min_top1;
+    if (app.count("--min-top1") > 0)
+      o.against_gates.min_top1 = o.gates.min_top1;
     if (max_ppl_ratio_opt->count() > 0) {
       o.against_gates.max_ppl_ratio = max_ppl_ratio;
     }
