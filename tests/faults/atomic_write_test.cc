@@ -9,6 +9,7 @@
 #include <stdio.h>  // RENAME_EXCHANGE
 
 #include <map>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,9 @@ struct KillPoint {
   // to kill at this call.
   std::function<bool(const fs::path& out, const SyscallEntry&, int& count)> at;
 };
+
+// gtest prints parameters with this (the default dumps the object's bytes).
+void PrintTo(const KillPoint& point, std::ostream* os) { *os << point.name; }
 
 std::string StagingPrefix(const fs::path& out) {
   return "." + out.filename().string() + ".partial-";
