@@ -9,6 +9,7 @@
 #include <stdio.h>  // RENAME_EXCHANGE
 
 #include <map>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,9 @@ struct KillPoint {
   // to kill at this call.
   std::function<bool(const fs::path& out, const SyscallEntry&, int& count)> at;
 };
+
+// gtest prints parameters with this (the default dumps the object's bytes).
+void PrintTo(const KillPoint& point, std::ostream* os) { *os << point.name; }
 
 std::string StagingPrefix(const fs::path& out) {
   return "." + out.filename().string() + ".partial-";
@@ -355,6 +359,48 @@ TEST(TokenizerOnlyKilledTest, PreviousFileIntactAndNextRunCleansUp) {
   EXPECT_EQ(*ChecksumFile(out), before);
   ASSERT_EQ(run(nullptr).exit_code, 0);
   EXPECT_THAT(Leftovers(out), ::testing::IsEmpty());
+}
+
+// llmverify's --save-reference bundle and --json report are single files
+// written the same way: a kill while writing either leaves no file at its
+// path, and the next run removes the staging file.
+TEST(VerifyOutputsKilledTest, NoBundleOrReportAndNextRunCleansUp) {
+  ScopedTempDir tmp;
+  const fs::path package = tmp.path() / "pkg";
+  ASSERT_EQ(Convert(package).exit_code, 0);
+  const fs::path bundle = tmp.path() / "a.llmref";
+  const fs::path report = tmp.path() / "report.json";
+  auto run = [&](const SyscallHook& hook) {
+    ChildOptions o;
+    o.argv = {ToolPath("llmverify"),
+              package.string(),
+              "--prompt-ids",
+              "1,5,9,11",
+              "-n",
+              "2",
+              "--save-reference",
+              bundle.string(),
+              "--json",
+              report.string(),
+              "--quiet"};
+    return RunChild(o, hook);
+  };
+  for (const fs::path& out : {bundle, report}) {
+    SCOPED_TRACE(out.filename().string());
+    const ChildResult killed = run(KillWhen([&](const SyscallEntry& e) {
+      return e.name == "write" &&
+             Inside(e.path, tmp.path(), StagingPrefix(out));
+    }));
+    ASSERT_TRUE(killed.killed_by_hook) << killed.output;
+    EXPECT_FALSE(fs::exists(out));
+    EXPECT_THAT(Leftovers(out), ::testing::SizeIs(2));
+  }
+  const ChildResult next = run(nullptr);
+  ASSERT_EQ(next.exit_code, 0) << next.output;
+  EXPECT_TRUE(fs::exists(bundle));
+  EXPECT_TRUE(fs::exists(report));
+  EXPECT_THAT(Leftovers(bundle), ::testing::IsEmpty());
+  EXPECT_THAT(Leftovers(report), ::testing::IsEmpty());
 }
 
 }  // namespace

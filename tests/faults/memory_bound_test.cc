@@ -3,6 +3,7 @@
 // address-space limit (RLIMIT_AS) that is far below the model's size, and
 // `llmconvert` and `llmquant` keep their peak RSS (wait4's ru_maxrss) far
 // below it. A change that makes any of them load the whole model fails here.
+// One test, so that CTest (one process per test) generates the model once.
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -63,140 +64,124 @@ fs::path ScratchDir() {
   return {};
 }
 
-class BoundedMemoryTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    const fs::path shm = ScratchDir();
-    dir_ = shm.empty() ? new ScopedTempDir : nullptr;
-    root_ = shm.empty() ? dir_->path() : shm;
-    ChildOptions synth;
-    synth.argv = {ToolPath("llmsynth"), "-o", Checkpoint().string(), "-q"};
-    synth.argv.insert(synth.argv.end(), kShape.begin(), kShape.end());
-    const ChildResult s = RunChild(synth);
-    ASSERT_EQ(s.exit_code, 0) << s.output;
-    ChildOptions convert;
-    convert.argv = {ToolPath("llmconvert"), Checkpoint().string(), "-o",
-                    Package().string(), "-q"};
-    *convert_ = RunChild(convert);
-    ASSERT_EQ(convert_->exit_code, 0) << convert_->output;
+// A scratch folder, removed with its contents at the end.
+class Scratch {
+ public:
+  Scratch() : shm_(ScratchDir()) {
+    if (shm_.empty()) tmp_ = std::make_unique<ScopedTempDir>();
   }
-  static void TearDownTestSuite() {
-    if (dir_ == nullptr) {
-      std::error_code ec;
-      fs::remove_all(root_, ec);
-    }
-    delete dir_;
-    dir_ = nullptr;
+  ~Scratch() {
+    std::error_code ec;
+    if (!shm_.empty()) fs::remove_all(shm_, ec);
   }
-  static fs::path Checkpoint() { return root_ / "ckpt"; }
-  static fs::path Package() { return root_ / "pkg"; }
-  static uint64_t BlockBytes() {
-    uint64_t largest = 0;
-    for (const auto& e : fs::directory_iterator(Package())) {
-      if (e.path().filename().string().rfind("block_", 0) == 0) {
-        largest = std::max<uint64_t>(largest, e.file_size());
-      }
-    }
-    return largest;
-  }
+  fs::path path() const { return shm_.empty() ? tmp_->path() : shm_; }
 
-  static ScopedTempDir* dir_;  // null when root_ is on /dev/shm
-  static fs::path root_;
-  static std::unique_ptr<ChildResult> convert_;
+ private:
+  fs::path shm_;
+  std::unique_ptr<ScopedTempDir> tmp_;
 };
 
-ScopedTempDir* BoundedMemoryTest::dir_ = nullptr;
-fs::path BoundedMemoryTest::root_;
-std::unique_ptr<ChildResult> BoundedMemoryTest::convert_ =
-    std::make_unique<ChildResult>();
-
-TEST_F(BoundedMemoryTest, ConvertPeakRssIsFarBelowTheCheckpoint) {
-#ifdef __SANITIZE_ADDRESS__
-  GTEST_SKIP() << "SKIPPED: AddressSanitizer's shadow memory inflates RSS";
-#endif
-  const uint64_t checkpoint = FolderBytes(Checkpoint());
-  ASSERT_GT(checkpoint, 600 * kMiB);
-  RecordProperty("peak_rss_bytes", std::to_string(convert_->max_rss_bytes));
-  EXPECT_LT(convert_->max_rss_bytes, kConvertRssBound)
-      << "llmconvert peak RSS " << convert_->max_rss_bytes << " for a "
-      << checkpoint << "-byte checkpoint";
-  std::printf(
-      "llmconvert peak RSS %.1f MiB, checkpoint %.1f MiB (ratio %.3f)\n",
-      convert_->max_rss_bytes / double(kMiB), checkpoint / double(kMiB),
-      convert_->max_rss_bytes / double(checkpoint));
+uint64_t LargestBlockFile(const fs::path& package) {
+  uint64_t largest = 0;
+  for (const auto& e : fs::directory_iterator(package)) {
+    if (e.path().filename().string().rfind("block_", 0) == 0) {
+      largest = std::max<uint64_t>(largest, e.file_size());
+    }
+  }
+  return largest;
 }
 
-TEST_F(BoundedMemoryTest, StreamRunsUnderAnAddressSpaceLimitBelowTheModel) {
+TEST(BoundedMemoryTest, ConvertStreamAndQuantizeStayFarBelowTheModel) {
 #ifdef __SANITIZE_ADDRESS__
-  GTEST_SKIP() << "SKIPPED: AddressSanitizer reserves terabytes of shadow";
+  GTEST_SKIP() << "SKIPPED: AddressSanitizer's shadow memory inflates RSS "
+                  "and reserves terabytes of address space";
 #endif
-  const uint64_t model = FolderBytes(Package());
-  const uint64_t block = BlockBytes();
-  const uint64_t lm = fs::file_size(Package() / "lm.bin");
+  const Scratch scratch;
+  const fs::path checkpoint = scratch.path() / "ckpt";
+  const fs::path package = scratch.path() / "pkg";
+  ChildOptions synth;
+  synth.argv = {ToolPath("llmsynth"), "-o", checkpoint.string(), "-q"};
+  synth.argv.insert(synth.argv.end(), kShape.begin(), kShape.end());
+  const ChildResult s = RunChild(synth);
+  ASSERT_EQ(s.exit_code, 0) << s.output;
+  const uint64_t checkpoint_bytes = FolderBytes(checkpoint);
+  ASSERT_GT(checkpoint_bytes, 600 * kMiB);
+
+  // llmconvert: one chunk of source pages at a time.
+  ChildOptions convert;
+  convert.argv = {ToolPath("llmconvert"), checkpoint.string(), "-o",
+                  package.string(), "-q"};
+  const ChildResult c = RunChild(convert);
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  EXPECT_LT(c.max_rss_bytes, kConvertRssBound)
+      << "llmconvert peak RSS " << c.max_rss_bytes << " for a "
+      << checkpoint_bytes << "-byte checkpoint";
+  std::printf(
+      "llmconvert peak RSS %.1f MiB, checkpoint %.1f MiB (ratio %.3f)\n",
+      c.max_rss_bytes / double(kMiB), checkpoint_bytes / double(kMiB),
+      c.max_rss_bytes / double(checkpoint_bytes));
+
+  // llmverify --stream: two block slots, the lm file, the KV cache.
+  const uint64_t model = FolderBytes(package);
+  const uint64_t block = LargestBlockFile(package);
+  const uint64_t lm = fs::file_size(package / "lm.bin");
   // 8 positions of KV (< 1 MiB), activations and logits of one prompt.
   constexpr uint64_t kKvAndActivations = 16 * kMiB;
   const uint64_t limit =
       kStreamFixedAddressSpace + 2 * block + lm + kKvAndActivations;
   // The premise: the limit is far below what loading the model would need.
   ASSERT_LT(limit, model / 2) << "limit " << limit << ", model " << model;
-
-  ChildOptions o;
-  o.argv = {ToolPath("llmverify"),
-            Package().string(),
-            "--prompt-ids",
-            "1,2,3,4,5,6",
-            "-n",
-            "2",
-            "--threads",
-            "1",
-            "--quiet"};
-  o.env = {"MALLOC_ARENA_MAX=2"};
-  o.address_space_limit = limit;
-  ChildOptions stream = o;
+  ChildOptions verify;
+  verify.argv = {ToolPath("llmverify"),
+                 package.string(),
+                 "--prompt-ids",
+                 "1,2,3,4,5,6",
+                 "-n",
+                 "2",
+                 "--threads",
+                 "1",
+                 "--quiet"};
+  verify.env = {"MALLOC_ARENA_MAX=2"};
+  verify.address_space_limit = limit;
+  ChildOptions stream = verify;
   stream.argv.push_back("--stream");
-  const ChildResult s = RunChild(stream);
-  EXPECT_EQ(s.exit_code, 0) << "--stream under RLIMIT_AS " << limit
+  const ChildResult v = RunChild(stream);
+  EXPECT_EQ(v.exit_code, 0) << "--stream under RLIMIT_AS " << limit
                             << " bytes (model " << model << "):\n"
-                            << s.output;
+                            << v.output;
   std::printf(
       "llmverify --stream ok under RLIMIT_AS %.1f MiB, model %.1f MiB "
       "(ratio %.3f), peak RSS %.1f MiB\n",
       limit / double(kMiB), model / double(kMiB), limit / double(model),
-      s.max_rss_bytes / double(kMiB));
-
+      v.max_rss_bytes / double(kMiB));
   // The limit binds: mapping every block (--resident) cannot run under it.
-  ChildOptions resident = o;
+  ChildOptions resident = verify;
   resident.argv.push_back("--resident");
   EXPECT_NE(RunChild(resident).exit_code, 0)
       << "--resident ran under the limit: the limit proves nothing";
-}
 
-TEST_F(BoundedMemoryTest, QuantPeakRssIsFarBelowThePackage) {
-#ifdef __SANITIZE_ADDRESS__
-  GTEST_SKIP() << "SKIPPED: AddressSanitizer's shadow memory inflates RSS";
-#endif
-  const uint64_t model = FolderBytes(Package());
-  const uint64_t block = BlockBytes();
-  ChildOptions o;
-  o.argv = {ToolPath("llmquant"),
-            Package().string(),
-            "-o",
-            (root_ / "q8").string(),
-            "--int8",
-            "--method",
-            "rtn",
-            "--threads",
-            "2",
-            "-q"};
-  const ChildResult q = RunChild(o);
+  // llmquant: one block file in flight: a tensor as f32 (2x bf16), its
+  // quantized rows and chunk buffers, and the fixed cost of the process.
+  // Measured: ~3 blocks (80 MiB); with free() made a no-op (every buffer
+  // kept) 205 MiB.
+  ChildOptions quant;
+  quant.argv = {ToolPath("llmquant"),
+                package.string(),
+                "-o",
+                (scratch.path() / "q8").string(),
+                "--int8",
+                "--method",
+                "rtn",
+                "--threads",
+                "2",
+                "-q"};
+  const ChildResult q = RunChild(quant);
   ASSERT_EQ(q.exit_code, 0) << q.output;
-  // One block file in flight: a tensor as f32 (2x bf16), its quantized
-  // rows and chunk buffers, and the fixed cost of the process. Measured:
-  // ~3 blocks (80 MiB); with free() made a no-op (every buffer kept) 200 MiB.
-  const uint64_t bound = 3 * block + 64 * kMiB;
-  EXPECT_LT(q.max_rss_bytes, bound) << "llmquant peak RSS " << q.max_rss_bytes
-                                    << " for a " << model << "-byte package";
-  EXPECT_LT(bound, model / 2);
+  const uint64_t quant_bound = 3 * block + 64 * kMiB;
+  EXPECT_LT(quant_bound, model / 2);
+  EXPECT_LT(q.max_rss_bytes, quant_bound)
+      << "llmquant peak RSS " << q.max_rss_bytes << " for a " << model
+      << "-byte package";
   std::printf("llmquant peak RSS %.1f MiB, package %.1f MiB (ratio %.3f)\n",
               q.max_rss_bytes / double(kMiB), model / double(kMiB),
               q.max_rss_bytes / double(model));
