@@ -6,11 +6,10 @@
 // block i's compute. A slot is only refilled after its block was released,
 // so at most two blocks are ever in memory. A load first queues its whole
 // file with posix_fadvise(WILLNEED), so a cold disk serves it with many
-// requests in flight. By default a slot maps its block file and populates
-// the mapping on the prefetch thread (no copy: the weights are the page
-// cache's pages, as in resident mode, and unmapped when the slot is
-// refilled); with map_blocks = false it copies the file into a private
-// buffer instead.
+// requests in flight. By default a slot copies its block file into a
+// private buffer; with map_blocks it maps the file instead and populates the
+// mapping on the prefetch thread (no copy: the weights are the page cache's
+// pages, as in resident mode, unmapped when the slot is refilled).
 // Resident mode: every block file is memory-mapped once at creation.
 //
 // Checksums: Package::Open hashed every file (unless disabled); a load only
@@ -66,8 +65,10 @@ struct LoaderOptions {
   // checksums of Package::Open. Costs a pass over the model per token.
   bool verify_each_load = false;
   // Stream mode: map block files into the slots (no copy) rather than
-  // reading them into private buffers.
-  bool map_blocks = true;
+  // reading them into private buffers. Off by default: on the 2-core
+  // machine of docs/runtime.md "Measured", decode from mapped slots ran 4x
+  // slower than from copies, for a reason not found yet.
+  bool map_blocks = false;
   // Stream mode: once a block is no longer needed, advise the kernel to
   // drop the file's pages (posix_fadvise DONTNEED), so streaming a model
   // larger than memory does not push everything else out of the page cache.

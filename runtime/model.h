@@ -37,7 +37,7 @@ struct ModelOptions {
   // once when read): LoaderOptions::verify_each_load.
   bool verify_each_load = false;
   bool drop_page_cache = false;  // LoaderOptions::drop_page_cache
-  bool map_blocks = true;        // LoaderOptions::map_blocks
+  bool map_blocks = false;       // LoaderOptions::map_blocks
   int threads = 0;               // <= 0: all hardware threads
   KernelChoice kernels = KernelChoice::kOptimized;
   bool trace_loader = false;  // record LoaderEvents (tests)

@@ -263,10 +263,10 @@ int main(int argc, char** argv) {
                "are hashed once at open and a load only checks that the "
                "file was not changed since)")
       ->group(run);
-  bool stream_copy = false;
-  app.add_flag("--stream-copy", stream_copy,
-               "with --stream: copy each block file into a private buffer "
-               "instead of mapping it (costs a copy per block per token)")
+  app.add_flag("--stream-map", o.model.map_blocks,
+               "with --stream: map each block file instead of copying it "
+               "into a private buffer (no copy; experimental, see "
+               "docs/runtime.md)")
       ->excludes(resident_flag)
       ->group(run);
   app.add_flag("--drop-page-cache", o.model.drop_page_cache,
@@ -380,7 +380,6 @@ int main(int argc, char** argv) {
   if (!diagnose_against.empty()) o.diagnose_against = diagnose_against;
   o.model.mode = resident ? rt::LoadMode::kResident : rt::LoadMode::kStream;
   o.model.verify_checksums = !no_checksums;
-  o.model.map_blocks = !stream_copy;
   rt::ParseKernelChoice(kernels, &o.model.kernels);
   o.gates.require_greedy_match = !no_greedy_gate;
   if (expected_opt->count() > 0) o.gates.expected_ppl = expected_ppl;
