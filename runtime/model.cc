@@ -101,8 +101,20 @@ void Session::Linears(const float* x, int64_t tokens,
                       std::initializer_list<LinearOutput> outputs,
                       bool silu_up) {
   const KernelTable& k = model_.kernels();
-  // Activations are prepared once; every thread reads them.
-  k.prepare_matmul(x, tokens, *outputs.begin()->w, &matmul_input_);
+  const LinearOutput* first = outputs.begin();
+  // Activations are prepared for a weight dtype (quantized codes follow the
+  // weights' order), so matrices of different dtypes (a package may mix
+  // them) run one after the other.
+  for (const LinearOutput& o : outputs) {
+    if (o.w->dtype == first->w->dtype) continue;
+    for (const LinearOutput& each : outputs) Linears(x, tokens, {each});
+    if (silu_up) {
+      k.silu_mul(first[0].out, first[1].out, tokens * first[0].w->rows);
+    }
+    return;
+  }
+  // Prepared once; every thread reads them.
+  k.prepare_matmul(x, tokens, *first->w, &matmul_input_);
   // Chunks of whole four-row tiles, about four per thread over all the
   // rows, never straddling two matrices.
   int64_t total_rows = 0;
@@ -112,7 +124,6 @@ void Session::Linears(const float* x, int64_t tokens,
   grain = std::max<int64_t>(4, (grain + 3) / 4 * 4);
   std::vector<LinearChunk>& chunks = linear_chunks_;
   chunks.clear();
-  const LinearOutput* first = outputs.begin();
   const int64_t count = silu_up ? 1 : static_cast<int64_t>(outputs.size());
   for (int64_t i = 0; i < count; ++i) {
     const LinearOutput& o = first[i];

@@ -9,9 +9,11 @@
 namespace llmpack::runtime {
 namespace {
 
-// Spin iterations before a worker sleeps (a few tens of microseconds) and
-// before the waiting caller starts yielding its core.
-constexpr int kSpinIterations = 1 << 14;
+// Spin iterations before a worker sleeps, and before the waiting caller
+// starts yielding its core: some tens of microseconds, the usual gap between
+// two loops of a forward pass (longer spins only take CPU time from other
+// processes on a busy machine).
+constexpr int kSpinIterations = 1 << 11;
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
