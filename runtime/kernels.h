@@ -131,6 +131,14 @@ struct KernelTable {
   float (*dot)(const float* a, const float* b, int64_t n);
   // y += a * x.
   void (*axpy)(float a, const float* x, float* y, int64_t n);
+  // Causal attention of one token for `group` query heads that share one kv
+  // head: for each head h < group (query q + h * head_dim),
+  //   scores[h * len + j] = (q_h . k_j) * scale for j < len (k_j = k + j *
+  //   kv_stride), softmax over j, out[h * head_dim + i] = sum_j p_j v_j[i].
+  // `scores` is scratch of group * len floats.
+  void (*attention)(const float* q, int64_t group, const float* k,
+                    const float* v, int64_t kv_stride, int64_t len,
+                    int64_t head_dim, float scale, float* scores, float* out);
 };
 
 enum class KernelChoice { kScalar, kOptimized };

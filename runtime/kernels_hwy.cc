@@ -4,6 +4,8 @@
 // exp approximation differ, within the tolerances in kernels_test.cc. The
 // quantized matmul computes the quantized-activation scheme of
 // quant_matmul.h.
+#include "runtime/kernels_hwy.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -28,29 +30,6 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 
-// Widens n elements of a float type into dst.
-void WidenRow(DType dtype, const void* src, float* dst, int64_t n) {
-  const DF df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  int64_t i = 0;
-  if (dtype == DType::kBF16) {
-    const hn::Rebind<hwy::bfloat16_t, DF> dbf;
-    const auto* p = static_cast<const hwy::bfloat16_t*>(src);
-    for (; i + lanes <= n; i += lanes) {
-      hn::StoreU(hn::PromoteTo(df, hn::LoadU(dbf, p + i)), df, dst + i);
-    }
-  } else if (dtype == DType::kF16) {
-    const hn::Rebind<hwy::float16_t, DF> dh;
-    const auto* p = static_cast<const hwy::float16_t*>(src);
-    for (; i + lanes <= n; i += lanes) {
-      hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, p + i)), df, dst + i);
-    }
-  }
-  const size_t elem = DTypeSize(dtype);
-  ToF32(dtype, static_cast<const uint8_t*>(src) + i * elem, dst + i,
-        static_cast<size_t>(n - i));
-}
-
 float Dot(const float* a, const float* b, int64_t n) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
@@ -68,80 +47,6 @@ float Dot(const float* a, const float* b, int64_t n) {
   float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
   for (; i < n; ++i) sum += a[i] * b[i];
   return sum;
-}
-
-// Four dot products of x against four weight rows, sharing the loads of x.
-void Dot4(const float* x, const float* w0, const float* w1, const float* w2,
-          const float* w3, int64_t n, float* out) {
-  const DF df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df),
-       a3 = hn::Zero(df);
-  int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    const auto xv = hn::LoadU(df, x + i);
-    a0 = hn::MulAdd(hn::LoadU(df, w0 + i), xv, a0);
-    a1 = hn::MulAdd(hn::LoadU(df, w1 + i), xv, a1);
-    a2 = hn::MulAdd(hn::LoadU(df, w2 + i), xv, a2);
-    a3 = hn::MulAdd(hn::LoadU(df, w3 + i), xv, a3);
-  }
-  float s0 = hn::GetLane(hn::SumOfLanes(df, a0));
-  float s1 = hn::GetLane(hn::SumOfLanes(df, a1));
-  float s2 = hn::GetLane(hn::SumOfLanes(df, a2));
-  float s3 = hn::GetLane(hn::SumOfLanes(df, a3));
-  for (; i < n; ++i) {
-    s0 += x[i] * w0[i];
-    s1 += x[i] * w1[i];
-    s2 += x[i] * w2[i];
-    s3 += x[i] * w3[i];
-  }
-  out[0] = s0;
-  out[1] = s1;
-  out[2] = s2;
-  out[3] = s3;
-}
-
-void MatMul(const MatMulInput& in, const WeightMatrix& w, int64_t row_begin,
-            int64_t row_end, float* out, int64_t out_stride) {
-  const float* x = in.x;
-  const int64_t tokens = in.tokens;
-  constexpr int64_t kTile = 4;
-  const int64_t cols = w.cols;
-  // Narrow weights are widened a tile of rows at a time, then reused for
-  // every token, so prefill pays the conversion once per row.
-  thread_local std::vector<float> scratch;
-  if (w.dtype != DType::kF32) {
-    scratch.resize(static_cast<size_t>(kTile * cols));
-  }
-  auto row_ptr = [&](int64_t r, int64_t k) -> const float* {
-    const uint8_t* src = w.Row(r);
-    if (w.dtype == DType::kF32) return reinterpret_cast<const float*>(src);
-    float* dst = scratch.data() + k * cols;
-    WidenRow(w.dtype, src, dst, cols);
-    return dst;
-  };
-  int64_t r = row_begin;
-  for (; r + kTile <= row_end; r += kTile) {
-    const float* w0 = row_ptr(r, 0);
-    const float* w1 = row_ptr(r + 1, 1);
-    const float* w2 = row_ptr(r + 2, 2);
-    const float* w3 = row_ptr(r + 3, 3);
-    float sums[kTile];
-    for (int64_t t = 0; t < tokens; ++t) {
-      Dot4(x + t * cols, w0, w1, w2, w3, cols, sums);
-      float* o = out + t * out_stride + r;
-      o[0] = sums[0];
-      o[1] = sums[1];
-      o[2] = sums[2];
-      o[3] = sums[3];
-    }
-  }
-  for (; r < row_end; ++r) {
-    const float* wr = row_ptr(r, 0);
-    for (int64_t t = 0; t < tokens; ++t) {
-      out[t * out_stride + r] = Dot(x + t * cols, wr, cols);
-    }
-  }
 }
 
 // The quantized-activation matmul (quant_matmul.h) for group sizes that
@@ -377,6 +282,10 @@ void Softmax(float* x, int64_t n) {
   for (; i < n; ++i) x[i] *= inv;
 }
 
+// Every element goes through the same vector formula (the last partial
+// vector through a padded copy), so an element's result does not depend on
+// where a call's range starts: the forward pass applies it to chunks of rows
+// whose bounds depend on the thread count.
 void SiluMul(float* gate, const float* up, int64_t n) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
@@ -384,16 +293,22 @@ void SiluMul(float* gate, const float* up, int64_t n) {
   // exp(-g) overflows for g < -88; clamping keeps the quotient a tiny
   // negative number, as exact arithmetic gives.
   const auto limit = hn::Set(df, 88.0f);
+  auto silu_mul = [&](hn::Vec<DF> g, hn::Vec<DF> u) {
+    const auto e = hn::Exp(df, hn::Min(hn::Neg(g), limit));
+    return hn::Mul(hn::Div(g, hn::Add(one, e)), u);
+  };
   int64_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    const auto g = hn::LoadU(df, gate + i);
-    const auto e = hn::Exp(df, hn::Min(hn::Neg(g), limit));
-    hn::StoreU(hn::Mul(hn::Div(g, hn::Add(one, e)), hn::LoadU(df, up + i)), df,
+    hn::StoreU(silu_mul(hn::LoadU(df, gate + i), hn::LoadU(df, up + i)), df,
                gate + i);
   }
-  for (; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  if (i < n) {
+    HWY_ALIGN float g[hn::MaxLanes(df)] = {};
+    HWY_ALIGN float u[hn::MaxLanes(df)] = {};
+    std::copy(gate + i, gate + n, g);
+    std::copy(up + i, up + n, u);
+    hn::Store(silu_mul(hn::Load(df, g), hn::Load(df, u)), df, g);
+    std::copy(g, g + (n - i), gate + i);
   }
 }
 
@@ -409,6 +324,29 @@ void Axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// Attention of one token for `group` query heads that share one kv head,
+// with the same loops as the scalar reference but no call per key: the
+// group's scores against each key row while it is in cache, softmax, then
+// each value row added to every head's output while it is in cache.
+void Attention(const float* q, int64_t group, const float* k, const float* v,
+               int64_t kv_stride, int64_t len, int64_t head_dim, float scale,
+               float* scores, float* out) {
+  for (int64_t j = 0; j < len; ++j) {
+    const float* kj = k + j * kv_stride;
+    for (int64_t h = 0; h < group; ++h) {
+      scores[h * len + j] = Dot(q + h * head_dim, kj, head_dim) * scale;
+    }
+  }
+  for (int64_t h = 0; h < group; ++h) Softmax(scores + h * len, len);
+  std::fill(out, out + group * head_dim, 0.0f);
+  for (int64_t j = 0; j < len; ++j) {
+    const float* vj = v + j * kv_stride;
+    for (int64_t h = 0; h < group; ++h) {
+      Axpy(scores[h * len + j], vj, out + h * head_dim, head_dim);
+    }
+  }
+}
+
 // Names the target this copy was compiled for.
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
@@ -421,7 +359,6 @@ HWY_AFTER_NAMESPACE();
 
 namespace llmpack::runtime {
 
-HWY_EXPORT(MatMul);
 HWY_EXPORT(QuantMatMul);
 HWY_EXPORT(QuantizeActivationsSimd);
 HWY_EXPORT(RmsNorm);
@@ -430,6 +367,7 @@ HWY_EXPORT(Softmax);
 HWY_EXPORT(SiluMul);
 HWY_EXPORT(Dot);
 HWY_EXPORT(Axpy);
+HWY_EXPORT(Attention);
 HWY_EXPORT(TargetName);
 
 namespace {
@@ -465,7 +403,7 @@ void DispatchMatMul(const MatMulInput& in, const WeightMatrix& w,
         in.q, w, row_begin, row_end, out, out_stride);
     return;
   }
-  HWY_DYNAMIC_DISPATCH(MatMul)(in, w, row_begin, row_end, out, out_stride);
+  FloatMatMulHighway(in.x, in.tokens, w, row_begin, row_end, out, out_stride);
 }
 void DispatchRmsNorm(const float* x, const float* weight, int64_t n, float eps,
                      float* out) {
@@ -487,6 +425,13 @@ float DispatchDot(const float* a, const float* b, int64_t n) {
 void DispatchAxpy(float a, const float* x, float* y, int64_t n) {
   HWY_DYNAMIC_DISPATCH(Axpy)(a, x, y, n);
 }
+void DispatchAttention(const float* q, int64_t group, const float* k,
+                       const float* v, int64_t kv_stride, int64_t len,
+                       int64_t head_dim, float scale, float* scores,
+                       float* out) {
+  HWY_DYNAMIC_DISPATCH(Attention)
+  (q, group, k, v, kv_stride, len, head_dim, scale, scores, out);
+}
 
 }  // namespace
 
@@ -507,9 +452,9 @@ const KernelTable& OptimizedKernels() {
       std::string("highway:") + HWY_DYNAMIC_DISPATCH(TargetName)() +
       (Avx512VnniQuantMatMul() != nullptr ? "+avx512vnni" : ""));
   static const KernelTable table = {
-      name->c_str(),   DispatchPrepareMatMul, DispatchMatMul,
-      DispatchRmsNorm, DispatchRope,          DispatchSoftmax,
-      DispatchSiluMul, DispatchDot,           DispatchAxpy,
+      name->c_str(), DispatchPrepareMatMul, DispatchMatMul,  DispatchRmsNorm,
+      DispatchRope,  DispatchSoftmax,       DispatchSiluMul, DispatchDot,
+      DispatchAxpy,  DispatchAttention,
   };
   return table;
 }

@@ -87,13 +87,30 @@ void ScalarAxpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void ScalarAttention(const float* q, int64_t group, const float* k,
+                     const float* v, int64_t kv_stride, int64_t len,
+                     int64_t head_dim, float scale, float* scores, float* out) {
+  for (int64_t h = 0; h < group; ++h) {
+    float* s = scores + h * len;
+    for (int64_t j = 0; j < len; ++j) {
+      s[j] = ScalarDot(q + h * head_dim, k + j * kv_stride, head_dim) * scale;
+    }
+    ScalarSoftmax(s, len);
+    float* o = out + h * head_dim;
+    for (int64_t i = 0; i < head_dim; ++i) o[i] = 0.0f;
+    for (int64_t j = 0; j < len; ++j) {
+      ScalarAxpy(s[j], v + j * kv_stride, o, head_dim);
+    }
+  }
+}
+
 }  // namespace
 
 const KernelTable& ScalarKernels() {
   static const KernelTable table = {
-      "scalar",      ScalarPrepareMatMul, ScalarMatMul,
-      ScalarRmsNorm, ScalarRope,          ScalarSoftmax,
-      ScalarSiluMul, ScalarDot,           ScalarAxpy,
+      "scalar",   ScalarPrepareMatMul, ScalarMatMul,  ScalarRmsNorm,
+      ScalarRope, ScalarSoftmax,       ScalarSiluMul, ScalarDot,
+      ScalarAxpy, ScalarAttention,
   };
   return table;
 }

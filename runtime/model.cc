@@ -101,21 +101,59 @@ uint64_t Session::kv_cache_bytes() const {
          static_cast<uint64_t>(kv_tokens_ * config_.kv_dim()) * sizeof(float);
 }
 
-void Session::Linear(const float* x, int64_t tokens, const WeightMatrix& w,
-                     float* out, bool x_unchanged) {
+void Session::Linears(const float* x, int64_t tokens,
+                      std::initializer_list<LinearOutput> outputs,
+                      bool silu_up) {
   const KernelTable& k = model_.kernels();
-  // Activations are prepared once; every thread reads them.
-  const MatMulInput& in = matmul_input_;
-  const bool reuse = x_unchanged && in.x == x && in.tokens == tokens &&
-                     in.cols == w.cols && in.dtype == w.dtype;
-  if (!reuse) k.prepare_matmul(x, tokens, w, &matmul_input_);
+  const LinearOutput* first = outputs.begin();
+  // Activations are prepared for a weight dtype (quantized codes follow the
+  // weights' order), so matrices of different dtypes (a package may mix
+  // them) run one after the other.
+  for (const LinearOutput& o : outputs) {
+    if (o.w->dtype == first->w->dtype) continue;
+    for (const LinearOutput& each : outputs) Linears(x, tokens, {each});
+    if (silu_up) {
+      k.silu_mul(first[0].out, first[1].out, tokens * first[0].w->rows);
+    }
+    return;
+  }
+  // Prepared once; every thread reads them.
+  k.prepare_matmul(x, tokens, *first->w, &matmul_input_);
+  // Chunks of whole four-row tiles, about four per thread over all the
+  // rows, never straddling two matrices.
+  int64_t total_rows = 0;
+  for (const LinearOutput& o : outputs) total_rows += o.w->rows;
   const int64_t threads = model_.pool().num_threads();
-  // About four chunks per thread, in whole tiles of four rows.
-  int64_t grain = (w.rows + threads * 4 - 1) / (threads * 4);
+  int64_t grain = (total_rows + threads * 4 - 1) / (threads * 4);
   grain = std::max<int64_t>(4, (grain + 3) / 4 * 4);
-  model_.pool().ParallelFor(w.rows, grain, [&](int64_t begin, int64_t end) {
-    k.matmul(matmul_input_, w, begin, end, out, w.rows);
-  });
+  std::vector<LinearChunk>& chunks = linear_chunks_;
+  chunks.clear();
+  const int64_t count = silu_up ? 1 : static_cast<int64_t>(outputs.size());
+  for (int64_t i = 0; i < count; ++i) {
+    const LinearOutput& o = first[i];
+    for (int64_t r = 0; r < o.w->rows; r += grain) {
+      chunks.push_back({&o, r, std::min(o.w->rows, r + grain)});
+    }
+  }
+  const int64_t ffn = silu_up ? first[0].w->rows : 0;
+  model_.pool().ParallelFor(
+      static_cast<int64_t>(chunks.size()), 1, [&](int64_t begin, int64_t end) {
+        for (int64_t c = begin; c < end; ++c) {
+          const LinearChunk& chunk = chunks[c];
+          const WeightMatrix& w = *chunk.output->w;
+          k.matmul(matmul_input_, w, chunk.begin, chunk.end, chunk.output->out,
+                   w.rows);
+          if (!silu_up) continue;
+          // The same rows of up, then silu(gate) * up on them.
+          k.matmul(matmul_input_, *first[1].w, chunk.begin, chunk.end,
+                   first[1].out, ffn);
+          for (int64_t t = 0; t < tokens; ++t) {
+            k.silu_mul(first[0].out + t * ffn + chunk.begin,
+                       first[1].out + t * ffn + chunk.begin,
+                       chunk.end - chunk.begin);
+          }
+        }
+      });
 }
 
 absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
@@ -172,9 +210,8 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   }
   // q: [n, heads * head_dim], k and v: [n, kv_heads * head_dim]
   ObserveInput(layer, LinearInput::kAttention, xn_.data(), n, h);
-  Linear(xn_.data(), n, w.q, q_.data());
-  Linear(xn_.data(), n, w.k, k_.data(), /*x_unchanged=*/true);
-  Linear(xn_.data(), n, w.v, v_.data(), /*x_unchanged=*/true);
+  Linears(xn_.data(), n,
+          {{&w.q, q_.data()}, {&w.k, k_.data()}, {&w.v, v_.data()}});
   for (int64_t t = 0; t < n; ++t) {
     float* q = q_.data() + t * qd;
     float* kk = k_.data() + t * kvd;
@@ -204,32 +241,24 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
     std::copy(v, v + kvd, v_cache_[layer].data() + pos * kvd);
   }
 
-  // Causal attention, one (token, head) pair per work item. Query head
-  // `head` reads kv head head / (heads / kv_heads) (grouped-query).
+  // Causal attention, one (token, kv head) pair per work item: the `group`
+  // query heads head = g * group + i read kv head g (grouped-query).
   //   scores: [len] = q_h . k_cache[j, g] * scale, j < len = pos + t + 1
   //   att[t, head]: [head_dim] = sum_j softmax(scores)[j] * v_cache[j, g]
   const float scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
   const int64_t group = heads / kv_heads;
   const float* kc = k_cache_[layer].data();
   const float* vc = v_cache_[layer].data();
-  model_.pool().ParallelFor(n * heads, 1, [&](int64_t begin, int64_t end) {
+  model_.pool().ParallelFor(n * kv_heads, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / heads;
-      const int64_t head = item % heads;
-      const int64_t g = head / group;
+      const int64_t t = item / kv_heads;
+      const int64_t g = item % kv_heads;
       const int64_t len = position_ + t + 1;
-      scores.resize(static_cast<size_t>(len));
-      const float* q = q_.data() + t * qd + head * hd;
-      for (int64_t j = 0; j < len; ++j) {
-        scores[j] = k.dot(q, kc + j * kvd + g * hd, hd) * scale;
-      }
-      k.softmax(scores.data(), len);
-      float* out = att_.data() + t * qd + head * hd;
-      std::fill(out, out + hd, 0.0f);
-      for (int64_t j = 0; j < len; ++j) {
-        k.axpy(scores[j], vc + j * kvd + g * hd, out, hd);
-      }
+      scores.resize(static_cast<size_t>(group * len));
+      const int64_t offset = t * qd + g * group * hd;
+      k.attention(q_.data() + offset, group, kc + g * hd, vc + g * hd, kvd, len,
+                  hd, scale, scores.data(), att_.data() + offset);
     }
   });
   // x: [n, hidden] += att: [n, heads * head_dim] . o^T
@@ -243,9 +272,9 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
                xn_.data() + t * h);
   }
   ObserveInput(layer, LinearInput::kMlp, xn_.data(), n, h);
-  Linear(xn_.data(), n, w.gate, gate_.data());
-  Linear(xn_.data(), n, w.up, up_.data(), /*x_unchanged=*/true);
-  k.silu_mul(gate_.data(), up_.data(), n * config_.ffn_size);
+  // gate <- silu(gate) * up, row chunks of both in one parallel loop.
+  Linears(xn_.data(), n, {{&w.gate, gate_.data()}, {&w.up, up_.data()}},
+          /*silu_up=*/true);
   ObserveInput(layer, LinearInput::kMlpDown, gate_.data(), n, config_.ffn_size);
   Linear(gate_.data(), n, w.down, tmp_.data());
   k.axpy(1.0f, tmp_.data(), x_.data(), n * h);

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -125,11 +126,24 @@ class Session {
  private:
   absl::Status ReserveKvCache(int64_t tokens);
   void RunBlock(const BlockWeights& w, int64_t tokens);
-  // out[t, r] = x[t, :] . w[r, :], rows split over the pool. With
-  // `x_unchanged` (x was not written since the previous Linear), the
-  // activations prepared then are reused when they suit w's dtype.
-  void Linear(const float* x, int64_t tokens, const WeightMatrix& w, float* out,
-              bool x_unchanged = false);
+  // One matrix of a Linears call and where its output goes ([tokens,
+  // w->rows], row stride w->rows).
+  struct LinearOutput {
+    const WeightMatrix* w;
+    float* out;
+  };
+  // out[t, r] = x[t, :] . w[r, :] for every output, all rows of all of them
+  // split over the pool in one parallel loop (one fork-join for q, k and
+  // v). The matrices share x's width and dtype, so x is prepared once. With
+  // `silu_up`, outputs[0] is gate and outputs[1] up (same rows): each chunk
+  // of rows also computes gate <- silu(gate) * up for its rows.
+  void Linears(const float* x, int64_t tokens,
+               std::initializer_list<LinearOutput> outputs,
+               bool silu_up = false);
+  void Linear(const float* x, int64_t tokens, const WeightMatrix& w,
+              float* out) {
+    Linears(x, tokens, {{&w, out}});
+  }
   absl::Status Embed(absl::Span<const int32_t> tokens);
   void ObserveInput(int64_t layer, LinearInput input, const float* x,
                     int64_t tokens, int64_t cols) {
@@ -149,6 +163,12 @@ class Session {
   std::vector<uint8_t> row_bytes_;
   const LinearInputObserver* input_observer_ = nullptr;
   MatMulInput matmul_input_;  // the current Linear's prepared activations
+  // A Linears call's work items: rows [begin, end) of one output.
+  struct LinearChunk {
+    const LinearOutput* output;
+    int64_t begin, end;
+  };
+  std::vector<LinearChunk> linear_chunks_;
 };
 
 }  // namespace llmpack::runtime

@@ -1,6 +1,8 @@
 // A small persistent thread pool for data-parallel loops (matmul rows,
-// attention heads). Threads are created once and sleep between loops; the
-// pool owns them and joins them on destruction.
+// attention heads). Threads are created once; between loops they spin for a
+// short while (a forward pass starts its next loop within microseconds, and
+// waking a sleeping thread costs far more) and then sleep on a condition
+// variable. The pool owns its threads and joins them on destruction.
 //
 // Thread safety: ParallelFor may be called from one thread at a time (the
 // forward pass's thread); the callback runs concurrently on disjoint ranges.
@@ -37,13 +39,16 @@ class ThreadPool {
   void RunChunks();
 
   std::vector<std::thread> workers_;
+  // Guards sleeping: bumping generation_ or setting stop_ happens under it,
+  // so a worker that checked them under it cannot miss the notification.
   std::mutex mu_;
   std::condition_variable work_cv_;
-  std::condition_variable done_cv_;
-  uint64_t generation_ = 0;  // bumped for every loop
-  int active_ = 0;           // workers still inside the current loop
-  bool stop_ = false;
-  // The current loop (valid while active_ > 0 or the caller runs it).
+  std::atomic<uint64_t> generation_{0};  // bumped for every loop
+  std::atomic<int> active_{0};  // workers still inside the current loop
+  std::atomic<bool> stop_{false};
+  // The current loop, written before generation_ is bumped (release) and
+  // read by workers after they see the new generation (acquire); valid
+  // until active_ drops to 0.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
   int64_t grain_ = 1;

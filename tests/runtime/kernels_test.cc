@@ -2,10 +2,14 @@
 // plus RoPE frequencies and the thread pool.
 #include "runtime/kernels.h"
 
+#include <chrono>
 #include <cmath>
 #include <iostream>
+#include <mutex>
 #include <numbers>
 #include <random>
+#include <set>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -87,6 +91,42 @@ INSTANTIATE_TEST_SUITE_P(AllWeightTypes, MatMulTest,
                          ::testing::Values(DType::kF32, DType::kF16,
                                            DType::kBF16));
 
+// The tiled prefill path: rows longer than one column block (2048) with a
+// scalar tail, token counts that fill whole tiles, leave a partial one, and
+// cross the chunk of tokens kept in L2; rows split at an odd place.
+TEST_P(MatMulTest, TiledPrefillMatchesScalarAcrossBlocksAndChunks) {
+  const DType dtype = GetParam();
+  const int64_t rows = 11, cols = 4133;
+  const auto wf = Random(rows * cols, 21);
+  std::vector<uint8_t> w(wf.size() * DTypeSize(dtype));
+  ASSERT_TRUE(
+      ConvertElements(DType::kF32, wf.data(), dtype, w.data(), wf.size()).ok());
+  const WeightMatrix m{dtype, w.data(), rows, cols, {}};
+  std::vector<float> wide(wf.size());
+  ToF32(dtype, w.data(), wide.data(), wide.size());
+  for (int64_t tokens : {2, 7, 13, 101}) {
+    const auto x = Random(tokens * cols, 23 + tokens);
+    std::vector<float> a(tokens * rows, -1), b(tokens * rows, -2);
+    MatMulInput ref_in, opt_in;
+    ScalarKernels().prepare_matmul(x.data(), tokens, m, &ref_in);
+    OptimizedKernels().prepare_matmul(x.data(), tokens, m, &opt_in);
+    ScalarKernels().matmul(ref_in, m, 0, rows, a.data(), rows);
+    OptimizedKernels().matmul(opt_in, m, 0, 5, b.data(), rows);
+    OptimizedKernels().matmul(opt_in, m, 5, rows, b.data(), rows);
+    for (int64_t t = 0; t < tokens; ++t) {
+      for (int64_t r = 0; r < rows; ++r) {
+        double bound = 0;
+        for (int64_t c = 0; c < cols; ++c) {
+          bound += std::abs(x[t * cols + c] * wide[r * cols + c]);
+        }
+        ASSERT_NEAR(a[t * rows + r], b[t * rows + r], kSumRelTol * bound)
+            << DTypeName(dtype) << " tokens " << tokens << " token " << t
+            << " row " << r;
+      }
+    }
+  }
+}
+
 TEST(KernelsTest, MatMulRowRangeWritesOnlyItsRows) {
   const int64_t rows = 10, cols = 13;
   const auto wf = Random(rows * cols, 3);
@@ -148,6 +188,43 @@ TEST(KernelsTest, ElementwiseKernelsMatchScalar) {
     for (int64_t i = 0; i < n; ++i) {
       // One rounding (fused) vs two: at most one ulp apart.
       EXPECT_NEAR(a[i], b[i], 2e-7 * (std::abs(a[i]) + 1)) << n;
+    }
+  }
+}
+
+// Attention output is a convex combination of value rows: its error is the
+// softmax's relative error (kExpRelTol) plus reordered score sums, bounded
+// by this fraction of the largest |value|.
+constexpr double kAttentionTol = 1e-5;
+
+TEST(KernelsTest, AttentionMatchesScalar) {
+  for (int64_t group : {1, 3, 4}) {
+    for (int64_t hd : {2, 12, 17, 64}) {
+      for (int64_t len : {1, 5, 70}) {
+        const int64_t kv_stride = 2 * hd + 3;  // other kv heads in between
+        const auto q = Random(group * hd, 31 + hd, -2, 2);
+        const auto k = Random(len * kv_stride, 32 + len, -2, 2);
+        const auto v = Random(len * kv_stride, 33 + len);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        std::vector<float> scores(group * len), a(group * hd, 7), b(a);
+        ScalarKernels().attention(q.data(), group, k.data(), v.data(),
+                                  kv_stride, len, hd, scale, scores.data(),
+                                  a.data());
+        OptimizedKernels().attention(q.data(), group, k.data(), v.data(),
+                                     kv_stride, len, hd, scale, scores.data(),
+                                     b.data());
+        for (int64_t i = 0; i < group * hd; ++i) {
+          ASSERT_NEAR(a[i], b[i], kAttentionTol)
+              << "group " << group << " head_dim " << hd << " len " << len;
+        }
+        if (len == 1) {  // one key: the output is its value row
+          for (int64_t h = 0; h < group; ++h) {
+            for (int64_t i = 0; i < hd; ++i) {
+              ASSERT_NEAR(a[h * hd + i], v[i], 1e-6);
+            }
+          }
+        }
+      }
     }
   }
 }
@@ -230,6 +307,32 @@ TEST(ThreadPoolTest, CoversEveryItemOnce) {
       for (int64_t i = b; i < e; ++i) hits[i]++;
     });
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << n;
+  }
+}
+
+// Workers spin briefly, then sleep: loops after a pause (sleeping workers)
+// and back to back (spinning workers) both cover every item once and use
+// more than the calling thread.
+TEST(ThreadPoolTest, WakesSleepingAndSpinningWorkers) {
+  ThreadPool pool(2);
+  for (int round = 0; round < 6; ++round) {
+    if (round % 2 == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+    std::vector<std::atomic<int>> hits(64);
+    std::mutex mu;
+    std::set<std::thread::id> ids;
+    pool.ParallelFor(64, 1, [&](int64_t b, int64_t e) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ids.insert(std::this_thread::get_id());
+      }
+      // Long enough that the worker takes some items.
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      for (int64_t i = b; i < e; ++i) hits[i]++;
+    });
+    for (int i = 0; i < 64; ++i) ASSERT_EQ(hits[i].load(), 1) << round;
+    EXPECT_EQ(ids.size(), 2u) << round;
   }
 }
 

@@ -1,0 +1,26 @@
+// Highway kernels that live in their own files (each compiled once per SIMD
+// target), reached by the forward pass only through the KernelTable built in
+// kernels_hwy.cc, the one dispatch point. Declared here for that table, the
+// tests and the benchmarks.
+//
+// Thread safety: pure functions; concurrent calls on disjoint outputs are
+// safe.
+#ifndef LLMPACK_RUNTIME_KERNELS_HWY_H_
+#define LLMPACK_RUNTIME_KERNELS_HWY_H_
+
+#include <cstdint>
+
+#include "runtime/kernels.h"
+
+namespace llmpack::runtime {
+
+// out[t * out_stride + r] = x[t, :] . w[r, :] for f32/f16/bf16 weights, rows
+// [row_begin, row_end), t < tokens (kernels_float_hwy.cc), on the best
+// target this CPU supports.
+void FloatMatMulHighway(const float* x, int64_t tokens, const WeightMatrix& w,
+                        int64_t row_begin, int64_t row_end, float* out,
+                        int64_t out_stride);
+
+}  // namespace llmpack::runtime
+
+#endif  // LLMPACK_RUNTIME_KERNELS_HWY_H_
