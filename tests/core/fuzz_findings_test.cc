@@ -32,7 +32,7 @@ TEST(CoreFuzzFindingsTest, ManifestFloatSizesAreErrors) {
   auto bad_size = ManifestFromJson(j, "manifest.json");
   ASSERT_FALSE(bad_size.ok());
   EXPECT_THAT(std::string(bad_size.status().message()),
-              HasSubstr("expected an integer, found number"));
+              HasSubstr("must be a non-negative integer, found 1e+300"));
 
   j = ManifestToJson(m);
   j["config"]["vocab_size"] = -1e300;

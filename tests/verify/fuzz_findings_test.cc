@@ -34,11 +34,11 @@ TEST(VerifyFuzzFindingsTest, NpyShapeOverflowingInt64IsAnError) {
   auto a = ParseNpy(NpyHeaderOnly("(4611686018427387904, 4)"), "x.npy");
   ASSERT_FALSE(a.ok());
   EXPECT_THAT(Message(a.status()), HasSubstr("x.npy: npy shape ("));
-  EXPECT_THAT(Message(a.status()), HasSubstr("more elements than a file"));
+  EXPECT_THAT(Message(a.status()), HasSubstr("is too large"));
   // 2^62 elements of 4 bytes wrap to 0 bytes: must not parse as empty.
   auto wrapped = ParseNpy(NpyHeaderOnly("(4611686018427387904,)"), "y.npy");
   ASSERT_FALSE(wrapped.ok());
-  EXPECT_THAT(Message(wrapped.status()), HasSubstr("more elements"));
+  EXPECT_THAT(Message(wrapped.status()), HasSubstr("is too large"));
 }
 
 // npy_fuzz (artifact npy-crash-a5405da6): a shape with a 0 dim passed
