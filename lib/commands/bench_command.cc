@@ -269,10 +269,11 @@ void Summarize(const BenchRequest& o, const PackageCost& cost,
       {"stream_read", ratio(read_ratio, stream_bytes, file)}};
 }
 
-std::string PlusMinus(const json& s, double scale, const char* format) {
+std::string PlusMinus(const json& s, double scale, int decimals) {
   if (s.is_null()) return "-";
-  return absl::StrFormat(format, s["mean"].get<double>() * scale) + " ± " +
-         absl::StrFormat(format, s["stddev"].get<double>() * scale);
+  return absl::StrFormat("%.*f", decimals, s["mean"].get<double>() * scale) +
+         " ± " +
+         absl::StrFormat("%.*f", decimals, s["stddev"].get<double>() * scale);
 }
 
 // Characters on screen: UTF-8 continuation bytes (the "±") take no column.
@@ -326,25 +327,25 @@ void PrintTable(const json& r, std::ostream& out) {
     rows.push_back(
         {model, mode, threads,
          absl::StrCat("pp", res["pp"]["tokens"].get<int64_t>()),
-         PlusMinus(res["pp"]["tokens_per_second"], 1, "%.2f"),
-         PlusMinus(res["pp"]["flops_per_second"], 1e-9, "%.1f") + " GFLOP/s",
-         PlusMinus(ratios["prefill_compute"], 1, "%.3f") + " " +
+         PlusMinus(res["pp"]["tokens_per_second"], 1, 2),
+         PlusMinus(res["pp"]["flops_per_second"], 1e-9, 1) + " GFLOP/s",
+         PlusMinus(ratios["prefill_compute"], 1, 3) + " " +
              probes["prefill_peak"].get<std::string>()});
   }
   if (!res["tg"]["tokens_per_second"].is_null()) {
     rows.push_back(
         {model, mode, threads,
          absl::StrCat("tg", res["tg"]["tokens"].get<int64_t>()),
-         PlusMinus(res["tg"]["tokens_per_second"], 1, "%.2f"),
-         PlusMinus(res["tg"]["weight_bytes_per_second"], 1e-9, "%.2f") +
+         PlusMinus(res["tg"]["tokens_per_second"], 1, 2),
+         PlusMinus(res["tg"]["weight_bytes_per_second"], 1e-9, 2) +
              " GB/s",
-         PlusMinus(ratios["decode_bandwidth"], 1, "%.3f") + " bandwidth"});
+         PlusMinus(ratios["decode_bandwidth"], 1, 3) + " bandwidth"});
     if (!ratios["stream_read"].is_null()) {
       rows.push_back(
           {model, mode, threads, "read", "",
-           PlusMinus(res["tg"]["stream_read_bytes_per_second"], 1e-9, "%.2f") +
+           PlusMinus(res["tg"]["stream_read_bytes_per_second"], 1e-9, 2) +
                " GB/s",
-           PlusMinus(ratios["stream_read"], 1, "%.3f") + " file read"});
+           PlusMinus(ratios["stream_read"], 1, 3) + " file read"});
     }
   }
   PrintMarkdownTable(rows, out);
@@ -352,19 +353,19 @@ void PrintTable(const json& r, std::ostream& out) {
       "probes: read bandwidth %s GB/s, f32 FMA %s GFLOP/s (%s), bf16 dot %s "
       "GFLOP/s (%s), int8 dot %s GOP/s (%s), file read cold %.2f / warm %.2f "
       "GB/s\n",
-      PlusMinus(probes["read_bandwidth_bytes_per_second"], 1e-9, "%.2f"),
-      PlusMinus(probes["f32_fma_flops"], 1e-9, "%.0f"),
+      PlusMinus(probes["read_bandwidth_bytes_per_second"], 1e-9, 2),
+      PlusMinus(probes["f32_fma_flops"], 1e-9, 0),
       probes["isa"]["f32_fma"].get<std::string>(),
-      PlusMinus(probes["bf16_dot_flops"], 1e-9, "%.0f"),
+      PlusMinus(probes["bf16_dot_flops"], 1e-9, 0),
       probes["isa"]["bf16_dot"].get<std::string>(),
-      PlusMinus(probes["int8_dot_ops"], 1e-9, "%.0f"),
+      PlusMinus(probes["int8_dot_ops"], 1e-9, 0),
       probes["isa"]["int8_dot"].get<std::string>(),
       probes["file_read"]["cold_bytes_per_second"].get<double>() * 1e-9,
       probes["file_read"]["warm_bytes_per_second"].get<double>() * 1e-9);
   out << absl::StrFormat(
       "memory: peak RSS %.1f MiB, prefetch wait %s ms per repetition\n",
       res["peak_rss_bytes"].get<double>() / 1048576.0,
-      PlusMinus(res["prefetch_wait_ms"], 1, "%.2f"));
+      PlusMinus(res["prefetch_wait_ms"], 1, 2));
 }
 
 void PrintComparison(const std::vector<RatioChange>& changes, double pct,
