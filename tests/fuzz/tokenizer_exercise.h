@@ -21,8 +21,11 @@ inline void ExerciseTokenizer(tokenizer::TokenizerSpec spec,
       "<|im_start|>user\nHello,  world! 1234 caf\xc3\xa9 \xe2\x80\x87\t\r\n"
       "<s></s> \xf0\x9f\x98\x80 don't\xff";
   for (bool add_special : {false, true}) {
-    const std::vector<int32_t> ids = (*tok)->Encode(kText, add_special);
-    auto text = (*tok)->Decode(ids);
+    // A pre-tokenizer regex over its match limit is an error, not a crash.
+    absl::StatusOr<std::vector<int32_t>> ids =
+        (*tok)->Encode(kText, add_special);
+    if (!ids.ok()) continue;
+    auto text = (*tok)->Decode(*ids);
     Check(text.ok(), "ids from Encode decode");
   }
 }
