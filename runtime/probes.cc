@@ -55,14 +55,26 @@ double F32Loop(int64_t iters, double* sink) {
   const hn::ScalableTag<float> d;
   const auto m = hn::Set(d, 0.999999f);
   const auto a = hn::Set(d, 1e-7f);
-  hn::Vec<decltype(d)> acc[kChains];
-  for (auto& v : acc) v = hn::Set(d, 1.0f);
+  // Named accumulators, not an array: SVE vectors cannot be array elements.
+  static_assert(kChains == 10, "F32Loop keeps ten named chains");
+  auto c0 = hn::Set(d, 1.0f), c1 = c0, c2 = c0, c3 = c0, c4 = c0;
+  auto c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0;
   // Floating-point chains cannot be reassociated, so none is folded away.
   for (int64_t i = 0; i < iters; ++i) {
-    for (auto& v : acc) v = hn::MulAdd(v, m, a);
+    c0 = hn::MulAdd(c0, m, a);
+    c1 = hn::MulAdd(c1, m, a);
+    c2 = hn::MulAdd(c2, m, a);
+    c3 = hn::MulAdd(c3, m, a);
+    c4 = hn::MulAdd(c4, m, a);
+    c5 = hn::MulAdd(c5, m, a);
+    c6 = hn::MulAdd(c6, m, a);
+    c7 = hn::MulAdd(c7, m, a);
+    c8 = hn::MulAdd(c8, m, a);
+    c9 = hn::MulAdd(c9, m, a);
   }
-  auto total = acc[0];
-  for (int c = 1; c < kChains; ++c) total = hn::Add(total, acc[c]);
+  const auto total = hn::Add(
+      hn::Add(hn::Add(hn::Add(c0, c1), hn::Add(c2, c3)), hn::Add(c4, c5)),
+      hn::Add(hn::Add(c6, c7), hn::Add(c8, c9)));
   *sink += hn::GetLane(total);
   return static_cast<double>(iters) * kChains * hn::Lanes(d) * 2;
 }
@@ -107,17 +119,21 @@ double Bf16Loop(int64_t iters, double* sink) {
       hn::ReorderDemote2To(dbf, hn::Set(df, 1e-3f), hn::Set(df, 1e-3f));
   const auto b =
       hn::ReorderDemote2To(dbf, hn::Set(df, 0.5f), hn::Set(df, 0.5f));
-  hn::Vec<decltype(df)> s0[kChains / 2], s1[kChains / 2];
-  for (int c = 0; c < kChains / 2; ++c) s0[c] = s1[c] = hn::Zero(df);
+  // Five named pairs of accumulators (kChains / 2), not arrays: SVE
+  // vectors cannot be array elements.
+  static_assert(kChains == 10, "five pairs of chains");
+  auto s0 = hn::Zero(df), s1 = s0, s2 = s0, s3 = s0, s4 = s0;
+  auto t0 = s0, t1 = s0, t2 = s0, t3 = s0, t4 = s0;
   for (int64_t i = 0; i < iters; ++i) {
-    for (int c = 0; c < kChains / 2; ++c) {
-      s0[c] = hn::ReorderWidenMulAccumulate(df, a, b, s0[c], s1[c]);
-    }
+    s0 = hn::ReorderWidenMulAccumulate(df, a, b, s0, t0);
+    s1 = hn::ReorderWidenMulAccumulate(df, a, b, s1, t1);
+    s2 = hn::ReorderWidenMulAccumulate(df, a, b, s2, t2);
+    s3 = hn::ReorderWidenMulAccumulate(df, a, b, s3, t3);
+    s4 = hn::ReorderWidenMulAccumulate(df, a, b, s4, t4);
   }
-  auto total = hn::Add(s0[0], s1[0]);
-  for (int c = 1; c < kChains / 2; ++c) {
-    total = hn::Add(total, hn::Add(s0[c], s1[c]));
-  }
+  const auto total = hn::Add(
+      hn::Add(hn::Add(hn::Add(s0, t0), hn::Add(s1, t1)), hn::Add(s2, t2)),
+      hn::Add(hn::Add(s3, t3), hn::Add(s4, t4)));
   *sink += hn::GetLane(total);
   return static_cast<double>(iters) * (kChains / 2) * hn::Lanes(dbf) * 2;
 }
@@ -131,17 +147,21 @@ double Int8Loop(int64_t iters, double* sink) {
   // Products of 1 keep the int32 sums far from overflow.
   const auto a = hn::Set(d16, int16_t{1});
   const auto b = hn::Set(d16, int16_t{1});
-  hn::Vec<decltype(d32)> s0[kChains / 2], s1[kChains / 2];
-  for (int c = 0; c < kChains / 2; ++c) s0[c] = s1[c] = hn::Zero(d32);
+  // Five named pairs of accumulators (kChains / 2), not arrays: SVE
+  // vectors cannot be array elements.
+  static_assert(kChains == 10, "five pairs of chains");
+  auto s0 = hn::Zero(d32), s1 = s0, s2 = s0, s3 = s0, s4 = s0;
+  auto t0 = s0, t1 = s0, t2 = s0, t3 = s0, t4 = s0;
   for (int64_t i = 0; i < iters; ++i) {
-    for (int c = 0; c < kChains / 2; ++c) {
-      s0[c] = hn::ReorderWidenMulAccumulate(d32, a, b, s0[c], s1[c]);
-    }
+    s0 = hn::ReorderWidenMulAccumulate(d32, a, b, s0, t0);
+    s1 = hn::ReorderWidenMulAccumulate(d32, a, b, s1, t1);
+    s2 = hn::ReorderWidenMulAccumulate(d32, a, b, s2, t2);
+    s3 = hn::ReorderWidenMulAccumulate(d32, a, b, s3, t3);
+    s4 = hn::ReorderWidenMulAccumulate(d32, a, b, s4, t4);
   }
-  auto total = hn::Add(s0[0], s1[0]);
-  for (int c = 1; c < kChains / 2; ++c) {
-    total = hn::Add(total, hn::Add(s0[c], s1[c]));
-  }
+  const auto total = hn::Add(
+      hn::Add(hn::Add(hn::Add(s0, t0), hn::Add(s1, t1)), hn::Add(s2, t2)),
+      hn::Add(hn::Add(s3, t3), hn::Add(s4, t4)));
   *sink += hn::GetLane(total);
   return static_cast<double>(iters) * (kChains / 2) * hn::Lanes(d16) * 2;
 }
