@@ -92,7 +92,7 @@ uint64_t LargestBlockFile(const fs::path& package) {
 }
 
 TEST(BoundedMemoryTest, ConvertStreamAndQuantizeStayFarBelowTheModel) {
-#ifdef __SANITIZE_ADDRESS__
+#ifdef LLMPACK_TESTS_UNDER_ASAN
   GTEST_SKIP() << "SKIPPED: AddressSanitizer's shadow memory inflates RSS "
                   "and reserves terabytes of address space";
 #endif

@@ -7,6 +7,17 @@
 
 #include "gtest/gtest.h"
 
+// Defined to 1 when the tests are built with AddressSanitizer (gcc defines
+// __SANITIZE_ADDRESS__, clang answers __has_feature): memory-bound tests skip
+// then, since shadow memory and the quarantine inflate RSS and address space.
+#if defined(__SANITIZE_ADDRESS__)
+#define LLMPACK_TESTS_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LLMPACK_TESTS_UNDER_ASAN 1
+#endif
+#endif
+
 namespace llmpack::testing {
 
 // ../shared/fixtures as configured at build time (may not exist).

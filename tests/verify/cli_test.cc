@@ -215,7 +215,7 @@ TEST(LlmverifyCliTest, ChatStreamsTheReplyOfTheBundledModel) {
 // The memory bound: with --stream, peak RSS stays below two blocks +
 // KV cache + lm + a fixed overhead, while --resident maps every block.
 TEST(LlmverifyMemoryTest, StreamPeakRssStaysNearTwoBlocks) {
-#ifdef __SANITIZE_ADDRESS__
+#ifdef LLMPACK_TESTS_UNDER_ASAN
   GTEST_SKIP() << "SKIPPED: AddressSanitizer's shadow memory inflates RSS";
 #endif
   ScopedTempDir dir;
