@@ -110,8 +110,30 @@ double Int8Loop(int64_t iters, double* sink) {
   return static_cast<double>(iters) * kChains * 2;
 }
 #else
-// bf16 pairs widened and multiplied into f32 (ReorderWidenMulAccumulate):
-// what a bf16 dot product costs with Highway's portable ops.
+// Ten chains (five pairs) of ReorderWidenMulAccumulate of `a` and `b` into
+// the wider lanes of `dw`; returns the products made (two per wide lane).
+// Named accumulators, not arrays: SVE vectors cannot be array elements.
+template <class DW, class VN>
+double WidenMulLoop(DW dw, VN a, VN b, int64_t iters, double* sink) {
+  static_assert(kChains == 10, "five pairs of chains");
+  auto s0 = hn::Zero(dw), s1 = s0, s2 = s0, s3 = s0, s4 = s0;
+  auto t0 = s0, t1 = s0, t2 = s0, t3 = s0, t4 = s0;
+  for (int64_t i = 0; i < iters; ++i) {
+    s0 = hn::ReorderWidenMulAccumulate(dw, a, b, s0, t0);
+    s1 = hn::ReorderWidenMulAccumulate(dw, a, b, s1, t1);
+    s2 = hn::ReorderWidenMulAccumulate(dw, a, b, s2, t2);
+    s3 = hn::ReorderWidenMulAccumulate(dw, a, b, s3, t3);
+    s4 = hn::ReorderWidenMulAccumulate(dw, a, b, s4, t4);
+  }
+  const auto total = hn::Add(
+      hn::Add(hn::Add(hn::Add(s0, t0), hn::Add(s1, t1)), hn::Add(s2, t2)),
+      hn::Add(hn::Add(s3, t3), hn::Add(s4, t4)));
+  *sink += hn::GetLane(total);
+  return static_cast<double>(iters) * (kChains / 2) * hn::Lanes(dw) * 2 * 2;
+}
+
+// bf16 pairs widened and multiplied into f32: what a bf16 dot product costs
+// with Highway's portable ops.
 double Bf16Loop(int64_t iters, double* sink) {
   const hn::ScalableTag<float> df;
   const hn::Repartition<hwy::bfloat16_t, decltype(df)> dbf;
@@ -119,51 +141,18 @@ double Bf16Loop(int64_t iters, double* sink) {
       hn::ReorderDemote2To(dbf, hn::Set(df, 1e-3f), hn::Set(df, 1e-3f));
   const auto b =
       hn::ReorderDemote2To(dbf, hn::Set(df, 0.5f), hn::Set(df, 0.5f));
-  // Five named pairs of accumulators (kChains / 2), not arrays: SVE
-  // vectors cannot be array elements.
-  static_assert(kChains == 10, "five pairs of chains");
-  auto s0 = hn::Zero(df), s1 = s0, s2 = s0, s3 = s0, s4 = s0;
-  auto t0 = s0, t1 = s0, t2 = s0, t3 = s0, t4 = s0;
-  for (int64_t i = 0; i < iters; ++i) {
-    s0 = hn::ReorderWidenMulAccumulate(df, a, b, s0, t0);
-    s1 = hn::ReorderWidenMulAccumulate(df, a, b, s1, t1);
-    s2 = hn::ReorderWidenMulAccumulate(df, a, b, s2, t2);
-    s3 = hn::ReorderWidenMulAccumulate(df, a, b, s3, t3);
-    s4 = hn::ReorderWidenMulAccumulate(df, a, b, s4, t4);
-  }
-  const auto total = hn::Add(
-      hn::Add(hn::Add(hn::Add(s0, t0), hn::Add(s1, t1)), hn::Add(s2, t2)),
-      hn::Add(hn::Add(s3, t3), hn::Add(s4, t4)));
-  *sink += hn::GetLane(total);
-  return static_cast<double>(iters) * (kChains / 2) * hn::Lanes(dbf) * 2;
+  return WidenMulLoop(df, a, b, iters, sink);
 }
 
 // Without a byte dot-product instruction an int8 dot product widens its
 // codes to int16 and multiplies pairs into int32 (pmaddwd and its kin):
-// measured here on int16 lanes, each one int8 product.
+// measured here on int16 lanes, each one int8 product. Products of 1 keep
+// the int32 sums far from overflow.
 double Int8Loop(int64_t iters, double* sink) {
   const hn::ScalableTag<int32_t> d32;
   const hn::Repartition<int16_t, decltype(d32)> d16;
-  // Products of 1 keep the int32 sums far from overflow.
-  const auto a = hn::Set(d16, int16_t{1});
-  const auto b = hn::Set(d16, int16_t{1});
-  // Five named pairs of accumulators (kChains / 2), not arrays: SVE
-  // vectors cannot be array elements.
-  static_assert(kChains == 10, "five pairs of chains");
-  auto s0 = hn::Zero(d32), s1 = s0, s2 = s0, s3 = s0, s4 = s0;
-  auto t0 = s0, t1 = s0, t2 = s0, t3 = s0, t4 = s0;
-  for (int64_t i = 0; i < iters; ++i) {
-    s0 = hn::ReorderWidenMulAccumulate(d32, a, b, s0, t0);
-    s1 = hn::ReorderWidenMulAccumulate(d32, a, b, s1, t1);
-    s2 = hn::ReorderWidenMulAccumulate(d32, a, b, s2, t2);
-    s3 = hn::ReorderWidenMulAccumulate(d32, a, b, s3, t3);
-    s4 = hn::ReorderWidenMulAccumulate(d32, a, b, s4, t4);
-  }
-  const auto total = hn::Add(
-      hn::Add(hn::Add(hn::Add(s0, t0), hn::Add(s1, t1)), hn::Add(s2, t2)),
-      hn::Add(hn::Add(s3, t3), hn::Add(s4, t4)));
-  *sink += hn::GetLane(total);
-  return static_cast<double>(iters) * (kChains / 2) * hn::Lanes(d16) * 2;
+  const auto one = hn::Set(d16, int16_t{1});
+  return WidenMulLoop(d32, one, one, iters, sink);
 }
 #endif  // HWY_TARGET == HWY_SCALAR
 
