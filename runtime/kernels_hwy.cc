@@ -324,26 +324,101 @@ void Axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-// Attention of one token for `group` query heads that share one kv head,
-// with the same loops as the scalar reference but no call per key: the
-// group's scores against each key row while it is in cache, softmax, then
-// each value row added to every head's output while it is in cache.
+// Scores of one query head against key rows [0, len): four keys per step,
+// each with its own accumulator, so the four sums over the head dimension
+// run side by side and the query is loaded once per step (a Dot call per
+// key spent most of its time in call overhead and one dependent chain).
+void AttentionScores(const float* q, const float* k, int64_t kv_stride,
+                     int64_t len, int64_t head_dim, float scale,
+                     float* scores) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t full = head_dim / lanes * lanes;
+  int64_t j = 0;
+  for (; j + 4 <= len; j += 4) {
+    const float* k0 = k + j * kv_stride;
+    const float* k1 = k0 + kv_stride;
+    const float* k2 = k1 + kv_stride;
+    const float* k3 = k2 + kv_stride;
+    auto acc0 = hn::Zero(df);
+    auto acc1 = hn::Zero(df);
+    auto acc2 = hn::Zero(df);
+    auto acc3 = hn::Zero(df);
+    for (int64_t i = 0; i < full; i += lanes) {
+      const auto qv = hn::LoadU(df, q + i);
+      acc0 = hn::MulAdd(qv, hn::LoadU(df, k0 + i), acc0);
+      acc1 = hn::MulAdd(qv, hn::LoadU(df, k1 + i), acc1);
+      acc2 = hn::MulAdd(qv, hn::LoadU(df, k2 + i), acc2);
+      acc3 = hn::MulAdd(qv, hn::LoadU(df, k3 + i), acc3);
+    }
+    float s0 = hn::GetLane(hn::SumOfLanes(df, acc0));
+    float s1 = hn::GetLane(hn::SumOfLanes(df, acc1));
+    float s2 = hn::GetLane(hn::SumOfLanes(df, acc2));
+    float s3 = hn::GetLane(hn::SumOfLanes(df, acc3));
+    for (int64_t i = full; i < head_dim; ++i) {
+      s0 += q[i] * k0[i];
+      s1 += q[i] * k1[i];
+      s2 += q[i] * k2[i];
+      s3 += q[i] * k3[i];
+    }
+    scores[j] = s0 * scale;
+    scores[j + 1] = s1 * scale;
+    scores[j + 2] = s2 * scale;
+    scores[j + 3] = s3 * scale;
+  }
+  for (; j < len; ++j) scores[j] = Dot(q, k + j * kv_stride, head_dim) * scale;
+}
+
+// out[0, head_dim) = sum_j p[j] * v_j: one vector of the output at a time,
+// kept in four accumulators over all value rows (an Axpy per key loaded and
+// stored the output again for every key).
+void WeightedValues(const float* p, const float* v, int64_t kv_stride,
+                    int64_t len, int64_t head_dim, float* out) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + lanes <= head_dim; i += lanes) {
+    const float* vi = v + i;
+    auto acc0 = hn::Zero(df);
+    auto acc1 = hn::Zero(df);
+    auto acc2 = hn::Zero(df);
+    auto acc3 = hn::Zero(df);
+    int64_t j = 0;
+    for (; j + 4 <= len; j += 4) {
+      const float* row = vi + j * kv_stride;
+      acc0 = hn::MulAdd(hn::Set(df, p[j]), hn::LoadU(df, row), acc0);
+      acc1 = hn::MulAdd(hn::Set(df, p[j + 1]),
+                        hn::LoadU(df, row + kv_stride), acc1);
+      acc2 = hn::MulAdd(hn::Set(df, p[j + 2]),
+                        hn::LoadU(df, row + 2 * kv_stride), acc2);
+      acc3 = hn::MulAdd(hn::Set(df, p[j + 3]),
+                        hn::LoadU(df, row + 3 * kv_stride), acc3);
+    }
+    for (; j < len; ++j) {
+      acc0 = hn::MulAdd(hn::Set(df, p[j]), hn::LoadU(df, vi + j * kv_stride),
+                        acc0);
+    }
+    hn::StoreU(hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3)), df,
+               out + i);
+  }
+  for (; i < head_dim; ++i) {
+    float sum = 0.0f;
+    for (int64_t j = 0; j < len; ++j) sum += p[j] * v[j * kv_stride + i];
+    out[i] = sum;
+  }
+}
+
+// Attention of one token for `group` query heads that share one kv head:
+// the same formula as the scalar reference, head by head (the key and value
+// rows of one kv head stay in L2 across the group).
 void Attention(const float* q, int64_t group, const float* k, const float* v,
                int64_t kv_stride, int64_t len, int64_t head_dim, float scale,
                float* scores, float* out) {
-  for (int64_t j = 0; j < len; ++j) {
-    const float* kj = k + j * kv_stride;
-    for (int64_t h = 0; h < group; ++h) {
-      scores[h * len + j] = Dot(q + h * head_dim, kj, head_dim) * scale;
-    }
-  }
-  for (int64_t h = 0; h < group; ++h) Softmax(scores + h * len, len);
-  std::fill(out, out + group * head_dim, 0.0f);
-  for (int64_t j = 0; j < len; ++j) {
-    const float* vj = v + j * kv_stride;
-    for (int64_t h = 0; h < group; ++h) {
-      Axpy(scores[h * len + j], vj, out + h * head_dim, head_dim);
-    }
+  for (int64_t h = 0; h < group; ++h) {
+    float* p = scores + h * len;
+    AttentionScores(q + h * head_dim, k, kv_stride, len, head_dim, scale, p);
+    Softmax(p, len);
+    WeightedValues(p, v, kv_stride, len, head_dim, out + h * head_dim);
   }
 }
 
