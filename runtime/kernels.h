@@ -12,6 +12,7 @@
 #define LLMPACK_RUNTIME_KERNELS_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,35 @@ struct QuantizedActivations {
   }
 };
 
+// Prompt activations for the AVX-512 VNNI q4 matmul: the codes and scales
+// QuantizedActivations would hold (same quantization, natural element
+// order), regrouped into panels of kTokens tokens so one 64-byte vector
+// holds the same four codes of 16 tokens. quant_matmul.h ("Token panels")
+// defines the layout; the buffers are reused between calls.
+struct ActivationPanels {
+  static constexpr int64_t kTokens = 16;
+  static constexpr int64_t kBlockBytes = 1024;  // per (panel, block)
+  int64_t tokens = 0;
+  int64_t cols = 0;
+  int64_t blocks = 0;  // per token: cols / kActivationBlock (whole blocks)
+  int64_t panels = 0;  // ceil(tokens / kTokens)
+  // [panel][block][plane][quad][token][4]: 64-byte aligned.
+  std::unique_ptr<uint8_t[], void (*)(void*)> codes{nullptr, nullptr};
+  size_t codes_capacity = 0;
+  std::vector<float> scales;       // [panel][block][token]
+  std::vector<int32_t> code_sums;  // [panel][block][token]: sum of codes
+
+  const uint8_t* Codes(int64_t panel, int64_t block) const {
+    return codes.get() + (panel * blocks + block) * kBlockBytes;
+  }
+  const float* Scales(int64_t panel, int64_t block) const {
+    return scales.data() + (panel * blocks + block) * kTokens;
+  }
+  const int32_t* CodeSums(int64_t panel, int64_t block) const {
+    return code_sums.data() + (panel * blocks + block) * kTokens;
+  }
+};
+
 // One Linear call's activations, prepared once (KernelTable::prepare_matmul)
 // and then read by every thread's matmul over its range of rows.
 struct MatMulInput {
@@ -98,6 +128,10 @@ struct MatMulInput {
   // quantized weights only.
   bool quantized = false;
   QuantizedActivations q;
+  // Set instead of `q` for prompts that the panel matmul takes
+  // (PanelMatMulApplies in quant_matmul.h).
+  bool use_panels = false;
+  ActivationPanels panels;
 };
 
 struct KernelTable {

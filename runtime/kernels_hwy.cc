@@ -369,37 +369,56 @@ void AttentionScores(const float* q, const float* k, int64_t kv_stride,
   for (; j < len; ++j) scores[j] = Dot(q, k + j * kv_stride, head_dim) * scale;
 }
 
-// out[0, head_dim) = sum_j p[j] * v_j: one vector of the output at a time,
-// kept in four accumulators over all value rows (an Axpy per key loaded and
-// stored the output again for every key).
+// out[0, head_dim) = sum_j p[j] * v_j, four vectors of the output at a time
+// in registers over all value rows, two rows per step (eight accumulators),
+// so each row's bytes are loaded once per pass with one broadcast of p[j]
+// (an Axpy per key loaded and stored the output again for every key).
 void WeightedValues(const float* p, const float* v, int64_t kv_stride,
                     int64_t len, int64_t head_dim, float* out) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   int64_t i = 0;
-  for (; i + lanes <= head_dim; i += lanes) {
-    const float* vi = v + i;
-    auto acc0 = hn::Zero(df);
-    auto acc1 = hn::Zero(df);
-    auto acc2 = hn::Zero(df);
-    auto acc3 = hn::Zero(df);
+  for (; i + 4 * lanes <= head_dim; i += 4 * lanes) {
+    auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df),
+         a3 = hn::Zero(df);
+    auto b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df),
+         b3 = hn::Zero(df);
+    const float* row = v + i;
     int64_t j = 0;
-    for (; j + 4 <= len; j += 4) {
-      const float* row = vi + j * kv_stride;
-      acc0 = hn::MulAdd(hn::Set(df, p[j]), hn::LoadU(df, row), acc0);
-      acc1 = hn::MulAdd(hn::Set(df, p[j + 1]),
-                        hn::LoadU(df, row + kv_stride), acc1);
-      acc2 = hn::MulAdd(hn::Set(df, p[j + 2]),
-                        hn::LoadU(df, row + 2 * kv_stride), acc2);
-      acc3 = hn::MulAdd(hn::Set(df, p[j + 3]),
-                        hn::LoadU(df, row + 3 * kv_stride), acc3);
+    for (; j + 2 <= len; j += 2, row += 2 * kv_stride) {
+      const auto pa = hn::Set(df, p[j]);
+      const auto pb = hn::Set(df, p[j + 1]);
+      const float* next = row + kv_stride;
+      a0 = hn::MulAdd(pa, hn::LoadU(df, row), a0);
+      a1 = hn::MulAdd(pa, hn::LoadU(df, row + lanes), a1);
+      a2 = hn::MulAdd(pa, hn::LoadU(df, row + 2 * lanes), a2);
+      a3 = hn::MulAdd(pa, hn::LoadU(df, row + 3 * lanes), a3);
+      b0 = hn::MulAdd(pb, hn::LoadU(df, next), b0);
+      b1 = hn::MulAdd(pb, hn::LoadU(df, next + lanes), b1);
+      b2 = hn::MulAdd(pb, hn::LoadU(df, next + 2 * lanes), b2);
+      b3 = hn::MulAdd(pb, hn::LoadU(df, next + 3 * lanes), b3);
     }
-    for (; j < len; ++j) {
-      acc0 = hn::MulAdd(hn::Set(df, p[j]), hn::LoadU(df, vi + j * kv_stride),
-                        acc0);
+    if (j < len) {
+      const auto pa = hn::Set(df, p[j]);
+      a0 = hn::MulAdd(pa, hn::LoadU(df, row), a0);
+      a1 = hn::MulAdd(pa, hn::LoadU(df, row + lanes), a1);
+      a2 = hn::MulAdd(pa, hn::LoadU(df, row + 2 * lanes), a2);
+      a3 = hn::MulAdd(pa, hn::LoadU(df, row + 3 * lanes), a3);
     }
-    hn::StoreU(hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3)), df,
-               out + i);
+    hn::StoreU(hn::Add(a0, b0), df, out + i);
+    hn::StoreU(hn::Add(a1, b1), df, out + i + lanes);
+    hn::StoreU(hn::Add(a2, b2), df, out + i + 2 * lanes);
+    hn::StoreU(hn::Add(a3, b3), df, out + i + 3 * lanes);
+  }
+  // Head sizes that are not a multiple of four vectors: one vector, then
+  // scalars.
+  for (; i + lanes <= head_dim; i += lanes) {
+    auto acc = hn::Zero(df);
+    for (int64_t j = 0; j < len; ++j) {
+      acc = hn::MulAdd(hn::Set(df, p[j]), hn::LoadU(df, v + j * kv_stride + i),
+                       acc);
+    }
+    hn::StoreU(acc, df, out + i);
   }
   for (; i < head_dim; ++i) {
     float sum = 0.0f;
@@ -457,6 +476,13 @@ QuantMatMulFn BestQuantMatMul() {
   return best;
 }
 
+// The token-panel kernels of this CPU (prompts times q4 weights), or
+// nullptr. Chosen once.
+const PanelKernels* BestPanelKernels() {
+  static const PanelKernels* const best = Avx512VnniPanelKernels();
+  return best;
+}
+
 void DispatchPrepareMatMul(const float* x, int64_t tokens,
                            const WeightMatrix& w, MatMulInput* in) {
   in->x = x;
@@ -464,12 +490,31 @@ void DispatchPrepareMatMul(const float* x, int64_t tokens,
   in->cols = w.cols;
   in->dtype = w.dtype;
   in->quantized = w.quantized();
-  if (in->quantized) QuantizeActivationsHighway(x, tokens, w.cols, w, &in->q);
+  in->use_panels = in->quantized && BestPanelKernels() != nullptr &&
+                   PanelMatMulApplies(w, tokens);
+  if (in->use_panels) {
+    BestPanelKernels()->quantize(x, tokens, w.cols, &in->panels);
+  } else if (in->quantized) {
+    QuantizeActivationsHighway(x, tokens, w.cols, w, &in->q);
+  }
 }
 
 void DispatchMatMul(const MatMulInput& in, const WeightMatrix& w,
                     int64_t row_begin, int64_t row_end, float* out,
                     int64_t out_stride) {
+  if (in.use_panels) {
+    if (PanelMatMulApplies(w, in.tokens)) {
+      BestPanelKernels()->matmul(in.panels, w, row_begin, row_end, out,
+                                 out_stride);
+      return;
+    }
+    // A matrix of the same call whose groups cut activation blocks (a
+    // package could mix group sizes): the reference, on codes made here.
+    thread_local QuantizedActivations codes;
+    QuantizeActivations(in.x, in.tokens, in.cols, w, &codes);
+    QuantizedMatMulReference(codes, w, row_begin, row_end, out, out_stride);
+    return;
+  }
   if (in.quantized) {
     // Groups that cut activation blocks (e.g. per-row groups of 172) have
     // no SIMD kernel.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <new>
 
 namespace llmpack::runtime {
 namespace {
@@ -47,23 +49,29 @@ void StartQuantizedActivations(int64_t tokens, int64_t cols,
   out->scaled_sums.assign(scale_count, 0.0f);
 }
 
+float QuantizeBlockCodes(const float* x, int64_t n, int32_t codes[kBlock],
+                         int32_t* sum) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::abs(x[i]));
+  const float max_code = static_cast<float>(kActivationCodeMax);
+  const float inv = amax > 0.0f ? max_code / amax : 0.0f;
+  *sum = 0;
+  for (int64_t i = 0; i < kBlock; ++i) {
+    codes[i] = i < n ? static_cast<int32_t>(std::nearbyint(x[i] * inv)) : 0;
+    *sum += codes[i];
+  }
+  return amax / max_code;
+}
+
 void QuantizeActivationBlock(const float* x, int64_t t, int64_t b,
                              QuantizedActivations* out) {
   const int64_t begin = b * kBlock;
   const int64_t n = std::min(out->cols - begin, kBlock);
-  const float* xb = x + t * out->cols + begin;
-  float amax = 0.0f;
-  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::abs(xb[i]));
-  const float max_code = static_cast<float>(kActivationCodeMax);
-  const float scale = amax / max_code;
-  const float inv = amax > 0.0f ? max_code / amax : 0.0f;
   // Codes of the block in natural order; zero past the row's end.
-  int32_t codes[kBlock] = {};
-  int32_t sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    codes[i] = static_cast<int32_t>(std::nearbyint(xb[i] * inv));
-    sum += codes[i];
-  }
+  int32_t codes[kBlock];
+  int32_t sum;
+  const float scale =
+      QuantizeBlockCodes(x + t * out->cols + begin, n, codes, &sum);
   const BlockPlacement place = PlaceBlock(*out, b);
   int8_t* high = out->high.data() + t * out->blocks * kBlock;
   int8_t* low = out->low.data() + t * out->blocks * kBlock;
@@ -85,6 +93,69 @@ void QuantizeActivations(const float* x, int64_t tokens, int64_t cols,
   for (int64_t t = 0; t < tokens; ++t) {
     for (int64_t b = 0; b < out->blocks; ++b) {
       QuantizeActivationBlock(x, t, b, out);
+    }
+  }
+}
+
+bool PanelMatMulApplies(const WeightMatrix& w, int64_t tokens) {
+  return w.dtype == DType::kQ4 && tokens >= kPanelMinTokens &&
+         w.cols % kBlock == 0 && w.layout.format.group_size % kBlock == 0;
+}
+
+void StartActivationPanels(int64_t tokens, int64_t cols,
+                           ActivationPanels* out) {
+  constexpr int64_t kTokens = ActivationPanels::kTokens;
+  out->tokens = tokens;
+  out->cols = cols;
+  out->blocks = cols / kBlock;
+  out->panels = (tokens + kTokens - 1) / kTokens;
+  const size_t bytes = static_cast<size_t>(out->panels * out->blocks *
+                                           ActivationPanels::kBlockBytes);
+  if (out->codes_capacity < bytes) {
+    void* p = std::aligned_alloc(64, std::max<size_t>(64, bytes));
+    if (p == nullptr) throw std::bad_alloc();
+    out->codes = {static_cast<uint8_t*>(p), std::free};
+    out->codes_capacity = bytes;
+  }
+  const size_t count = static_cast<size_t>(out->panels * out->blocks * kTokens);
+  out->scales.assign(count, 0.0f);
+  out->code_sums.assign(count, 0);
+  // Padding tokens of the last panel: zero codes (plane 0 holds high + 128).
+  const int64_t real = tokens - (out->panels - 1) * kTokens;
+  if (real == kTokens) return;
+  for (int64_t b = 0; b < out->blocks; ++b) {
+    uint8_t* block = out->codes.get() + ((out->panels - 1) * out->blocks + b) *
+                                            ActivationPanels::kBlockBytes;
+    for (int64_t plane = 0; plane < 2; ++plane) {
+      for (int64_t k = 0; k < 8; ++k) {
+        uint8_t* quad = block + plane * 512 + k * 64;
+        std::fill(quad + 4 * real, quad + 64, plane == 0 ? 128 : 0);
+      }
+    }
+  }
+}
+
+void QuantizeActivationPanels(const float* x, int64_t tokens, int64_t cols,
+                              ActivationPanels* out) {
+  constexpr int64_t kTokens = ActivationPanels::kTokens;
+  StartActivationPanels(tokens, cols, out);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const int64_t p = t / kTokens, i = t % kTokens;
+    for (int64_t b = 0; b < out->blocks; ++b) {
+      int32_t codes[kBlock];
+      int32_t sum;
+      const float scale =
+          QuantizeBlockCodes(x + t * cols + b * kBlock, kBlock, codes, &sum);
+      uint8_t* block = out->codes.get() +
+                       (p * out->blocks + b) * ActivationPanels::kBlockBytes;
+      for (int64_t c = 0; c < kBlock; ++c) {
+        const int64_t at = (c / 4) * 64 + 4 * i + c % 4;
+        block[at] = static_cast<uint8_t>((codes[c] >> 7) + 128);
+        block[512 + at] = static_cast<uint8_t>(codes[c] & 127);
+      }
+      const int64_t s = (p * out->blocks + b) * kTokens + i;
+      out->scales[s] = scale;
+      out->code_sums[s] = sum;
     }
   }
 }

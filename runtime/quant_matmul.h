@@ -89,6 +89,54 @@ void QuantMatMulHighway(const QuantizedActivations& a, const WeightMatrix& w,
 // it (non-x86, or no avx512f/bw/vl/vnni).
 QuantMatMulFn Avx512VnniQuantMatMul();
 
+// Token panels: prompts (several tokens) times q4 weights on AVX-512 VNNI.
+// The codes are QuantizeActivations' (same blocks, scales and rounding), in
+// panels of ActivationPanels::kTokens = 16 tokens; the last panel is padded
+// with zero tokens (codes 0, scales 0). For panel p and block b, 1024 bytes:
+// plane 0 (high + 128, so it is unsigned) then plane 1 (low), each 8 quads
+// of 64 bytes; quad k holds, for token i of the panel, the codes of elements
+// 32b + 4k .. 32b + 4k + 3 at bytes 4i .. 4i + 3. Scales and the sums of
+// each block's codes are [panel][block][16]. A vpdpbusd of one quad with four
+// weight codes broadcast to every lane thus adds four products for 16 tokens at
+// once, and a block's 8 quads give each token's exact integer dot with one
+// block of a weight row: the weights are read once per panel, not once per
+// token, and the per-block scaling is one multiply-add for 16 tokens. The
+// matmul computes QuantizedDotReference's integers d(b, g), zero point included
+// (zero * sum of codes is subtracted in i32, so nothing cancels in f32),
+// and its products float(d) * (scale * sa); only the order of the f32 sum
+// differs.
+//
+// Whether the panel matmul takes x [tokens, w.cols] times w: q4 weights,
+// whole blocks (cols and group size multiples of kActivationBlock) and at
+// least kPanelMinTokens tokens (fewer would mostly multiply padding).
+inline constexpr int64_t kPanelMinTokens = 8;
+bool PanelMatMulApplies(const WeightMatrix& w, int64_t tokens);
+
+// Sizes `out` for x [tokens, cols] (cols a multiple of kActivationBlock) and
+// zeroes the padding; the scalar definition of the layout fills the rest.
+void StartActivationPanels(int64_t tokens, int64_t cols, ActivationPanels* out);
+void QuantizeActivationPanels(const float* x, int64_t tokens, int64_t cols,
+                              ActivationPanels* out);
+
+using PanelQuantizeFn = void (*)(const float* x, int64_t tokens, int64_t cols,
+                                 ActivationPanels* out);
+using PanelMatMulFn = void (*)(const ActivationPanels& a, const WeightMatrix& w,
+                               int64_t row_begin, int64_t row_end, float* out,
+                               int64_t out_stride);
+struct PanelKernels {
+  PanelQuantizeFn quantize;  // the same bytes as QuantizeActivationPanels
+  PanelMatMulFn matmul;
+};
+// The AVX-512 VNNI panel kernels, or nullptr when this build or CPU lacks
+// them.
+const PanelKernels* Avx512VnniPanelKernels();
+
+// The codes of one block of kActivationBlock elements (n of them real, the
+// rest 0) as QuantizeActivations defines them: returns the block's scale and
+// sets the sum of its codes.
+float QuantizeBlockCodes(const float* x, int64_t n,
+                         int32_t codes[kActivationBlock], int32_t* sum);
+
 }  // namespace llmpack::runtime
 
 #endif  // LLMPACK_RUNTIME_QUANT_MATMUL_H_

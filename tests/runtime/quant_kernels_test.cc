@@ -4,6 +4,7 @@
 // it) against the scalar reference over odd shapes and every format.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <set>
 #include <string>
@@ -319,6 +320,9 @@ TEST(QuantMatMulKernelsTest, OptimizedTableMatchesScalarTable) {
     ref.prepare_matmul(x.data(), k.tokens, m.w, &ref_in);
     opt.prepare_matmul(x.data(), k.tokens, m.w, &opt_in);
     ASSERT_TRUE(opt_in.quantized);
+    // The codes either layout holds (panels or per-token planes).
+    QuantizedActivations codes;
+    QuantizeActivations(x.data(), k.tokens, k.cols, m.w, &codes);
     std::vector<float> want(static_cast<size_t>(k.tokens * k.rows));
     std::vector<float> got(want.size());
     ref.matmul(ref_in, m.w, 0, k.rows, want.data(), k.rows);
@@ -332,15 +336,130 @@ TEST(QuantMatMulKernelsTest, OptimizedTableMatchesScalarTable) {
       for (int64_t t = 0; t < k.tokens; ++t) {
         double bound = 0, magnitude = 0;
         for (int64_t c = 0; c < k.cols; ++c) {
-          bound += opt_in.q.Scales(t)[c / 32] / 2 * std::abs(deq[c]);
+          bound += codes.Scales(t)[c / 32] / 2 * std::abs(deq[c]);
           magnitude += std::abs(double(x[t * k.cols + c]) * deq[c]);
         }
         const double tol =
             bound * kActivationStepSlack +
             kQuantSumRelTol * (magnitude + bound +
-                               Magnitude(opt_in.q, t, m.w.layout, m.w.Row(r)));
+                               Magnitude(codes, t, m.w.layout, m.w.Row(r)));
         ASSERT_NEAR(got[t * k.rows + r], want[t * k.rows + r], tol)
             << "row " << r << " token " << t;
+      }
+    }
+  }
+}
+
+// Token panels (prompts times q4 weights): shapes the panel matmul takes
+// (whole blocks, at least kPanelMinTokens tokens), with a partial last
+// panel, row counts that leave partial 8-row tiles, and enough tokens of a
+// wide matrix to span two token chunks.
+std::vector<Case> PanelCases() {
+  std::vector<Case> cases;
+  for (int64_t cols : {32, 96, 256, 4096}) {
+    for (int64_t group : {int64_t{32}, int64_t{64}, int64_t{128}, cols}) {
+      if (group > cols || cols % group != 0) continue;
+      for (bool zero_point : {false, true}) {
+        for (DType scale : {DType::kF16, DType::kBF16}) {
+          for (int64_t tokens : {8, 17, 40}) {
+            cases.push_back({{DType::kQ4, group, scale, zero_point},
+                             cols > 1000 ? 11 : 19,
+                             cols,
+                             tokens});
+          }
+        }
+      }
+    }
+  }
+  cases.push_back({{DType::kQ4, 32, DType::kF16, true}, 9, 4096, 80});
+  return cases;
+}
+
+TEST(ActivationPanelsTest, HoldQuantizeActivationsCodesAndZeroPadding) {
+  for (int64_t tokens : {1, 16, 21}) {
+    const int64_t cols = 96;
+    const auto x = MakeActivations(tokens, cols, 41);
+    WeightMatrix natural;  // q8 weights: natural code order
+    natural.dtype = DType::kQ8;
+    QuantizedActivations want;
+    QuantizeActivations(x.data(), tokens, cols, natural, &want);
+    ActivationPanels got;
+    QuantizeActivationPanels(x.data(), tokens, cols, &got);
+    ASSERT_EQ(got.blocks, 3);
+    ASSERT_EQ(got.panels, (tokens + 15) / 16);
+    for (int64_t t = 0; t < got.panels * 16; ++t) {
+      const int64_t p = t / 16, i = t % 16;
+      for (int64_t c = 0; c < cols; ++c) {
+        const uint8_t* block = got.Codes(p, c / 32);
+        const int64_t at = (c % 32 / 4) * 64 + 4 * i + c % 4;
+        const int32_t code = 128 * (block[at] - 128) + block[512 + at];
+        ASSERT_EQ(code, t < tokens ? want.Code(t, c) : 0)
+            << "token " << t << " element " << c;
+      }
+      for (int64_t b = 0; b < got.blocks; ++b) {
+        ASSERT_EQ(got.Scales(p, b)[i], t < tokens ? want.Scales(t)[b] : 0.0f);
+        int32_t sum = 0;
+        for (int64_t c = 32 * b; c < 32 * b + 32 && t < tokens; ++c) {
+          sum += want.Code(t, c);
+        }
+        ASSERT_EQ(got.CodeSums(p, b)[i], sum);
+      }
+    }
+  }
+}
+
+TEST(ActivationPanelsTest, Avx512VnniWritesTheScalarBytes) {
+  const PanelKernels* panels = Avx512VnniPanelKernels();
+  if (panels == nullptr) {
+    GTEST_SKIP() << "SKIPPED: this CPU or build has no AVX-512 VNNI";
+  }
+  for (int64_t tokens : {1, 8, 33}) {
+    for (int64_t cols : {32, 256}) {
+      const auto x = MakeActivations(tokens, cols, 43);
+      ActivationPanels want, got;
+      QuantizeActivationPanels(x.data(), tokens, cols, &want);
+      // A buffer reused from a larger call must not leak into this one.
+      panels->quantize(x.data(), 48, cols, &got);
+      panels->quantize(x.data(), tokens, cols, &got);
+      const size_t bytes = static_cast<size_t>(want.panels * want.blocks *
+                                               ActivationPanels::kBlockBytes);
+      ASSERT_EQ(std::memcmp(want.codes.get(), got.codes.get(), bytes), 0)
+          << "tokens " << tokens << " cols " << cols;
+      ASSERT_EQ(want.scales, got.scales);
+      ASSERT_EQ(want.code_sums, got.code_sums);
+    }
+  }
+}
+
+TEST(PanelMatMulTest, Avx512VnniMatchesReference) {
+  const PanelKernels* panels = Avx512VnniPanelKernels();
+  if (panels == nullptr) {
+    GTEST_SKIP() << "SKIPPED: this CPU or build has no AVX-512 VNNI";
+  }
+  for (const Case& k : PanelCases()) {
+    SCOPED_TRACE(k.Name());
+    const Matrix m = MakeMatrix(k.format, k.rows, k.cols, 51);
+    ASSERT_TRUE(PanelMatMulApplies(m.w, k.tokens));
+    const auto x = MakeActivations(k.tokens, k.cols, 52);
+    QuantizedActivations a;
+    QuantizeActivations(x.data(), k.tokens, k.cols, m.w, &a);
+    ActivationPanels p;
+    panels->quantize(x.data(), k.tokens, k.cols, &p);
+    const int64_t begin = 1;  // row 0 stays untouched
+    std::vector<float> want(static_cast<size_t>(k.tokens * k.rows), -7.0f);
+    std::vector<float> got(want.size(), -7.0f);
+    QuantizedMatMulReference(a, m.w, begin, k.rows, want.data(), k.rows);
+    panels->matmul(p, m.w, begin, k.rows, got.data(), k.rows);
+    for (int64_t t = 0; t < k.tokens; ++t) {
+      for (int64_t r = 0; r < k.rows; ++r) {
+        const size_t i = static_cast<size_t>(t * k.rows + r);
+        if (r < begin) {
+          ASSERT_EQ(got[i], -7.0f) << "wrote outside its rows";
+          continue;
+        }
+        const double tol =
+            kQuantSumRelTol * Magnitude(a, t, m.w.layout, m.w.Row(r)) + 1e-30;
+        ASSERT_NEAR(got[i], want[i], tol) << "row " << r << " token " << t;
       }
     }
   }

@@ -1,0 +1,335 @@
+// Prompts times q4 weights with AVX-512 VNNI, on token panels
+// (quant_matmul.h, "Token panels"). Like kernels_avx512vnni.cc these
+// functions carry their own target attribute and are reached only through
+// the dispatch in kernels_hwy.cc, which asks Avx512VnniPanelKernels() first;
+// other architectures compile only the nullptr stub.
+//
+// Why panels: the per-token kernel spends about ten instructions per four
+// vpdpbusd (unpacking, lane permutes and per-block scaling for one token and
+// one row) and ran at ~6% of the int8 peak. Here a vpdpbusd multiplies one
+// quad of 16 tokens' codes by four codes of a weight row broadcast to every
+// lane, so a block costs 16 vpdpbusd (high and low planes) and eight vector
+// instructions of offsets and scaling for 16 tokens of one row, and the weight
+// codes are unpacked to bytes once per row tile and token chunk.
+#include "runtime/quant_matmul.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+// GCC 12's AVX-512 intrinsics build their "undefined" pass-through operands
+// as self-initialized variables, which -Wuninitialized reports once they are
+// inlined into functions with a target attribute: a false positive.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#define LLMPACK_AVX512VNNI \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
+
+namespace llmpack::runtime {
+namespace {
+
+constexpr int64_t kTokens = ActivationPanels::kTokens;
+constexpr int64_t kBlock = kActivationBlock;
+// Rows per tile: 8 rows x (high, low) i32 accumulators plus 8 f32 sums and
+// the two activation quads fit the 32 vector registers.
+constexpr int kTileRows = 8;
+// Activation bytes a token chunk may hold: about half of a 1 MiB L2, so the
+// chunk stays there while every row tile of the range sweeps it.
+constexpr int64_t kChunkBytes = int64_t{512} << 10;
+
+// A row tile's weights unpacked for the panel loop: for row r and block b,
+// the block's 32 codes as bytes in element order, -128 * (sum of the codes)
+// (the high-plane accumulator's start: shifted left by 7 it removes what
+// the +128 offset of the high plane adds, 16384 * sum), and the zero point
+// and scale of the block's group as floats.
+struct TileScratch {
+  std::unique_ptr<uint8_t[], void (*)(void*)> memory{nullptr, std::free};
+  int64_t capacity_blocks = 0;  // per row
+  uint8_t* codes = nullptr;     // [kTileRows][blocks][32]
+  int32_t* offset = nullptr;    // [kTileRows][blocks]
+  float* zero = nullptr;        // [kTileRows][blocks]
+  float* scale = nullptr;       // [kTileRows][blocks]
+  float* group_zero = nullptr;  // [blocks]: one row's groups (<= blocks)
+  float* group_scale = nullptr;
+
+  // Throws std::bad_alloc, as a std::vector would, when out of memory.
+  void Reserve(int64_t blocks) {
+    if (blocks <= capacity_blocks) return;
+    const size_t per_row = static_cast<size_t>(blocks) * (kBlock + 12);
+    void* p = std::aligned_alloc(
+        64, kTileRows * per_row + 8 * static_cast<size_t>(blocks) + 64);
+    if (p == nullptr) throw std::bad_alloc();
+    memory.reset(static_cast<uint8_t*>(p));
+    capacity_blocks = blocks;
+    codes = memory.get();
+    offset = reinterpret_cast<int32_t*>(codes + kTileRows * blocks * kBlock);
+    zero = reinterpret_cast<float*>(offset + kTileRows * blocks);
+    scale = zero + kTileRows * blocks;
+    group_zero = scale + kTileRows * blocks;
+    group_scale = group_zero + blocks;
+  }
+};
+
+// The zero point and scale of each of a row's groups, 16 groups at a time.
+LLMPACK_AVX512VNNI void GroupParams(const quant::RowLayout& layout,
+                                    const uint8_t* row, float* zero,
+                                    float* scale) {
+  const int64_t groups = layout.groups;
+  const bool bf16 = layout.format.scale_dtype == DType::kBF16;
+  const uint8_t* scales = row + layout.scale_offset;
+  const uint8_t* zeros = row + layout.zp_offset;
+  const __m128i low_nibble = _mm_set1_epi8(0x0F);
+  const __m512 implicit_zero =
+      _mm512_set1_ps(static_cast<float>(layout.ImplicitZero()));
+  int64_t g = 0;
+  for (; g + 16 <= groups; g += 16) {
+    const __m256i halves =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 2 * g));
+    _mm512_storeu_ps(scale + g, bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(
+                                           _mm512_cvtepu16_epi32(halves), 16))
+                                     : _mm512_cvtph_ps(halves));
+    __m512 z = implicit_zero;
+    if (layout.format.zero_point) {
+      // Zero point j is nibble j: low nibble of byte j / 2 when j is even.
+      const __m128i packed =
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(zeros + g / 2));
+      const __m128i nibbles = _mm_unpacklo_epi8(
+          _mm_and_si128(packed, low_nibble),
+          _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibble));
+      z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(nibbles));
+    }
+    _mm512_storeu_ps(zero + g, z);
+  }
+  for (; g < groups; ++g) {
+    zero[g] = static_cast<float>(quant::GroupZero(layout, row, g));
+    scale[g] = quant::GroupScale(layout, row, g);
+  }
+}
+
+LLMPACK_AVX512VNNI void UnpackRow(const quant::RowLayout& layout,
+                                  const uint8_t* row, int64_t blocks,
+                                  TileScratch& s, int64_t at) {
+  const __m512i low_nibble = _mm512_set1_epi8(0x0F);
+  const __m512i nothing = _mm512_setzero_si512();
+  // Blocks 2k and 2k + 1 of four: elements 0-15 of a block are in the low
+  // unpack's lane, 16-31 in the high unpack's.
+  const __m512i first_two = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+  const __m512i last_two = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  uint8_t* codes = s.codes + at * kBlock;
+  int64_t b = 0;
+  for (; b + 4 <= blocks; b += 4) {
+    // q4 bytes hold element 2j in the low nibble and 2j + 1 in the high.
+    const __m512i v = _mm512_loadu_si512(row + 16 * b);
+    const __m512i lo = _mm512_and_si512(v, low_nibble);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibble);
+    const __m512i even = _mm512_unpacklo_epi8(lo, hi);
+    const __m512i odd = _mm512_unpackhi_epi8(lo, hi);
+    _mm512_storeu_si512(codes + kBlock * b,
+                        _mm512_permutex2var_epi64(even, first_two, odd));
+    _mm512_storeu_si512(codes + kBlock * b + 64,
+                        _mm512_permutex2var_epi64(even, last_two, odd));
+    alignas(64) int64_t sums[8];
+    _mm512_store_si512(sums, _mm512_add_epi64(_mm512_sad_epu8(lo, nothing),
+                                              _mm512_sad_epu8(hi, nothing)));
+    for (int k = 0; k < 4; ++k) {
+      s.offset[at + b + k] =
+          -128 * static_cast<int32_t>(sums[2 * k] + sums[2 * k + 1]);
+    }
+  }
+  for (; b < blocks; ++b) {
+    int32_t sum = 0;
+    for (int64_t c = 0; c < kBlock; ++c) {
+      const int code = quant::CodeAt(layout, row, b * kBlock + c);
+      codes[kBlock * b + c] = static_cast<uint8_t>(code);
+      sum += code;
+    }
+    s.offset[at + b] = -128 * sum;
+  }
+  const int64_t group = layout.format.group_size;
+  if (group == kBlock) {
+    GroupParams(layout, row, s.zero + at, s.scale + at);
+    return;
+  }
+  GroupParams(layout, row, s.group_zero, s.group_scale);
+  for (b = 0; b < blocks; ++b) {
+    s.zero[at + b] = s.group_zero[b * kBlock / group];
+    s.scale[at + b] = s.group_scale[b * kBlock / group];
+  }
+}
+
+// Rows [r0, r0 + R) of the tile (unpacked in `s`, row i at index i) times
+// panel p: out[token, r0 + i] for the panel's real tokens.
+template <int R>
+LLMPACK_AVX512VNNI void PanelTile(const ActivationPanels& a,
+                                  const TileScratch& s, int64_t p, int64_t r0,
+                                  float* out, int64_t out_stride) {
+  const int64_t blocks = a.blocks;
+  __m512 acc[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* act = a.Codes(p, b);
+    __m512i high[R], low[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+      high[i] = _mm512_set1_epi32(s.offset[i * blocks + b]);
+      low[i] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      const __m512i h = _mm512_load_si512(act + 64 * k);
+      const __m512i l = _mm512_load_si512(act + 512 + 64 * k);
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) {
+        int32_t quad;
+        std::memcpy(&quad, s.codes + (i * blocks + b) * kBlock + 4 * k, 4);
+        const __m512i w = _mm512_set1_epi32(quad);
+        high[i] = _mm512_dpbusd_epi32(high[i], h, w);
+        low[i] = _mm512_dpbusd_epi32(low[i], l, w);
+      }
+    }
+    const __m512 sa = _mm512_loadu_ps(a.Scales(p, b));
+    const __m512 sums =
+        _mm512_cvtepi32_ps(_mm512_loadu_si512(a.CodeSums(p, b)));
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+      const int64_t at = i * blocks + b;
+      // 128 * high . q + low . q - 16384 * sum(q) = q . a, then minus
+      // zero * sum(a): every term an integer below 2^24 in magnitude
+      // (15 * 32 * 16383), so exact in f32 and d = (q - zero) . a exactly.
+      const __m512i qa =
+          _mm512_add_epi32(_mm512_slli_epi32(high[i], 7), low[i]);
+      const __m512 d = _mm512_fnmadd_ps(_mm512_set1_ps(s.zero[at]), sums,
+                                        _mm512_cvtepi32_ps(qa));
+      // float(d) * (scale * sa), the reference's product.
+      const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(s.scale[at]), sa);
+      acc[i] = _mm512_fmadd_ps(d, scale, acc[i]);
+    }
+  }
+  alignas(64) float result[R][kTokens];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) _mm512_store_ps(result[i], acc[i]);
+  const int64_t real = std::min(kTokens, a.tokens - p * kTokens);
+  for (int64_t t = 0; t < real; ++t) {
+    float* dst = out + (p * kTokens + t) * out_stride + r0;
+    for (int i = 0; i < R; ++i) dst[i] = result[i][t];
+  }
+}
+
+LLMPACK_AVX512VNNI void TileRows(int rows, const ActivationPanels& a,
+                                 const TileScratch& s, int64_t p, int64_t r0,
+                                 float* out, int64_t out_stride) {
+  switch (rows) {
+    case 8:
+      return PanelTile<8>(a, s, p, r0, out, out_stride);
+    case 7:
+      return PanelTile<7>(a, s, p, r0, out, out_stride);
+    case 6:
+      return PanelTile<6>(a, s, p, r0, out, out_stride);
+    case 5:
+      return PanelTile<5>(a, s, p, r0, out, out_stride);
+    case 4:
+      return PanelTile<4>(a, s, p, r0, out, out_stride);
+    case 3:
+      return PanelTile<3>(a, s, p, r0, out, out_stride);
+    case 2:
+      return PanelTile<2>(a, s, p, r0, out, out_stride);
+    default:
+      return PanelTile<1>(a, s, p, r0, out, out_stride);
+  }
+}
+
+LLMPACK_AVX512VNNI void PanelMatMul(const ActivationPanels& a,
+                                    const WeightMatrix& w, int64_t row_begin,
+                                    int64_t row_end, float* out,
+                                    int64_t out_stride) {
+  thread_local TileScratch scratch;
+  const int64_t blocks = a.blocks;
+  scratch.Reserve(blocks);
+  const int64_t chunk = std::max<int64_t>(
+      1, kChunkBytes / (blocks * ActivationPanels::kBlockBytes));
+  for (int64_t p0 = 0; p0 < a.panels; p0 += chunk) {
+    const int64_t p1 = std::min(a.panels, p0 + chunk);
+    for (int64_t r = row_begin; r < row_end; r += kTileRows) {
+      const int rows =
+          static_cast<int>(std::min<int64_t>(kTileRows, row_end - r));
+      for (int i = 0; i < rows; ++i) {
+        UnpackRow(w.layout, w.Row(r + i), blocks, scratch, i * blocks);
+      }
+      for (int64_t p = p0; p < p1; ++p) {
+        TileRows(rows, a, scratch, p, r, out, out_stride);
+      }
+    }
+  }
+}
+
+LLMPACK_AVX512VNNI void QuantizePanels(const float* x, int64_t tokens,
+                                       int64_t cols, ActivationPanels* out) {
+  StartActivationPanels(tokens, cols, out);
+  const int64_t blocks = out->blocks;
+  const __m512i offset = _mm512_set1_epi32(128);
+  const __m512i low_bits = _mm512_set1_epi32(127);
+  // Dword index of each quad in a (panel, block): plane 0 quads at 16 k,
+  // plane 1 at 128 + 16 k (a quad is 64 bytes = 16 dwords).
+  const __m512i index = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128,
+                                          144, 160, 176, 192, 208, 224, 240);
+  const float max_code = static_cast<float>(kActivationCodeMax);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const int64_t p = t / kTokens, i = t % kTokens;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* xb = x + t * cols + b * kBlock;
+      const __m512 x0 = _mm512_loadu_ps(xb);
+      const __m512 x1 = _mm512_loadu_ps(xb + 16);
+      const float amax = _mm512_reduce_max_ps(
+          _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+      const float inv = amax > 0.0f ? max_code / amax : 0.0f;
+      const __m512 vinv = _mm512_set1_ps(inv);
+      // Round to nearest even (the default MXCSR mode), as nearbyint.
+      const __m512i c0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vinv));
+      const __m512i c1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vinv));
+      const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(c0, c1));
+      const __m128i h0 = _mm512_cvtepi32_epi8(
+          _mm512_add_epi32(_mm512_srai_epi32(c0, 7), offset));
+      const __m128i h1 = _mm512_cvtepi32_epi8(
+          _mm512_add_epi32(_mm512_srai_epi32(c1, 7), offset));
+      const __m128i l0 = _mm512_cvtepi32_epi8(_mm512_and_si512(c0, low_bits));
+      const __m128i l1 = _mm512_cvtepi32_epi8(_mm512_and_si512(c1, low_bits));
+      __m512i all = _mm512_castsi128_si512(h0);
+      all = _mm512_inserti32x4(all, h1, 1);
+      all = _mm512_inserti32x4(all, l0, 2);
+      all = _mm512_inserti32x4(all, l1, 3);
+      uint8_t* block = out->codes.get() +
+                       (p * blocks + b) * ActivationPanels::kBlockBytes + 4 * i;
+      _mm512_i32scatter_epi32(block, index, all, 4);
+      const int64_t at = (p * blocks + b) * kTokens + i;
+      out->scales[at] = amax / max_code;
+      out->code_sums[at] = sum;
+    }
+  }
+}
+
+}  // namespace
+
+const PanelKernels* Avx512VnniPanelKernels() {
+  static const PanelKernels kernels{&QuantizePanels, &PanelMatMul};
+  return Avx512VnniQuantMatMul() != nullptr ? &kernels : nullptr;
+}
+
+}  // namespace llmpack::runtime
+
+#else  // not x86-64 with GCC/Clang
+
+namespace llmpack::runtime {
+
+const PanelKernels* Avx512VnniPanelKernels() { return nullptr; }
+
+}  // namespace llmpack::runtime
+
+#endif
