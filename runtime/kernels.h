@@ -102,17 +102,13 @@ struct ActivationPanels {
   // [panel][block][plane][quad][token][4]: 64-byte aligned.
   std::unique_ptr<uint8_t[], void (*)(void*)> codes{nullptr, nullptr};
   size_t codes_capacity = 0;
-  std::vector<float> scales;       // [panel][block][token]
-  std::vector<int32_t> code_sums;  // [panel][block][token]: sum of codes
+  std::vector<float> scales;  // [panel][block][token]
 
   const uint8_t* Codes(int64_t panel, int64_t block) const {
     return codes.get() + (panel * blocks + block) * kBlockBytes;
   }
   const float* Scales(int64_t panel, int64_t block) const {
     return scales.data() + (panel * blocks + block) * kTokens;
-  }
-  const int32_t* CodeSums(int64_t panel, int64_t block) const {
-    return code_sums.data() + (panel * blocks + block) * kTokens;
   }
 };
 

@@ -8,8 +8,9 @@
 // vpdpbusd (unpacking, lane permutes and per-block scaling for one token and
 // one row) and ran at ~6% of the int8 peak. Here a vpdpbusd multiplies one
 // quad of 16 tokens' codes by four codes of a weight row broadcast to every
-// lane, so a block costs 16 vpdpbusd (high and low planes) and eight vector
-// instructions of offsets and scaling for 16 tokens of one row, and the weight
+// lane (the weight codes minus their zero point, as signed bytes), so a
+// block costs 16 vpdpbusd (high and low planes) and five vector
+// instructions of combining and scaling for 16 tokens of one row, and the weight
 // codes are unpacked to bytes once per row tile and token chunk.
 #include "runtime/quant_matmul.h"
 
@@ -45,49 +46,49 @@ constexpr int kTileRows = 8;
 constexpr int64_t kChunkBytes = int64_t{512} << 10;
 
 // A row tile's weights unpacked for the panel loop: for row r and block b,
-// the block's 32 codes as bytes in element order, -128 * (sum of the codes)
-// (the high-plane accumulator's start: shifted left by 7 it removes what
-// the +128 offset of the high plane adds, 16384 * sum), and the zero point
-// and scale of the block's group as floats.
+// the block's 32 codes minus the zero point of its group, as signed bytes in
+// element order; -128 * (their sum) (the high-plane accumulator's start:
+// shifted left by 7 it removes what the +128 offset of the high plane adds,
+// 16384 * sum); and the group's scale.
 struct TileScratch {
   std::unique_ptr<uint8_t[], void (*)(void*)> memory{nullptr, std::free};
   int64_t capacity_blocks = 0;  // per row
   uint8_t* codes = nullptr;     // [kTileRows][blocks][32]
   int32_t* offset = nullptr;    // [kTileRows][blocks]
-  float* zero = nullptr;        // [kTileRows][blocks]
   float* scale = nullptr;       // [kTileRows][blocks]
-  float* group_zero = nullptr;  // [blocks]: one row's groups (<= blocks)
+  int32_t* zero = nullptr;      // [blocks]: one row's blocks
+  // One row's groups (at most one per block).
+  int32_t* group_zero = nullptr;
   float* group_scale = nullptr;
 
   // Throws std::bad_alloc, as a std::vector would, when out of memory.
   void Reserve(int64_t blocks) {
     if (blocks <= capacity_blocks) return;
-    const size_t per_row = static_cast<size_t>(blocks) * (kBlock + 12);
+    const size_t per_row = static_cast<size_t>(blocks) * (kBlock + 8);
     void* p = std::aligned_alloc(
-        64, kTileRows * per_row + 8 * static_cast<size_t>(blocks) + 64);
+        64, kTileRows * per_row + 12 * static_cast<size_t>(blocks) + 64);
     if (p == nullptr) throw std::bad_alloc();
     memory.reset(static_cast<uint8_t*>(p));
     capacity_blocks = blocks;
     codes = memory.get();
     offset = reinterpret_cast<int32_t*>(codes + kTileRows * blocks * kBlock);
-    zero = reinterpret_cast<float*>(offset + kTileRows * blocks);
-    scale = zero + kTileRows * blocks;
-    group_zero = scale + kTileRows * blocks;
-    group_scale = group_zero + blocks;
+    scale = reinterpret_cast<float*>(offset + kTileRows * blocks);
+    zero = reinterpret_cast<int32_t*>(scale + kTileRows * blocks);
+    group_zero = zero + blocks;
+    group_scale = reinterpret_cast<float*>(group_zero + blocks);
   }
 };
 
 // The zero point and scale of each of a row's groups, 16 groups at a time.
 LLMPACK_AVX512VNNI void GroupParams(const quant::RowLayout& layout,
-                                    const uint8_t* row, float* zero,
+                                    const uint8_t* row, int32_t* zero,
                                     float* scale) {
   const int64_t groups = layout.groups;
   const bool bf16 = layout.format.scale_dtype == DType::kBF16;
   const uint8_t* scales = row + layout.scale_offset;
   const uint8_t* zeros = row + layout.zp_offset;
   const __m128i low_nibble = _mm_set1_epi8(0x0F);
-  const __m512 implicit_zero =
-      _mm512_set1_ps(static_cast<float>(layout.ImplicitZero()));
+  const __m512i implicit_zero = _mm512_set1_epi32(layout.ImplicitZero());
   int64_t g = 0;
   for (; g + 16 <= groups; g += 16) {
     const __m256i halves =
@@ -95,7 +96,7 @@ LLMPACK_AVX512VNNI void GroupParams(const quant::RowLayout& layout,
     _mm512_storeu_ps(scale + g, bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(
                                            _mm512_cvtepu16_epi32(halves), 16))
                                      : _mm512_cvtph_ps(halves));
-    __m512 z = implicit_zero;
+    __m512i z = implicit_zero;
     if (layout.format.zero_point) {
       // Zero point j is nibble j: low nibble of byte j / 2 when j is even.
       const __m128i packed =
@@ -103,12 +104,12 @@ LLMPACK_AVX512VNNI void GroupParams(const quant::RowLayout& layout,
       const __m128i nibbles = _mm_unpacklo_epi8(
           _mm_and_si128(packed, low_nibble),
           _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibble));
-      z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(nibbles));
+      z = _mm512_cvtepu8_epi32(nibbles);
     }
-    _mm512_storeu_ps(zero + g, z);
+    _mm512_storeu_si512(zero + g, z);
   }
   for (; g < groups; ++g) {
-    zero[g] = static_cast<float>(quant::GroupZero(layout, row, g));
+    zero[g] = quant::GroupZero(layout, row, g);
     scale[g] = quant::GroupScale(layout, row, g);
   }
 }
@@ -116,6 +117,18 @@ LLMPACK_AVX512VNNI void GroupParams(const quant::RowLayout& layout,
 LLMPACK_AVX512VNNI void UnpackRow(const quant::RowLayout& layout,
                                   const uint8_t* row, int64_t blocks,
                                   TileScratch& s, int64_t at) {
+  // Each block's zero point and scale first: the codes are stored minus
+  // their zero point.
+  const int64_t group = layout.format.group_size;
+  if (group == kBlock) {
+    GroupParams(layout, row, s.zero, s.scale + at);
+  } else {
+    GroupParams(layout, row, s.group_zero, s.group_scale);
+    for (int64_t b = 0; b < blocks; ++b) {
+      s.zero[b] = s.group_zero[b * kBlock / group];
+      s.scale[at + b] = s.group_scale[b * kBlock / group];
+    }
+  }
   const __m512i low_nibble = _mm512_set1_epi8(0x0F);
   const __m512i nothing = _mm512_setzero_si512();
   // Blocks 2k and 2k + 1 of four: elements 0-15 of a block are in the low
@@ -131,36 +144,38 @@ LLMPACK_AVX512VNNI void UnpackRow(const quant::RowLayout& layout,
     const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibble);
     const __m512i even = _mm512_unpacklo_epi8(lo, hi);
     const __m512i odd = _mm512_unpackhi_epi8(lo, hi);
-    _mm512_storeu_si512(codes + kBlock * b,
-                        _mm512_permutex2var_epi64(even, first_two, odd));
-    _mm512_storeu_si512(codes + kBlock * b + 64,
-                        _mm512_permutex2var_epi64(even, last_two, odd));
     alignas(64) int64_t sums[8];
     _mm512_store_si512(sums, _mm512_add_epi64(_mm512_sad_epu8(lo, nothing),
                                               _mm512_sad_epu8(hi, nothing)));
+    const int32_t* z = s.zero + b;
+    const __m512i zero01 = _mm512_inserti64x4(
+        _mm512_set1_epi8(static_cast<char>(z[0])),
+        _mm256_set1_epi8(static_cast<char>(z[1])), 1);
+    const __m512i zero23 = _mm512_inserti64x4(
+        _mm512_set1_epi8(static_cast<char>(z[2])),
+        _mm256_set1_epi8(static_cast<char>(z[3])), 1);
+    _mm512_storeu_si512(
+        codes + kBlock * b,
+        _mm512_sub_epi8(_mm512_permutex2var_epi64(even, first_two, odd),
+                        zero01));
+    _mm512_storeu_si512(
+        codes + kBlock * b + 64,
+        _mm512_sub_epi8(_mm512_permutex2var_epi64(even, last_two, odd),
+                        zero23));
     for (int k = 0; k < 4; ++k) {
-      s.offset[at + b + k] =
-          -128 * static_cast<int32_t>(sums[2 * k] + sums[2 * k + 1]);
+      const int32_t sum = static_cast<int32_t>(sums[2 * k] + sums[2 * k + 1]) -
+                          static_cast<int32_t>(kBlock) * z[k];
+      s.offset[at + b + k] = -128 * sum;
     }
   }
   for (; b < blocks; ++b) {
     int32_t sum = 0;
     for (int64_t c = 0; c < kBlock; ++c) {
-      const int code = quant::CodeAt(layout, row, b * kBlock + c);
+      const int code = quant::CodeAt(layout, row, b * kBlock + c) - s.zero[b];
       codes[kBlock * b + c] = static_cast<uint8_t>(code);
       sum += code;
     }
     s.offset[at + b] = -128 * sum;
-  }
-  const int64_t group = layout.format.group_size;
-  if (group == kBlock) {
-    GroupParams(layout, row, s.zero + at, s.scale + at);
-    return;
-  }
-  GroupParams(layout, row, s.group_zero, s.group_scale);
-  for (b = 0; b < blocks; ++b) {
-    s.zero[at + b] = s.group_zero[b * kBlock / group];
-    s.scale[at + b] = s.group_scale[b * kBlock / group];
   }
 }
 
@@ -196,21 +211,16 @@ LLMPACK_AVX512VNNI void PanelTile(const ActivationPanels& a,
       }
     }
     const __m512 sa = _mm512_loadu_ps(a.Scales(p, b));
-    const __m512 sums =
-        _mm512_cvtepi32_ps(_mm512_loadu_si512(a.CodeSums(p, b)));
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
       const int64_t at = i * blocks + b;
-      // 128 * high . q + low . q - 16384 * sum(q) = q . a, then minus
-      // zero * sum(a): every term an integer below 2^24 in magnitude
-      // (15 * 32 * 16383), so exact in f32 and d = (q - zero) . a exactly.
-      const __m512i qa =
+      // With q' = q - zero: 128 * (high + 128) . q' + low . q' - 16384 *
+      // sum(q') = q' . a = d, exactly.
+      const __m512i d =
           _mm512_add_epi32(_mm512_slli_epi32(high[i], 7), low[i]);
-      const __m512 d = _mm512_fnmadd_ps(_mm512_set1_ps(s.zero[at]), sums,
-                                        _mm512_cvtepi32_ps(qa));
       // float(d) * (scale * sa), the reference's product.
       const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(s.scale[at]), sa);
-      acc[i] = _mm512_fmadd_ps(d, scale, acc[i]);
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), scale, acc[i]);
     }
   }
   alignas(64) float result[R][kTokens];
@@ -294,7 +304,6 @@ LLMPACK_AVX512VNNI void QuantizePanels(const float* x, int64_t tokens,
       // Round to nearest even (the default MXCSR mode), as nearbyint.
       const __m512i c0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vinv));
       const __m512i c1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vinv));
-      const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(c0, c1));
       const __m128i h0 = _mm512_cvtepi32_epi8(
           _mm512_add_epi32(_mm512_srai_epi32(c0, 7), offset));
       const __m128i h1 = _mm512_cvtepi32_epi8(
@@ -310,7 +319,6 @@ LLMPACK_AVX512VNNI void QuantizePanels(const float* x, int64_t tokens,
       _mm512_i32scatter_epi32(block, index, all, 4);
       const int64_t at = (p * blocks + b) * kTokens + i;
       out->scales[at] = amax / max_code;
-      out->code_sums[at] = sum;
     }
   }
 }

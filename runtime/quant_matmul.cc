@@ -119,7 +119,6 @@ void StartActivationPanels(int64_t tokens, int64_t cols,
   }
   const size_t count = static_cast<size_t>(out->panels * out->blocks * kTokens);
   out->scales.assign(count, 0.0f);
-  out->code_sums.assign(count, 0);
   // Padding tokens of the last panel: zero codes (plane 0 holds high + 128).
   const int64_t real = tokens - (out->panels - 1) * kTokens;
   if (real == kTokens) return;
@@ -143,7 +142,7 @@ void QuantizeActivationPanels(const float* x, int64_t tokens, int64_t cols,
     const int64_t p = t / kTokens, i = t % kTokens;
     for (int64_t b = 0; b < out->blocks; ++b) {
       int32_t codes[kBlock];
-      int32_t sum;
+      int32_t sum;  // unused: the weights carry the zero point
       const float scale =
           QuantizeBlockCodes(x + t * cols + b * kBlock, kBlock, codes, &sum);
       uint8_t* block = out->codes.get() +
@@ -155,7 +154,6 @@ void QuantizeActivationPanels(const float* x, int64_t tokens, int64_t cols,
       }
       const int64_t s = (p * out->blocks + b) * kTokens + i;
       out->scales[s] = scale;
-      out->code_sums[s] = sum;
     }
   }
 }

@@ -95,14 +95,15 @@ QuantMatMulFn Avx512VnniQuantMatMul();
 // with zero tokens (codes 0, scales 0). For panel p and block b, 1024 bytes:
 // plane 0 (high + 128, so it is unsigned) then plane 1 (low), each 8 quads
 // of 64 bytes; quad k holds, for token i of the panel, the codes of elements
-// 32b + 4k .. 32b + 4k + 3 at bytes 4i .. 4i + 3. Scales and the sums of
-// each block's codes are [panel][block][16]. A vpdpbusd of one quad with four
+// 32b + 4k .. 32b + 4k + 3 at bytes 4i .. 4i + 3. Scales are
+// [panel][block][16]. A vpdpbusd of one quad with four
 // weight codes broadcast to every lane thus adds four products for 16 tokens at
 // once, and a block's 8 quads give each token's exact integer dot with one
 // block of a weight row: the weights are read once per panel, not once per
 // token, and the per-block scaling is one multiply-add for 16 tokens. The
 // matmul computes QuantizedDotReference's integers d(b, g), zero point included
-// (zero * sum of codes is subtracted in i32, so nothing cancels in f32),
+// (the weight codes are unpacked minus their zero point, as signed bytes,
+// so nothing cancels in f32),
 // and its products float(d) * (scale * sa); only the order of the f32 sum
 // differs.
 //

@@ -398,11 +398,6 @@ TEST(ActivationPanelsTest, HoldQuantizeActivationsCodesAndZeroPadding) {
       }
       for (int64_t b = 0; b < got.blocks; ++b) {
         ASSERT_EQ(got.Scales(p, b)[i], t < tokens ? want.Scales(t)[b] : 0.0f);
-        int32_t sum = 0;
-        for (int64_t c = 32 * b; c < 32 * b + 32 && t < tokens; ++c) {
-          sum += want.Code(t, c);
-        }
-        ASSERT_EQ(got.CodeSums(p, b)[i], sum);
       }
     }
   }
@@ -426,7 +421,6 @@ TEST(ActivationPanelsTest, Avx512VnniWritesTheScalarBytes) {
       ASSERT_EQ(std::memcmp(want.codes.get(), got.codes.get(), bytes), 0)
           << "tokens " << tokens << " cols " << cols;
       ASSERT_EQ(want.scales, got.scales);
-      ASSERT_EQ(want.code_sums, got.code_sums);
     }
   }
 }
