@@ -148,7 +148,7 @@ void DecodeAndPrefillShapes(benchmark::internal::Benchmark* b) {
       // The scalar reference runs on one thread only: it is the yardstick.
       for (int threads :
            kernels == 1 ? std::vector<int>{1, 2} : std::vector<int>{1}) {
-        for (int tokens : {1, 64}) {
+        for (int tokens : {1, 64, 512}) {
           b->Args({dtype, 2048, 2048, tokens, threads, 0, kernels});
           b->Args({dtype, 8192, 2048, tokens, threads, 1, kernels});
         }

@@ -273,6 +273,14 @@ LLMPACK_AVX512VNNI void PanelMatMul(const ActivationPanels& a,
       for (int i = 0; i < rows; ++i) {
         UnpackRow(w.layout, w.Row(r + i), blocks, scratch, i * blocks);
       }
+      // The next tile's rows are fetched while this one computes: unpacking
+      // reads them line after line, and each line missed in cache would
+      // otherwise stall it for a memory latency.
+      const uint8_t* next = w.Row(std::min(r + kTileRows, row_end));
+      const uint8_t* next_end = w.Row(std::min(r + 2 * kTileRows, row_end));
+      for (const uint8_t* line = next; line < next_end; line += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+      }
       for (int64_t p = p0; p < p1; ++p) {
         TileRows(rows, a, scratch, p, r, out, out_stride);
       }
