@@ -10,8 +10,8 @@
 // quad of 16 tokens' codes by four codes of a weight row broadcast to every
 // lane (the weight codes minus their zero point, as signed bytes), so a
 // block costs 16 vpdpbusd (high and low planes) and five vector
-// instructions of combining and scaling for 16 tokens of one row, and the weight
-// codes are unpacked to bytes once per row tile and token chunk.
+// instructions of combining and scaling for 16 tokens of one row, and the
+// weight codes are unpacked to bytes once per row tile and token chunk.
 #include "runtime/quant_matmul.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -148,12 +148,12 @@ LLMPACK_AVX512VNNI void UnpackRow(const quant::RowLayout& layout,
     _mm512_store_si512(sums, _mm512_add_epi64(_mm512_sad_epu8(lo, nothing),
                                               _mm512_sad_epu8(hi, nothing)));
     const int32_t* z = s.zero + b;
-    const __m512i zero01 = _mm512_inserti64x4(
-        _mm512_set1_epi8(static_cast<char>(z[0])),
-        _mm256_set1_epi8(static_cast<char>(z[1])), 1);
-    const __m512i zero23 = _mm512_inserti64x4(
-        _mm512_set1_epi8(static_cast<char>(z[2])),
-        _mm256_set1_epi8(static_cast<char>(z[3])), 1);
+    const __m512i zero01 =
+        _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(z[0])),
+                           _mm256_set1_epi8(static_cast<char>(z[1])), 1);
+    const __m512i zero23 =
+        _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(z[2])),
+                           _mm256_set1_epi8(static_cast<char>(z[3])), 1);
     _mm512_storeu_si512(
         codes + kBlock * b,
         _mm512_sub_epi8(_mm512_permutex2var_epi64(even, first_two, odd),
@@ -216,8 +216,7 @@ LLMPACK_AVX512VNNI void PanelTile(const ActivationPanels& a,
       const int64_t at = i * blocks + b;
       // With q' = q - zero: 128 * (high + 128) . q' + low . q' - 16384 *
       // sum(q') = q' . a = d, exactly.
-      const __m512i d =
-          _mm512_add_epi32(_mm512_slli_epi32(high[i], 7), low[i]);
+      const __m512i d = _mm512_add_epi32(_mm512_slli_epi32(high[i], 7), low[i]);
       // float(d) * (scale * sa), the reference's product.
       const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(s.scale[at]), sa);
       acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), scale, acc[i]);

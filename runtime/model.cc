@@ -190,7 +190,7 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
 //   x_, xn_: [n, hidden]   q_, att_: [n, heads * head_dim]
 //   k_, v_: [n, kv_heads * head_dim]
 //   k_cache_[layer], v_cache_[layer]: [capacity, kv_heads * head_dim]
-//   gate_, up_: [n, ffn]   tmp_: [n, hidden]
+//   gate_, up_: [min(n, MlpChunk(n)), ffn]   tmp_: [n, hidden]
 void Session::RunBlock(const BlockWeights& w, int64_t n) {
   const KernelTable& k = model_.kernels();
   const int64_t h = config_.hidden_size;
@@ -266,18 +266,35 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   Linear(att_.data(), n, w.o, tmp_.data());
   k.axpy(1.0f, tmp_.data(), x_.data(), n * h);
 
-  // MLP: gate, up: [n, ffn]; x += down(silu(gate) * up): [n, hidden]
+  // MLP: gate, up: [m, ffn]; x += down(silu(gate) * up): [m, hidden], for
+  // chunks of m <= MlpChunk(n) tokens (each token's MLP is independent).
   for (int64_t t = 0; t < n; ++t) {
     k.rms_norm(x_.data() + t * h, w.post_attention_norm.data(), h, eps,
                xn_.data() + t * h);
   }
   ObserveInput(layer, LinearInput::kMlp, xn_.data(), n, h);
-  // gate <- silu(gate) * up, row chunks of both in one parallel loop.
-  Linears(xn_.data(), n, {{&w.gate, gate_.data()}, {&w.up, up_.data()}},
-          /*silu_up=*/true);
-  ObserveInput(layer, LinearInput::kMlpDown, gate_.data(), n, config_.ffn_size);
-  Linear(gate_.data(), n, w.down, tmp_.data());
-  k.axpy(1.0f, tmp_.data(), x_.data(), n * h);
+  const int64_t chunk = MlpChunk(n);
+  for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+    const int64_t m = std::min(chunk, n - t0);
+    // gate <- silu(gate) * up, row chunks of both in one parallel loop.
+    Linears(xn_.data() + t0 * h, m,
+            {{&w.gate, gate_.data()}, {&w.up, up_.data()}},
+            /*silu_up=*/true);
+    ObserveInput(layer, LinearInput::kMlpDown, gate_.data(), m,
+                 config_.ffn_size);
+    Linear(gate_.data(), m, w.down, tmp_.data());
+    k.axpy(1.0f, tmp_.data(), x_.data() + t0 * h, m * h);
+  }
+}
+
+int64_t Session::MlpChunk(int64_t n) const {
+  // A long prompt's [n, ffn] gate and up buffers (16 MiB each for 512
+  // tokens of a 1B model) were the largest part of streaming's memory
+  // beyond its two blocks. 128 tokens keep the panel matmul's tiles as
+  // efficient as the whole prompt (its own token chunks are no larger). A
+  // calibration observer sees each layer's down_proj inputs in one call.
+  constexpr int64_t kMlpTokens = 128;
+  return input_observer_ != nullptr ? n : std::min(n, kMlpTokens);
 }
 
 absl::Status Session::Forward(absl::Span<const int32_t> tokens, LogitsRows rows,
@@ -300,7 +317,7 @@ absl::Status Session::Forward(absl::Span<const int32_t> tokens, LogitsRows rows,
   att_.resize(q_.size());
   k_.resize(static_cast<size_t>(n * config_.kv_dim()));
   v_.resize(k_.size());
-  gate_.resize(static_cast<size_t>(n * config_.ffn_size));
+  gate_.resize(static_cast<size_t>(MlpChunk(n) * config_.ffn_size));
   up_.resize(gate_.size());
   RETURN_IF_ERROR(Embed(tokens));
   RopeTables(model_.inv_freq_, position_, n, &cos_, &sin_);

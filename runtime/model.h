@@ -145,6 +145,8 @@ class Session {
     Linears(x, tokens, {{&w, out}});
   }
   absl::Status Embed(absl::Span<const int32_t> tokens);
+  // Tokens per MLP pass of a block over n tokens.
+  int64_t MlpChunk(int64_t n) const;
   void ObserveInput(int64_t layer, LinearInput input, const float* x,
                     int64_t tokens, int64_t cols) {
     if (input_observer_ != nullptr)

@@ -95,6 +95,37 @@ TEST_P(ModelTest, ScalarAndOptimizedKernelsAgree) {
   EXPECT_LT(Nmse(fast, scalar), 1e-10);
 }
 
+// A prompt longer than one MLP chunk (128 tokens) runs each block's MLP in
+// several passes; a calibration observer makes it one pass. Every token's
+// MLP is independent of the others, so both give the same logits.
+TEST_P(ModelTest, MlpChunksMatchOneMlpPass) {
+  std::vector<int32_t> prompt(300);
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    prompt[i] = static_cast<int32_t>((i * 37 + 11) % 97);
+  }
+  auto model = Model::Open(dir_.path(), {});
+  ASSERT_TRUE(model.ok());
+  std::vector<float> chunked, whole;
+  Session a(**model, 300);
+  ASSERT_TRUE(a.Forward(prompt, LogitsRows::kAll, &chunked).ok());
+  int64_t down_calls = 0;
+  const LinearInputObserver count = [&](int64_t, LinearInput input,
+                                        const float*, int64_t tokens, int64_t) {
+    if (input == LinearInput::kMlpDown) {
+      ++down_calls;
+      EXPECT_EQ(tokens, 300);
+    }
+  };
+  Session b(**model, 300);
+  b.set_linear_input_observer(&count);
+  ASSERT_TRUE(b.Forward(prompt, LogitsRows::kAll, &whole).ok());
+  EXPECT_GT(down_calls, 0);
+  ASSERT_EQ(chunked.size(), whole.size());
+  for (size_t i = 0; i < whole.size(); ++i) {
+    ASSERT_NEAR(chunked[i], whole[i], 1e-5) << "logit " << i;
+  }
+}
+
 TEST_P(ModelTest, PrefillMatchesTokenByTokenDecode) {
   auto model = Model::Open(dir_.path(), {});
   ASSERT_TRUE(model.ok());
