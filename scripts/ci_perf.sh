@@ -22,12 +22,14 @@ stage_start=$(date +%s)
 
 BUILD_DIR=${BUILD_DIR:-build}
 # A 30% slower run lowers every ratio to 1/1.3 = 0.77 of its baseline
-# (-23%); 12% stays clear of that and of the run-to-run spread of the
-# normalized ratios on a busy 2-core machine (see docs/llmverify.md).
-MAX_REGRESSION=${PERF_MAX_REGRESSION:-12}
+# (-23%). On the shared 2-core machine the best-of-8 ratios of honest runs
+# minutes apart still scattered by up to -17% against the committed minima
+# (decode_bandwidth: both the decode and the bandwidth probe move), so the
+# gate sits at 20%: below the noise seen, above the slowdown it must catch.
+MAX_REGRESSION=${PERF_MAX_REGRESSION:-20}
 THREADS=2
 BENCH_ARGS=(--bench --threads "$THREADS" --bench-pp 128 --bench-tg 32
-            --bench-reps 5)
+            --bench-reps 8)
 
 # This stage's own package: jq edits the scaled baseline of the self-check.
 if ! dpkg-query -W -f='${Status}' jq 2>/dev/null | grep -q "install ok installed"; then
@@ -54,6 +56,12 @@ fi
 # kernels and probes choose between, both reduced to [A-Za-z0-9_.-].
 cpu_name=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 cpu_name=${cpu_name:-$(uname -m)}
+# Virtual machines may name every generation alike ("AMD EPYC"): the x86
+# family and model numbers tell Zen 4 (family 25) from Zen 5 (26), whose
+# ratios differ.
+family=$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ' || true)
+model=$(grep -m1 -E '^model[[:space:]]+:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ' || true)
+[[ -n $family && -n $model ]] && cpu_name="$cpu_name family $family model $model"
 flags=" $(grep -m1 -E '^(flags|Features)' /proc/cpuinfo | cut -d: -f2-) "
 isa=""
 for f in avx2 fma avx512f avx512_vnni avx512_bf16 amx_tile asimd asimddp sve; do
@@ -120,6 +128,12 @@ jq '.ratios |= map_values(if . == null then null else .best *= 1.3 end)' \
   "$current" > "$WORK/scaled-baseline.json"
 rc=0
 compare self-check "$WORK/bf16" resident "$WORK/scaled-baseline.json" || rc=$?
+if [ "$rc" -eq 0 ]; then
+  # The rerun is as noisy as any: a lucky one can land within 20% of the
+  # x1.3 result (-23%). Like a regression, a miss gets one more try.
+  echo "ci_perf: the self-check's rerun stayed within the gate; trying once more"
+  compare self-check "$WORK/bf16" resident "$WORK/scaled-baseline.json" || rc=$?
+fi
 if [ "$rc" -ne 1 ]; then
   echo "ci_perf: FAIL: the gate did not catch a 30% slower result (exit status $rc, expected 1)" >&2
   exit 1
