@@ -24,14 +24,7 @@
 #include <algorithm>
 #include <cstring>
 
-// GCC 12's AVX-512 intrinsics build their "undefined" pass-through operands
-// as self-initialized variables, which -Wuninitialized reports once they are
-// inlined into functions with a target attribute: a false positive.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
-#define LLMPACK_AVX512VNNI \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
+#include "runtime/avx512vnni_target.h"
 
 namespace llmpack::runtime {
 namespace {

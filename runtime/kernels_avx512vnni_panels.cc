@@ -24,14 +24,7 @@
 #include <memory>
 #include <new>
 
-// GCC 12's AVX-512 intrinsics build their "undefined" pass-through operands
-// as self-initialized variables, which -Wuninitialized reports once they are
-// inlined into functions with a target attribute: a false positive.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
-#define LLMPACK_AVX512VNNI \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
+#include "runtime/avx512vnni_target.h"
 
 namespace llmpack::runtime {
 namespace {
@@ -232,28 +225,13 @@ LLMPACK_AVX512VNNI void PanelTile(const ActivationPanels& a,
   }
 }
 
-LLMPACK_AVX512VNNI void TileRows(int rows, const ActivationPanels& a,
-                                 const TileScratch& s, int64_t p, int64_t r0,
-                                 float* out, int64_t out_stride) {
-  switch (rows) {
-    case 8:
-      return PanelTile<8>(a, s, p, r0, out, out_stride);
-    case 7:
-      return PanelTile<7>(a, s, p, r0, out, out_stride);
-    case 6:
-      return PanelTile<6>(a, s, p, r0, out, out_stride);
-    case 5:
-      return PanelTile<5>(a, s, p, r0, out, out_stride);
-    case 4:
-      return PanelTile<4>(a, s, p, r0, out, out_stride);
-    case 3:
-      return PanelTile<3>(a, s, p, r0, out, out_stride);
-    case 2:
-      return PanelTile<2>(a, s, p, r0, out, out_stride);
-    default:
-      return PanelTile<1>(a, s, p, r0, out, out_stride);
-  }
-}
+using PanelTileFn = void (*)(const ActivationPanels&, const TileScratch&,
+                             int64_t, int64_t, float*, int64_t);
+// PanelTile<rows> for a tile of 1..kTileRows rows (the last of a range may
+// be short).
+constexpr PanelTileFn kPanelTiles[kTileRows] = {
+    &PanelTile<1>, &PanelTile<2>, &PanelTile<3>, &PanelTile<4>,
+    &PanelTile<5>, &PanelTile<6>, &PanelTile<7>, &PanelTile<8>};
 
 LLMPACK_AVX512VNNI void PanelMatMul(const ActivationPanels& a,
                                     const WeightMatrix& w, int64_t row_begin,
@@ -281,7 +259,7 @@ LLMPACK_AVX512VNNI void PanelMatMul(const ActivationPanels& a,
         _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
       }
       for (int64_t p = p0; p < p1; ++p) {
-        TileRows(rows, a, scratch, p, r, out, out_stride);
+        kPanelTiles[rows - 1](a, scratch, p, r, out, out_stride);
       }
     }
   }

@@ -257,6 +257,31 @@ TEST(QuantMatMulReferenceTest, WithinActivationRoundingOfDequantizedDot) {
   RecordProperty("worst_error_over_bound", std::to_string(worst_ratio));
 }
 
+// Runs compute(begin, out) for rows [begin, rows) of an output strided like
+// a Session's (stride = rows) and compares it with the reference; row 0,
+// outside the range when there are more than two rows, must stay untouched.
+template <typename Compute>
+void ExpectRowsMatchReference(const QuantizedActivations& a, const Matrix& m,
+                              const Case& k, Compute compute) {
+  const int64_t begin = k.rows > 2 ? 1 : 0;
+  std::vector<float> want(static_cast<size_t>(k.tokens * k.rows), -7.0f);
+  std::vector<float> got(want.size(), -7.0f);
+  QuantizedMatMulReference(a, m.w, begin, k.rows, want.data(), k.rows);
+  compute(begin, got.data());
+  for (int64_t t = 0; t < k.tokens; ++t) {
+    for (int64_t r = 0; r < k.rows; ++r) {
+      const size_t i = static_cast<size_t>(t * k.rows + r);
+      if (r < begin) {
+        ASSERT_EQ(got[i], -7.0f) << "wrote outside its rows";
+        continue;
+      }
+      const double tol =
+          kQuantSumRelTol * Magnitude(a, t, m.w.layout, m.w.Row(r)) + 1e-30;
+      ASSERT_NEAR(got[i], want[i], tol) << "row " << r << " token " << t;
+    }
+  }
+}
+
 // The SIMD kernels take groups that are whole activation blocks (the
 // dispatch sends other groups to the reference, which the table test below
 // covers).
@@ -268,25 +293,9 @@ void ExpectMatchesReference(QuantMatMulFn kernel, const std::string& name) {
     const auto x = MakeActivations(k.tokens, k.cols, 22);
     QuantizedActivations a;
     QuantizeActivations(x.data(), k.tokens, k.cols, m.w, &a);
-    // Out rows are strided like a Session's (stride = rows) with a margin
-    // that must stay untouched when only a sub-range is computed.
-    const int64_t begin = k.rows > 2 ? 1 : 0;
-    std::vector<float> want(static_cast<size_t>(k.tokens * k.rows), -7.0f);
-    std::vector<float> got(want.size(), -7.0f);
-    QuantizedMatMulReference(a, m.w, begin, k.rows, want.data(), k.rows);
-    kernel(a, m.w, begin, k.rows, got.data(), k.rows);
-    for (int64_t t = 0; t < k.tokens; ++t) {
-      for (int64_t r = 0; r < k.rows; ++r) {
-        const size_t i = static_cast<size_t>(t * k.rows + r);
-        if (r < begin) {
-          ASSERT_EQ(got[i], -7.0f) << "wrote outside its rows";
-          continue;
-        }
-        const double tol =
-            kQuantSumRelTol * Magnitude(a, t, m.w.layout, m.w.Row(r)) + 1e-30;
-        ASSERT_NEAR(got[i], want[i], tol) << "row " << r << " token " << t;
-      }
-    }
+    ExpectRowsMatchReference(a, m, k, [&](int64_t begin, float* out) {
+      kernel(a, m.w, begin, k.rows, out, k.rows);
+    });
   }
 }
 
@@ -439,23 +448,9 @@ TEST(PanelMatMulTest, Avx512VnniMatchesReference) {
     QuantizeActivations(x.data(), k.tokens, k.cols, m.w, &a);
     ActivationPanels p;
     panels->quantize(x.data(), k.tokens, k.cols, &p);
-    const int64_t begin = 1;  // row 0 stays untouched
-    std::vector<float> want(static_cast<size_t>(k.tokens * k.rows), -7.0f);
-    std::vector<float> got(want.size(), -7.0f);
-    QuantizedMatMulReference(a, m.w, begin, k.rows, want.data(), k.rows);
-    panels->matmul(p, m.w, begin, k.rows, got.data(), k.rows);
-    for (int64_t t = 0; t < k.tokens; ++t) {
-      for (int64_t r = 0; r < k.rows; ++r) {
-        const size_t i = static_cast<size_t>(t * k.rows + r);
-        if (r < begin) {
-          ASSERT_EQ(got[i], -7.0f) << "wrote outside its rows";
-          continue;
-        }
-        const double tol =
-            kQuantSumRelTol * Magnitude(a, t, m.w.layout, m.w.Row(r)) + 1e-30;
-        ASSERT_NEAR(got[i], want[i], tol) << "row " << r << " token " << t;
-      }
-    }
+    ExpectRowsMatchReference(a, m, k, [&](int64_t begin, float* out) {
+      panels->matmul(p, m.w, begin, k.rows, out, k.rows);
+    });
   }
 }
 
