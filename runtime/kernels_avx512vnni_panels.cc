@@ -58,8 +58,9 @@ struct TileScratch {
   void Reserve(int64_t blocks) {
     if (blocks <= capacity_blocks) return;
     const size_t per_row = static_cast<size_t>(blocks) * (kBlock + 8);
-    void* p = std::aligned_alloc(
-        64, kTileRows * per_row + 12 * static_cast<size_t>(blocks) + 64);
+    // aligned_alloc wants a multiple of the alignment.
+    const size_t bytes = kTileRows * per_row + 12 * static_cast<size_t>(blocks);
+    void* p = std::aligned_alloc(64, (bytes + 127) / 64 * 64);
     if (p == nullptr) throw std::bad_alloc();
     memory.reset(static_cast<uint8_t*>(p));
     capacity_blocks = blocks;
