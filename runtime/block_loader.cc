@@ -209,16 +209,14 @@ absl::StatusOr<const uint8_t*> BlockLoader::CopyInto(Slot& slot,
     // Aligned to 2 MiB (transparent huge pages where the system allows
     // them: fewer TLB misses in the copy and in compute), so also to the
     // 64 bytes every tensor's file offset is aligned to.
-    const size_t rounded =
-        (size + kSlotAlignment - 1) / kSlotAlignment * kSlotAlignment;
-    void* p = std::aligned_alloc(kSlotAlignment, rounded);
-    if (p == nullptr) {
+    slot.buffer = AllocateAligned(size, kSlotAlignment);
+    if (slot.buffer == nullptr) {
+      slot.capacity = 0;
       return absl::ResourceExhaustedError(absl::StrCat(
           "cannot allocate ", size, " bytes for ", reader.path().string()));
     }
-    ::madvise(p, rounded, MADV_HUGEPAGE);
-    slot.buffer = {static_cast<uint8_t*>(p), std::free};
-    slot.capacity = rounded;
+    slot.capacity = RoundUpToAlignment(size, kSlotAlignment);
+    ::madvise(slot.buffer.get(), slot.capacity, MADV_HUGEPAGE);
   }
   absl::Status read = reader.file().ReadAt(0, {slot.buffer.get(), size});
   // A write or truncation before or during the copy changed the file's

@@ -41,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "llmpack/mapped_file.h"
+#include "runtime/aligned_bytes.h"
 #include "runtime/kernels.h"
 #include "runtime/package.h"
 
@@ -116,7 +117,7 @@ class BlockLoader {
     State state = kEmpty;
     int64_t layer = -1;
     bool background = false;  // the prefetch thread owns the pending read
-    std::unique_ptr<uint8_t, void (*)(void*)> buffer{nullptr, nullptr};
+    AlignedBytes buffer{nullptr, &std::free};
     size_t capacity = 0;
     MappedFile map;             // map_blocks: the block file, guarded
     int64_t mapped_layer = -1;  // whose file `map` holds

@@ -18,6 +18,7 @@
 
 #include "llmpack/dtype.h"
 #include "quant/codec.h"
+#include "runtime/aligned_bytes.h"
 
 namespace llmpack::runtime {
 
@@ -100,7 +101,7 @@ struct ActivationPanels {
   int64_t blocks = 0;  // per token: cols / kActivationBlock (whole blocks)
   int64_t panels = 0;  // ceil(tokens / kTokens)
   // [panel][block][plane][quad][token][4]: 64-byte aligned.
-  std::unique_ptr<uint8_t[], void (*)(void*)> codes{nullptr, nullptr};
+  AlignedBytes codes{nullptr, &std::free};
   size_t codes_capacity = 0;
   std::vector<float> scales;  // [panel][block][token]
 

@@ -24,6 +24,7 @@
 #include <memory>
 #include <new>
 
+#include "runtime/aligned_bytes.h"
 #include "runtime/avx512vnni_target.h"
 
 namespace llmpack::runtime {
@@ -44,7 +45,7 @@ constexpr int64_t kChunkBytes = int64_t{512} << 10;
 // shifted left by 7 it removes what the +128 offset of the high plane adds,
 // 16384 * sum); and the group's scale.
 struct TileScratch {
-  std::unique_ptr<uint8_t[], void (*)(void*)> memory{nullptr, std::free};
+  AlignedBytes memory{nullptr, &std::free};
   int64_t capacity_blocks = 0;  // per row
   uint8_t* codes = nullptr;     // [kTileRows][blocks][32]
   int32_t* offset = nullptr;    // [kTileRows][blocks]
@@ -58,11 +59,9 @@ struct TileScratch {
   void Reserve(int64_t blocks) {
     if (blocks <= capacity_blocks) return;
     const size_t per_row = static_cast<size_t>(blocks) * (kBlock + 8);
-    // aligned_alloc wants a multiple of the alignment.
-    const size_t bytes = kTileRows * per_row + 12 * static_cast<size_t>(blocks);
-    void* p = std::aligned_alloc(64, (bytes + 127) / 64 * 64);
-    if (p == nullptr) throw std::bad_alloc();
-    memory.reset(static_cast<uint8_t*>(p));
+    memory = AllocateAligned(
+        kTileRows * per_row + 12 * static_cast<size_t>(blocks), 64);
+    if (memory == nullptr) throw std::bad_alloc();
     capacity_blocks = blocks;
     codes = memory.get();
     offset = reinterpret_cast<int32_t*>(codes + kTileRows * blocks * kBlock);

@@ -39,12 +39,11 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
     base = model->lm_map_.data();
   } else {
     const size_t size = lm.file().size();
-    void* p = std::aligned_alloc(64, (size + 63) / 64 * 64);
-    if (p == nullptr) {
+    model->lm_buffer_ = AllocateAligned(size, 64);
+    if (model->lm_buffer_ == nullptr) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "cannot allocate ", size, " bytes for ", lm.path().string()));
     }
-    model->lm_buffer_ = {static_cast<uint8_t*>(p), std::free};
     absl::Status read = lm.file().ReadAt(0, {model->lm_buffer_.get(), size});
     RETURN_IF_ERROR(model->package_->CheckUnchanged(lm));
     RETURN_IF_ERROR(read);

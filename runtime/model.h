@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "llmpack/mapped_file.h"
+#include "runtime/aligned_bytes.h"
 #include "runtime/block_loader.h"
 #include "runtime/kernels.h"
 #include "runtime/package.h"
@@ -69,7 +70,7 @@ class Model {
   const KernelTable* kernels_ = nullptr;
   std::vector<float> inv_freq_;
   // lm.bin: read once (stream) or mapped (resident).
-  std::unique_ptr<uint8_t, void (*)(void*)> lm_buffer_{nullptr, nullptr};
+  AlignedBytes lm_buffer_{nullptr, &std::free};
   MappedFile lm_map_;
   uint64_t lm_bytes_ = 0;
   WeightMatrix lm_head_;

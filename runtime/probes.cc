@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/aligned_bytes.h"
 #include "runtime/clock.h"
 #include "runtime/probe_loops.h"
 
@@ -298,9 +299,8 @@ absl::StatusOr<double> MeasureReadBandwidth(ThreadPool& pool,
                      " bytes, expected at least ", kChunkBytes));
   }
   const size_t words_per_chunk = kChunkBytes / sizeof(uint64_t);
-  std::unique_ptr<uint64_t, void (*)(void*)> buffer(
-      static_cast<uint64_t*>(std::aligned_alloc(4096, chunks * kChunkBytes)),
-      &std::free);
+  const AlignedBytes bytes = AllocateAligned(chunks * kChunkBytes, 4096);
+  uint64_t* const buffer = reinterpret_cast<uint64_t*>(bytes.get());
   if (buffer == nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "bandwidth probe: cannot allocate ", chunks * kChunkBytes, " bytes"));
@@ -308,7 +308,7 @@ absl::StatusOr<double> MeasureReadBandwidth(ThreadPool& pool,
   const int64_t n = static_cast<int64_t>(chunks);
   // Touched by the pool's threads, so the pages are resident before timing.
   pool.ParallelFor(n, 1, [&](int64_t begin, int64_t end) {
-    std::memset(buffer.get() + begin * words_per_chunk, 1,
+    std::memset(buffer + begin * words_per_chunk, 1,
                 static_cast<size_t>(end - begin) * kChunkBytes);
   });
   std::vector<uint64_t> partial(chunks, 0);
@@ -316,7 +316,7 @@ absl::StatusOr<double> MeasureReadBandwidth(ThreadPool& pool,
     pool.ParallelFor(n, 1, [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
         partial[static_cast<size_t>(c)] = HWY_DYNAMIC_DISPATCH(XorWords)(
-            buffer.get() + c * words_per_chunk, words_per_chunk);
+            buffer + c * words_per_chunk, words_per_chunk);
       }
     });
     return static_cast<double>(chunks * kChunkBytes);

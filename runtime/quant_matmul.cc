@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <new>
+
+#include "runtime/aligned_bytes.h"
 
 namespace llmpack::runtime {
 namespace {
@@ -112,9 +113,8 @@ void StartActivationPanels(int64_t tokens, int64_t cols,
   const size_t bytes = static_cast<size_t>(out->panels * out->blocks *
                                            ActivationPanels::kBlockBytes);
   if (out->codes_capacity < bytes) {
-    void* p = std::aligned_alloc(64, std::max<size_t>(64, bytes));
-    if (p == nullptr) throw std::bad_alloc();
-    out->codes = {static_cast<uint8_t*>(p), std::free};
+    out->codes = AllocateAligned(bytes, 64);
+    if (out->codes == nullptr) throw std::bad_alloc();
     out->codes_capacity = bytes;
   }
   const size_t count = static_cast<size_t>(out->panels * out->blocks * kTokens);
