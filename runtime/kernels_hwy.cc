@@ -503,16 +503,8 @@ void DispatchMatMul(const MatMulInput& in, const WeightMatrix& w,
                     int64_t row_begin, int64_t row_end, float* out,
                     int64_t out_stride) {
   if (in.use_panels) {
-    if (PanelMatMulApplies(w, in.tokens)) {
-      BestPanelKernels()->matmul(in.panels, w, row_begin, row_end, out,
-                                 out_stride);
-      return;
-    }
-    // A matrix of the same call whose groups cut activation blocks (a
-    // package could mix group sizes): the reference, on codes made here.
-    thread_local QuantizedActivations codes;
-    QuantizeActivations(in.x, in.tokens, in.cols, w, &codes);
-    QuantizedMatMulReference(codes, w, row_begin, row_end, out, out_stride);
+    BestPanelKernels()->matmul(in.panels, w, row_begin, row_end, out,
+                               out_stride);
     return;
   }
   if (in.quantized) {

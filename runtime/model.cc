@@ -106,10 +106,14 @@ void Session::Linears(const float* x, int64_t tokens,
   const KernelTable& k = model_.kernels();
   const LinearOutput* first = outputs.begin();
   // Activations are prepared for a weight dtype (quantized codes follow the
-  // weights' order), so matrices of different dtypes (a package may mix
+  // weights' order, and the panel layout of q4 prompts depends on the group
+  // size), so matrices of different dtypes or group sizes (a package may mix
   // them) run one after the other.
   for (const LinearOutput& o : outputs) {
-    if (o.w->dtype == first->w->dtype) continue;
+    if (o.w->dtype == first->w->dtype &&
+        o.w->layout.format.group_size == first->w->layout.format.group_size) {
+      continue;
+    }
     for (const LinearOutput& each : outputs) Linears(x, tokens, {each});
     if (silu_up) {
       k.silu_mul(first[0].out, first[1].out, tokens * first[0].w->rows);
