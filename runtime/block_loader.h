@@ -5,12 +5,12 @@
 // load block i+1 (mod layers) into the other slot, so the load overlaps
 // block i's compute. A slot is only refilled after its block was released,
 // so at most two blocks are ever in memory. A load first queues its whole
-// file with posix_fadvise(WILLNEED), so a cold disk serves it with many
-// requests in flight. By default a slot copies its block file into a
-// private buffer; with map_blocks it maps the file instead and populates the
-// mapping on the prefetch thread (no copy: the weights are the page cache's
-// pages, as in resident mode, unmapped when the slot is refilled).
-// Resident mode: every block file is memory-mapped once at creation.
+// A slot maps its block file and populates the mapping on the prefetch
+// thread (no copy: the weights are the page cache's pages, as in resident
+// mode, unmapped when the slot is refilled), or copies the file into a
+// private buffer (StreamIo). Resident mode: every block file is mapped and
+// populated once, at creation. Mappings ask for 2 MiB pages
+// (huge_mapping.h).
 //
 // Checksums: Package::Open hashed every file (unless disabled); a load only
 // checks, with one fstat, that the file was not truncated or written to
@@ -31,10 +31,12 @@
 #ifndef LLMPACK_RUNTIME_BLOCK_LOADER_H_
 #define LLMPACK_RUNTIME_BLOCK_LOADER_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -48,6 +50,20 @@
 namespace llmpack::runtime {
 
 enum class LoadMode { kStream, kResident };
+
+// How stream mode fills a slot. docs/runtime.md, "Block streaming", has the
+// measurements behind the default.
+enum class StreamIo {
+  // Map the block file (no copy) when its pages can be mapped in 2 MiB
+  // entries (huge_mapping.h; the first load of each block checks, and
+  // re-reads the file into 2 MiB folios if it is cached in small ones);
+  // where they cannot, copy instead, for the rest of the run.
+  kAuto,
+  kMap,   // always map
+  kCopy,  // always copy into a private buffer (2 MiB folios made as in kAuto)
+};
+const char* StreamIoName(StreamIo io);            // "auto", "map", "copy"
+StreamIo ParseStreamIo(const std::string& name);  // kAuto unless map/copy
 
 // One block's weights. Matrices point into the loader's memory (valid until
 // Release); the small vectors are widened to f32 at load time.
@@ -65,11 +81,8 @@ struct LoaderOptions {
   // mode) or once when it is mapped (resident mode), on top of the whole-file
   // checksums of Package::Open. Costs a pass over the model per token.
   bool verify_each_load = false;
-  // Stream mode: map block files into the slots (no copy) rather than
-  // reading them into private buffers. Off by default: on the 2-core
-  // machine of docs/runtime.md "Measured", decode from mapped slots ran 4x
-  // slower than from copies, for a reason not found yet.
-  bool map_blocks = false;
+  // Stream mode: how a slot is filled (StreamIo).
+  StreamIo stream_io = StreamIo::kAuto;
   // Stream mode: once a block is no longer needed, advise the kernel to
   // drop the file's pages (posix_fadvise DONTNEED), so streaming a model
   // larger than memory does not push everything else out of the page cache.
@@ -86,6 +99,13 @@ struct LoaderStats {
   uint64_t sync_loads = 0;        // reads the compute thread had to do
   int max_resident_blocks = 0;    // most blocks held in memory at once
   int64_t wait_ns = 0;  // time Acquire waited for data (prefetch or read)
+  // Mapped loads (resident, or stream with map_blocks): the first load of
+  // each block checks that it is mapped in 2 MiB entries (huge_mapping.h),
+  // re-reading its file to get there if needed; how many were, and how many
+  // re-read.
+  uint64_t huge_checked_loads = 0;
+  uint64_t page_cache_rebuilds = 0;
+  uint64_t mapped_loads = 0;  // stream loads that mapped (others copied)
 };
 
 struct LoaderEvent {
@@ -129,9 +149,13 @@ class BlockLoader {
       : package_(package), options_(options) {}
   // Reads block `layer` into `slot` (no lock held).
   absl::Status LoadInto(Slot& slot, int64_t layer);
+  bool MapsNextLoad() const;  // StreamIo resolved for the next load
   // LoadInto's two ways to fill a slot; both return the block's bytes.
   absl::StatusOr<const uint8_t*> CopyInto(Slot& slot, int64_t layer);
   absl::StatusOr<const uint8_t*> MapInto(Slot& slot, int64_t layer);
+  // Maps block `layer`'s file in huge folios where possible
+  // (huge_mapping.h), counting the outcome in stats_. Any thread.
+  absl::StatusOr<MappedFile> MapBlock(int64_t layer);
   // Unmaps the slot's mapping (dropping its pages if asked).
   void Unmap(Slot& slot);
   // With `lock` (on mu_) held on entry and exit: reads `layer` into `slot`
@@ -157,6 +181,10 @@ class BlockLoader {
   std::thread prefetcher_;
   LoaderStats stats_;
   std::vector<LoaderEvent> trace_;
+  // MapBlock: whether a block's page cache was already offered a rebuild,
+  // and whether rebuilding can give huge mappings at all.
+  std::vector<std::atomic<bool>> rebuild_tried_;
+  std::atomic<bool> huge_folios_possible_{true};
 };
 
 }  // namespace llmpack::runtime

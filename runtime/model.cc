@@ -22,7 +22,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
   loader_options.mode = options.mode;
   loader_options.verify_each_load = options.verify_each_load;
   loader_options.drop_page_cache = options.drop_page_cache;
-  loader_options.map_blocks = options.map_blocks;
+  loader_options.stream_io = options.stream_io;
   loader_options.trace = options.trace_loader;
   ASSIGN_OR_RETURN(model->loader_,
                    BlockLoader::Create(*model->package_, loader_options));

@@ -39,7 +39,7 @@ struct ModelOptions {
   // once when read): LoaderOptions::verify_each_load.
   bool verify_each_load = false;
   bool drop_page_cache = false;  // LoaderOptions::drop_page_cache
-  bool map_blocks = false;       // LoaderOptions::map_blocks
+  StreamIo stream_io = StreamIo::kAuto;  // LoaderOptions::stream_io
   int threads = 0;               // <= 0: all hardware threads
   KernelChoice kernels = KernelChoice::kOptimized;
   bool trace_loader = false;  // record LoaderEvents (tests)

@@ -2,6 +2,7 @@
 // against references (parity, perplexity), generates text, and reports
 // throughput and memory. Thin front end over llmpack::commands::RunVerify.
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,8 +55,8 @@ int main(int argc, char** argv) {
   namespace rt = llmpack::runtime;
   llmpack::commands::VerifyRequest o;
   std::string package, reference, eval, prompt, prompt_ids, chat, system,
-      save_reference, json_out, diagnose_against, kernels = "optimized",
-                                                  save_positions = "all";
+      save_reference, json_out, diagnose_against,
+      kernels = "optimized", stream_io = "auto", save_positions = "all";
   bool resident = false, stream = false, no_checksums = false,
        no_greedy_gate = false, ignore_eos = false;
   double expected_ppl = 0, max_ppl = 0;
@@ -263,10 +264,12 @@ int main(int argc, char** argv) {
                "are hashed once at open and a load only checks that the "
                "file was not changed since)")
       ->group(run);
-  app.add_flag("--stream-map", o.model.map_blocks,
-               "with --stream: map each block file instead of copying it "
-               "into a private buffer (no copy; experimental, see "
-               "docs/runtime.md)")
+  AddDefaulted(app, run, "--stream-io", stream_io,
+               "with --stream, how a block gets into memory: map (the "
+               "file's page cache pages, no copy), copy (into a private "
+               "buffer), or auto: map where the page cache can be mapped "
+               "in 2 MiB pages, else copy (docs/runtime.md)")
+      ->check(CLI::IsMember({"auto", "map", "copy"}))
       ->excludes(resident_flag)
       ->group(run);
   app.add_flag("--drop-page-cache", o.model.drop_page_cache,
@@ -343,6 +346,9 @@ int main(int argc, char** argv) {
         resident ? rt::LoadMode::kResident : rt::LoadMode::kStream;
     bench.model.threads = o.model.threads;
     bench.model.verify_checksums = !no_checksums;
+    bench.model.verify_each_load = o.model.verify_each_load;
+    bench.model.stream_io = rt::ParseStreamIo(stream_io);
+    bench.model.drop_page_cache = o.model.drop_page_cache;
     rt::ParseKernelChoice(kernels, &bench.model.kernels);
     if (!json_out.empty()) bench.json_out = json_out;
     if (!baseline.empty()) bench.baseline = baseline;
@@ -381,6 +387,7 @@ int main(int argc, char** argv) {
   o.model.mode = resident ? rt::LoadMode::kResident : rt::LoadMode::kStream;
   o.model.verify_checksums = !no_checksums;
   rt::ParseKernelChoice(kernels, &o.model.kernels);
+  o.model.stream_io = rt::ParseStreamIo(stream_io);
   o.gates.require_greedy_match = !no_greedy_gate;
   if (expected_opt->count() > 0) o.gates.expected_ppl = expected_ppl;
   if (max_ppl_opt->count() > 0) o.gates.max_ppl = max_ppl;

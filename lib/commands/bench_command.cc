@@ -337,8 +337,7 @@ void PrintTable(const json& r, std::ostream& out) {
         {model, mode, threads,
          absl::StrCat("tg", res["tg"]["tokens"].get<int64_t>()),
          PlusMinus(res["tg"]["tokens_per_second"], 1, 2),
-         PlusMinus(res["tg"]["weight_bytes_per_second"], 1e-9, 2) +
-             " GB/s",
+         PlusMinus(res["tg"]["weight_bytes_per_second"], 1e-9, 2) + " GB/s",
          PlusMinus(ratios["decode_bandwidth"], 1, 3) + " bandwidth"});
     if (!ratios["stream_read"].is_null()) {
       rows.push_back(
@@ -445,6 +444,8 @@ absl::StatusOr<BenchOutcome> RunBench(const BenchRequest& o) {
                         {"threads", model->pool().num_threads()},
                         {"kernels", model->kernels().name},
                         {"verify_checksums", o.model.verify_checksums},
+                        {"stream_io", runtime::StreamIoName(o.model.stream_io)},
+                        {"drop_page_cache", o.model.drop_page_cache},
                         {"prompt_tokens", o.prompt_tokens},
                         {"generate_tokens", o.generate_tokens},
                         {"reps", o.reps},
@@ -468,6 +469,12 @@ absl::StatusOr<BenchOutcome> RunBench(const BenchRequest& o) {
     reps.push_back(r);
   }
   Summarize(o, cost, file_probe, stream, reps, &report);
+  const runtime::LoaderStats loader = model->loader().stats();
+  report["results"]["loader"] = {
+      {"blocks_loaded", loader.blocks_loaded},
+      {"mapped_loads", loader.mapped_loads},
+      {"huge_checked_loads", loader.huge_checked_loads},
+      {"page_cache_rebuilds", loader.page_cache_rebuilds}};
   std::ostringstream sink;
   std::ostream& out = o.out != nullptr ? *o.out : sink;
   PrintTable(report, out);

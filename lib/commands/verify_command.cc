@@ -347,13 +347,14 @@ absl::StatusOr<VerifyOutcome> RunVerify(const VerifyRequest& o) {
                          {"hidden_size", config.hidden_size},
                          {"vocab_size", config.vocab_size},
                          {"has_tokenizer", model->package().has_tokenizer()}};
-  c.report["settings"] = {{"mode", mode},
-                          {"threads", model->pool().num_threads()},
-                          {"kernels", model->kernels().name},
-                          {"verify_checksums", o.model.verify_checksums},
-                          {"verify_each_load", o.model.verify_each_load},
-                          {"drop_page_cache", o.model.drop_page_cache},
-                          {"map_blocks", o.model.map_blocks}};
+  c.report["settings"] = {
+      {"mode", mode},
+      {"threads", model->pool().num_threads()},
+      {"kernels", model->kernels().name},
+      {"verify_checksums", o.model.verify_checksums},
+      {"verify_each_load", o.model.verify_each_load},
+      {"drop_page_cache", o.model.drop_page_cache},
+      {"stream_io", runtime::StreamIoName(o.model.stream_io)}};
   c.report["gates"] = verify::GatesJson(o.gates);
 
   std::optional<verify::ReferenceBundle> reference;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -21,14 +22,43 @@ absl::StatusOr<MappedFile> MappedFile::Map(const ReadOnlyFile& file) {
   MappedFile map;
   map.path_ = file.path();
   map.size_ = static_cast<size_t>(file.size());
-  if (map.size_ > 0) {
-    void* p = ::mmap(nullptr, map.size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
-    if (p == MAP_FAILED) {
-      return absl::InternalError(absl::StrCat(
-          file.path().string(), ": cannot mmap: ", std::strerror(errno)));
+  if (map.size_ == 0) return map;
+  auto failed = [&](const char* what) {
+    return absl::InternalError(absl::StrCat(file.path().string(), ": cannot ",
+                                            what, ": ", std::strerror(errno)));
+  };
+  // Files of 2 MiB or more start at a 2 MiB boundary, so that page cache
+  // folios of 2 MiB can be mapped whole (one PMD entry instead of 512 page
+  // table entries). Some filesystems align file mappings themselves, others
+  // do not: reserve enough address space to pick the boundary, then map the
+  // file over it and return the rest.
+  uint8_t* where = nullptr;
+  if (map.size_ >= kHugePageBytes) {
+    void* reserved = ::mmap(nullptr, map.size_ + kHugePageBytes, PROT_NONE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (reserved == MAP_FAILED) return failed("reserve address space");
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(reserved);
+    const uintptr_t aligned =
+        (begin + kHugePageBytes - 1) & ~uintptr_t{kHugePageBytes - 1};
+    const uintptr_t end = begin + map.size_ + kHugePageBytes;
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t used_end = (aligned + map.size_ + page - 1) & ~(page - 1);
+    if (aligned > begin) ::munmap(reserved, aligned - begin);
+    if (end > used_end) {
+      ::munmap(reinterpret_cast<void*>(used_end), end - used_end);
     }
-    map.data_ = static_cast<uint8_t*>(p);
+    where = reinterpret_cast<uint8_t*>(aligned);
   }
+  void* p =
+      ::mmap(where, map.size_, PROT_READ,
+             MAP_PRIVATE | (where != nullptr ? MAP_FIXED : 0), file.fd(), 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    if (where != nullptr) ::munmap(where, map.size_);
+    errno = err;
+    return failed("mmap");
+  }
+  map.data_ = static_cast<uint8_t*>(p);
   return map;
 }
 

@@ -15,10 +15,13 @@ namespace llmpack {
 
 class MappedFile {
  public:
+  static constexpr size_t kHugePageBytes = size_t{2} << 20;  // x86-64, arm64
   static absl::StatusOr<MappedFile> Open(const std::filesystem::path& path);
   // Maps the first file.size() bytes of an already open file (the inode the
   // descriptor refers to, even if the path was since replaced). The mapping
-  // does not keep `file` open.
+  // does not keep `file` open. Files of kHugePageBytes or more are mapped at
+  // a multiple of kHugePageBytes, so huge page cache folios can be mapped
+  // whole.
   static absl::StatusOr<MappedFile> Map(const ReadOnlyFile& file);
 
   MappedFile() = default;

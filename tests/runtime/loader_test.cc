@@ -1,6 +1,7 @@
 // Package validation and the streaming block loader: the two-block bound,
 // prefetch overlapping compute, and clear errors for corrupt packages.
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -76,6 +77,38 @@ TEST_F(LoaderTest, StreamNeverHoldsMoreThanTwoBlocks) {
   const auto trace = (*loader)->trace();
   EXPECT_EQ(Count(trace, LoaderEvent::kAcquired), passes * 4);
   EXPECT_EQ(Count(trace, LoaderEvent::kReleased), passes * 4);
+}
+
+// Mapped or copied, a block's weights are the file's bytes; kAuto maps
+// here (blocks smaller than 2 MiB need no huge folios to be mapped whole).
+TEST_F(LoaderTest, EveryStreamIoGivesTheFileBytes) {
+  for (StreamIo io : {StreamIo::kAuto, StreamIo::kMap, StreamIo::kCopy}) {
+    SCOPED_TRACE(StreamIoName(io));
+    EXPECT_EQ(ParseStreamIo(StreamIoName(io)), io);
+    LoaderOptions options;
+    options.stream_io = io;
+    auto loader = BlockLoader::Create(*package_, options);
+    ASSERT_TRUE(loader.ok()) << loader.status();
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
+        auto w = (*loader)->Acquire(layer);
+        ASSERT_TRUE(w.ok()) << w.status();
+        const TensorFileReader& file = package_->block(layer);
+        auto gate = file.Get(kGateProj);
+        ASSERT_TRUE(gate.ok());
+        std::vector<uint8_t> expected((*gate)->size_bytes);
+        ASSERT_TRUE(
+            file.file().ReadAt((*gate)->offset, absl::MakeSpan(expected)).ok());
+        EXPECT_EQ(
+            std::memcmp((*w)->gate.data, expected.data(), expected.size()), 0);
+        (*loader)->Release(layer);
+      }
+    }
+    const LoaderStats stats = (*loader)->stats();
+    EXPECT_EQ(stats.mapped_loads,
+              io == StreamIo::kCopy ? 0u : stats.blocks_loaded);
+    EXPECT_LE(stats.max_resident_blocks, 2);
+  }
 }
 
 // A compute step that cannot finish until the loader has started reading
@@ -225,7 +258,7 @@ class ChangedFileTest : public LoaderTest {
     options.mode = mode;
     options.threads = 1;
     options.verify_each_load = verify_each_load;
-    options.map_blocks = map_blocks_;
+    options.stream_io = stream_io_;
     auto model = Model::Open(dir_.path(), options);
     if (!model.ok()) return model.status();
     Session session(**model, 8);
@@ -242,7 +275,7 @@ class ChangedFileTest : public LoaderTest {
   std::filesystem::path Block(int i) const {
     return dir_.path() / BlockFileName(i);
   }
-  bool map_blocks_ = false;
+  StreamIo stream_io_ = StreamIo::kAuto;  // the default
 };
 
 TEST_F(ChangedFileTest, StreamBlockTruncatedBetweenTokensIsAnError) {
@@ -261,7 +294,7 @@ TEST_F(ChangedFileTest, StreamBlockTruncatedBetweenTokensIsAnError) {
 }
 
 TEST_F(ChangedFileTest, MappedBlockTruncatedBetweenTokensIsAnError) {
-  map_blocks_ = true;
+  stream_io_ = StreamIo::kMap;
   const auto block = Block(2);
   absl::Status status =
       NextTokenAfter([&] { std::filesystem::resize_file(block, 100); });
@@ -281,7 +314,7 @@ TEST_F(ChangedFileTest, MappedBlockTruncatedDuringComputeIsNotACrash) {
     ASSERT_TRUE(package.ok());
     LoaderOptions options;
     options.mode = mode;
-    options.map_blocks = true;
+    options.stream_io = StreamIo::kMap;
     auto loader = BlockLoader::Create(**package, options);
     ASSERT_TRUE(loader.ok());
     auto w = (*loader)->Acquire(1);

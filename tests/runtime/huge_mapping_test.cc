@@ -1,0 +1,103 @@
+// Mapping block files in 2 MiB pieces (runtime/huge_mapping.h): the mapping
+// starts at a 2 MiB boundary, shows the file's bytes, and, where the kernel
+// and file system make 2 MiB page cache folios, a rebuild maps every whole
+// 2 MiB piece with one entry.
+#include "runtime/huge_mapping.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "llmpack/file_util.h"
+#include "llmpack/mapped_file.h"
+#include "support/test_paths.h"
+
+namespace llmpack::runtime {
+namespace {
+
+using ::llmpack::testing::ScopedTempDir;
+
+constexpr size_t kTwoMiB = MappedFile::kHugePageBytes;
+
+// A file of three whole 2 MiB pieces and a partial one, on disk (synced, so
+// its pages are clean and may be dropped) and then read with read(), which
+// usually caches it in small folios.
+std::vector<uint8_t> WriteFile(const std::filesystem::path& path) {
+  std::vector<uint8_t> bytes(3 * kTwoMiB + 12345);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<uint8_t>(i * 2654435761u >> 24);
+  }
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ::fsync(fd);
+  std::vector<uint8_t> sink(bytes.size());
+  EXPECT_EQ(::pread(fd, sink.data(), sink.size(), 0),
+            static_cast<ssize_t>(sink.size()));
+  ::close(fd);
+  return bytes;
+}
+
+TEST(HugeMappingTest, LargeFilesAreMappedAtA2MiBBoundary) {
+  ScopedTempDir dir;
+  const std::vector<uint8_t> bytes = WriteFile(dir.path() / "f.bin");
+  auto file = ReadOnlyFile::Open(dir.path() / "f.bin");
+  ASSERT_TRUE(file.ok()) << file.status();
+  for (int i = 0; i < 3; ++i) {  // not a lucky address: every time
+    auto map = MappedFile::Map(*file);
+    ASSERT_TRUE(map.ok()) << map.status();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(map->data()) % kTwoMiB, 0u);
+    ASSERT_EQ(map->size(), bytes.size());
+    EXPECT_EQ(std::memcmp(map->data(), bytes.data(), bytes.size()), 0);
+  }
+  EXPECT_EQ(HugeMappableBytes(bytes.size()), 3 * kTwoMiB);
+  EXPECT_EQ(HugeMappableBytes(kTwoMiB - 1), 0u);
+}
+
+TEST(HugeMappingTest, RebuildMapsEveryWhole2MiBPieceWhereSupported) {
+  ScopedTempDir dir;
+  const std::vector<uint8_t> bytes = WriteFile(dir.path() / "f.bin");
+  auto file = ReadOnlyFile::Open(dir.path() / "f.bin");
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto m = MapInHugeFolios(*file, /*rebuild=*/true);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ(m->map.size(), bytes.size());
+  EXPECT_EQ(std::memcmp(m->map.data(), bytes.data(), bytes.size()), 0)
+      << "a rebuild re-reads the file: the bytes must be the same";
+  if (!m->huge) {
+    GTEST_SKIP() << "this kernel or file system gives no 2 MiB page cache "
+                    "folios for "
+                 << dir.path() << " (FilePmdMapped "
+                 << HugeMappedBytes(m->map.data()) << " bytes)";
+  }
+  EXPECT_GE(HugeMappedBytes(m->map.data()), 3 * kTwoMiB);
+  // Now cached in 2 MiB folios: mapping again needs no rebuild.
+  auto again = MapInHugeFolios(*file, /*rebuild=*/true);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->huge);
+  EXPECT_FALSE(again->rebuilt);
+}
+
+TEST(HugeMappingTest, WithoutRebuildNothingIsChecked) {
+  ScopedTempDir dir;
+  WriteFile(dir.path() / "f.bin");
+  auto file = ReadOnlyFile::Open(dir.path() / "f.bin");
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto m = MapInHugeFolios(*file, /*rebuild=*/false);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_FALSE(m->huge);
+  EXPECT_FALSE(m->rebuilt);
+  int not_mapped = 0;
+  EXPECT_EQ(HugeMappedBytes(&not_mapped), 0u);
+}
+
+}  // namespace
+}  // namespace llmpack::runtime
