@@ -71,12 +71,12 @@ void InstallSigbusHandler() {
   });
 }
 
-bool Guard(const MappedFile& map) {
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(map.data());
+bool Guard(const uint8_t* data, size_t size) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
   for (GuardedRange& r : g_guarded) {
     uintptr_t expected = 0;
     if (r.begin.compare_exchange_strong(expected, 1)) {  // claim the entry
-      r.end.store(begin + map.size(), std::memory_order_release);
+      r.end.store(begin + size, std::memory_order_release);
       r.begin.store(begin, std::memory_order_release);
       return true;
     }
@@ -84,8 +84,8 @@ bool Guard(const MappedFile& map) {
   return false;
 }
 
-void Unguard(const MappedFile& map) {
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(map.data());
+void Unguard(const uint8_t* data) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
   for (GuardedRange& r : g_guarded) {
     if (r.begin.load(std::memory_order_acquire) == begin) {
       r.end.store(0, std::memory_order_release);
@@ -170,7 +170,7 @@ absl::StatusOr<std::unique_ptr<BlockLoader>> BlockLoader::Create(
     for (int64_t l = 0; l < package.num_layers(); ++l) {
       // Mapped through the descriptor Package::Open verified.
       ASSIGN_OR_RETURN(MappedFile map, loader->MapBlock(l));
-      if (!Guard(map)) {
+      if (!Guard(map.data(), map.size())) {
         return absl::ResourceExhaustedError(
             "BlockLoader: too many mapped blocks in this process");
       }
@@ -197,7 +197,7 @@ BlockLoader::~BlockLoader() {
   cv_.notify_all();
   if (prefetcher_.joinable()) prefetcher_.join();
   for (Slot& slot : slots_) Unmap(slot);
-  for (const MappedFile& map : maps_) Unguard(map);
+  for (const MappedFile& map : maps_) Unguard(map.data());
 }
 
 void BlockLoader::Record(LoaderEvent::Type type, int64_t layer,
@@ -260,10 +260,15 @@ absl::StatusOr<const uint8_t*> BlockLoader::CopyInto(Slot& slot,
 }
 
 void BlockLoader::Unmap(Slot& slot) {
-  if (slot.map.data() == nullptr) return;
-  Unguard(slot.map);
-  slot.map = MappedFile();
-  if (options_.drop_page_cache) {  // mapped pages are only dropped now
+  if (slot.mapping.data() == nullptr) return;
+  Unguard(slot.mapping.data());
+  slot.mapping.Release();
+  DropMappedLayer(slot);
+}
+
+void BlockLoader::DropMappedLayer(Slot& slot) {
+  if (options_.drop_page_cache && slot.mapped_layer >= 0) {
+    // Mapped pages are only dropped once no longer mapped, i.e. now.
     ::posix_fadvise(package_.block(slot.mapped_layer).file().fd(), 0, 0,
                     POSIX_FADV_DONTNEED);
   }
@@ -272,32 +277,47 @@ void BlockLoader::Unmap(Slot& slot) {
 
 absl::StatusOr<const uint8_t*> BlockLoader::MapInto(Slot& slot, int64_t layer) {
   const TensorFileReader& reader = package_.block(layer);
-  Unmap(slot);
-  ASSIGN_OR_RETURN(MappedFile map, MapBlock(layer));
-  slot.map = std::move(map);
-  slot.mapped_layer = layer;
-  if (!Guard(slot.map)) {
+  const size_t size = reader.file().size();
+  if (slot.mapping.data() == nullptr || slot.mapping.capacity() < size) {
     Unmap(slot);
-    return absl::ResourceExhaustedError(
-        "BlockLoader: too many mapped blocks in this process");
+    RETURN_IF_ERROR(slot.mapping.Reserve(size, reader.path()));
+    // Guarded before anything is mapped: Load touches every page.
+    if (!Guard(slot.mapping.data(), slot.mapping.capacity())) {
+      slot.mapping.Release();
+      return absl::ResourceExhaustedError(
+          "BlockLoader: too many mapped blocks in this process");
+    }
   }
+  absl::StatusOr<HugeMapping> m =
+      slot.mapping.Load(reader.file(), TakeRebuild(layer));
+  DropMappedLayer(slot);  // the previous block's pages are unmapped now
+  slot.mapped_layer = layer;
+  // A truncated file reads short: name the change rather than the read.
   RETURN_IF_ERROR(package_.CheckUnchanged(reader));
-  return slot.map.data();
+  if (!m.ok()) return m.status();
+  CountMapping(*m);
+  return slot.mapping.data();
 }
 
-absl::StatusOr<MappedFile> BlockLoader::MapBlock(int64_t layer) {
+bool BlockLoader::TakeRebuild(int64_t layer) {
   // The first map of each block may rebuild its page cache in 2 MiB folios
   // (huge_mapping.h); if that did not give huge mappings, this kernel or
   // filesystem does not make them, and later blocks are not re-read.
-  const bool rebuild =
-      huge_folios_possible_.load() &&
-      !rebuild_tried_[static_cast<size_t>(layer)].exchange(true);
-  ASSIGN_OR_RETURN(HugeMapping m,
-                   MapInHugeFolios(package_.block(layer).file(), rebuild));
+  return huge_folios_possible_.load() &&
+         !rebuild_tried_[static_cast<size_t>(layer)].exchange(true);
+}
+
+void BlockLoader::CountMapping(const HugeMapping& m) {
   if (m.rebuilt && !m.huge) huge_folios_possible_.store(false);
   std::lock_guard<std::mutex> lock(mu_);
   stats_.huge_checked_loads += m.huge ? 1 : 0;
   stats_.page_cache_rebuilds += m.rebuilt ? 1 : 0;
+}
+
+absl::StatusOr<MappedFile> BlockLoader::MapBlock(int64_t layer) {
+  ASSIGN_OR_RETURN(HugeMapping m, MapInHugeFolios(package_.block(layer).file(),
+                                                  TakeRebuild(layer)));
+  CountMapping(m);
   return std::move(m.map);
 }
 

@@ -44,6 +44,7 @@
 #include "absl/status/statusor.h"
 #include "llmpack/mapped_file.h"
 #include "runtime/aligned_bytes.h"
+#include "runtime/huge_mapping.h"
 #include "runtime/kernels.h"
 #include "runtime/package.h"
 
@@ -139,8 +140,8 @@ class BlockLoader {
     bool background = false;  // the prefetch thread owns the pending read
     AlignedBytes buffer{nullptr, &std::free};
     size_t capacity = 0;
-    MappedFile map;             // map_blocks: the block file, guarded
-    int64_t mapped_layer = -1;  // whose file `map` holds
+    SlotMapping mapping;        // a mapped load: its range is guarded
+    int64_t mapped_layer = -1;  // whose file `mapping` holds
     BlockWeights weights;
     absl::Status status;
   };
@@ -156,8 +157,13 @@ class BlockLoader {
   // Maps block `layer`'s file in huge folios where possible
   // (huge_mapping.h), counting the outcome in stats_. Any thread.
   absl::StatusOr<MappedFile> MapBlock(int64_t layer);
-  // Unmaps the slot's mapping (dropping its pages if asked).
+  // Returns the slot's mapping (dropping its pages if asked).
   void Unmap(Slot& slot);
+  // With drop_page_cache: drops the pages of the block the slot mapped.
+  void DropMappedLayer(Slot& slot);
+  // Whether this load of `layer` may rebuild its page cache (the first).
+  bool TakeRebuild(int64_t layer);
+  void CountMapping(const HugeMapping& m);  // into stats_
   // With `lock` (on mu_) held on entry and exit: reads `layer` into `slot`
   // with the lock released, then marks the slot ready and counts the read as
   // a prefetch (`background`) or a synchronous load.

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "llmpack/status_macros.h"
 
 namespace llmpack::runtime {
@@ -79,6 +80,96 @@ absl::StatusOr<HugeMapping> MapInHugeFolios(const ReadOnlyFile& file,
   Populate(m.map);
   m.rebuilt = true;
   m.huge = HugeMappedBytes(m.map.data()) >= want;
+  return m;
+}
+
+SlotMapping::~SlotMapping() { Release(); }
+
+void SlotMapping::Release() {
+  if (base_ != nullptr) ::munmap(base_, capacity_);
+  base_ = nullptr;
+  capacity_ = 0;
+  size_ = 0;
+  tail_at_ = SIZE_MAX;
+}
+
+absl::Status SlotMapping::Reserve(size_t size,
+                                  const std::filesystem::path& path) {
+  if (base_ != nullptr && size <= capacity_) return absl::OkStatus();
+  Release();
+  const size_t capacity = (size + MappedFile::kHugePageBytes - 1) /
+                          MappedFile::kHugePageBytes *
+                          MappedFile::kHugePageBytes;
+  void* reserved =
+      ::mmap(nullptr, capacity + MappedFile::kHugePageBytes, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (reserved == MAP_FAILED) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path.string(), ": cannot reserve ", capacity,
+                     " bytes of address space: ", std::strerror(errno)));
+  }
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(reserved);
+  const uintptr_t aligned = (begin + MappedFile::kHugePageBytes - 1) &
+                            ~uintptr_t{MappedFile::kHugePageBytes - 1};
+  if (aligned > begin) ::munmap(reserved, aligned - begin);
+  const uintptr_t end = begin + capacity + MappedFile::kHugePageBytes;
+  if (end > aligned + capacity) {
+    ::munmap(reinterpret_cast<void*>(aligned + capacity),
+             end - aligned - capacity);
+  }
+  base_ = reinterpret_cast<uint8_t*>(aligned);
+  capacity_ = capacity;
+  return absl::OkStatus();
+}
+
+absl::Status SlotMapping::MapHead(const ReadOnlyFile& file, size_t head) {
+  if (head == 0) return absl::OkStatus();
+  if (::mmap(base_, head, PROT_READ, MAP_PRIVATE | MAP_FIXED, file.fd(), 0) ==
+      MAP_FAILED) {
+    return absl::InternalError(absl::StrCat(
+        file.path().string(), ": cannot mmap: ", std::strerror(errno)));
+  }
+  ::madvise(base_, head, MADV_HUGEPAGE);
+  // Fails with EFAULT where the file was truncated meanwhile; the loader's
+  // CheckUnchanged reports that.
+  ::madvise(base_, head, MADV_POPULATE_READ);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HugeMapping> SlotMapping::Load(const ReadOnlyFile& file,
+                                              bool rebuild) {
+  const size_t size = static_cast<size_t>(file.size());
+  RETURN_IF_ERROR(Reserve(size, file.path()));
+  const size_t head = HugeMappableBytes(size);
+  if (tail_at_ != head) {
+    // The anonymous part starts where this file's 2 MiB pieces end; it
+    // stays mapped for every later file of the same size.
+    if (::mmap(base_ + head, capacity_ - head, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(file.path().string(), ": cannot map ", capacity_ - head,
+                       " bytes: ", std::strerror(errno)));
+    }
+    tail_at_ = head;
+  }
+  HugeMapping m;
+  RETURN_IF_ERROR(MapHead(file, head));
+  if (rebuild && head > 0) {
+    m.huge = HugeMappedBytes(base_) >= head;
+    if (!m.huge) {
+      // As in MapInHugeFolios: our own mapping would keep the pages.
+      ::mmap(base_, head, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+      ::posix_fadvise(file.fd(), 0, 0, POSIX_FADV_DONTNEED);
+      RETURN_IF_ERROR(MapHead(file, head));
+      m.rebuilt = true;
+      m.huge = HugeMappedBytes(base_) >= head;
+    }
+  } else if (rebuild) {
+    m.huge = true;  // nothing to map in 2 MiB pieces
+  }
+  size_ = size;
+  RETURN_IF_ERROR(file.ReadAt(head, {base_ + head, size - head}));
   return m;
 }
 

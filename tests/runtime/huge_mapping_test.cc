@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -97,6 +99,43 @@ TEST(HugeMappingTest, WithoutRebuildNothingIsChecked) {
   EXPECT_FALSE(m->rebuilt);
   int not_mapped = 0;
   EXPECT_EQ(HugeMappedBytes(&not_mapped), 0u);
+}
+
+// A slot shows each file it loads byte for byte, whatever the order of
+// sizes: larger (a new range), equal (the same range), smaller (a longer
+// mapped head), and below 2 MiB (all copied).
+TEST(HugeMappingTest, SlotShowsEveryFileItLoads) {
+  ScopedTempDir dir;
+  const std::vector<uint8_t> bytes = WriteFile(dir.path() / "f.bin");
+  const size_t sizes[] = {bytes.size(), bytes.size(), 2 * kTwoMiB + 7,
+                          kTwoMiB,      1000,         bytes.size() + kTwoMiB};
+  SlotMapping slot;
+  const uint8_t* first_range = nullptr;
+  for (size_t i = 0; i < std::size(sizes); ++i) {
+    SCOPED_TRACE(sizes[i]);
+    const auto path = dir.path() / ("g" + std::to_string(i));
+    std::vector<uint8_t> content(sizes[i]);
+    for (size_t j = 0; j < content.size(); ++j) {
+      content[j] = static_cast<uint8_t>((j + 31 * i) * 2654435761u >> 24);
+    }
+    {
+      std::ofstream out(path, std::ios::binary);
+      out.write(reinterpret_cast<const char*>(content.data()),
+                static_cast<std::streamsize>(content.size()));
+    }
+    auto file = ReadOnlyFile::Open(path);
+    ASSERT_TRUE(file.ok()) << file.status();
+    auto m = slot.Load(*file, /*rebuild=*/false);
+    ASSERT_TRUE(m.ok()) << m.status();
+    ASSERT_EQ(slot.size(), content.size());
+    EXPECT_GE(slot.capacity(), content.size());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(slot.data()) % kTwoMiB, 0u);
+    EXPECT_EQ(std::memcmp(slot.data(), content.data(), content.size()), 0);
+    if (i == 0) first_range = slot.data();
+    if (i > 0 && i < 5) {
+      EXPECT_EQ(slot.data(), first_range) << "no larger file: same range";
+    }
+  }
 }
 
 }  // namespace

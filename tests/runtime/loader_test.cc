@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "llmpack/file_util.h"
+#include "llmpack/mapped_file.h"
 #include "llmpack/package_layout.h"
 #include "nlohmann/json.hpp"
 #include "runtime/block_loader.h"
@@ -305,13 +306,23 @@ TEST_F(ChangedFileTest, MappedBlockTruncatedBetweenTokensIsAnError) {
 
 // A truncation while a mapped block computes removes its pages; reading
 // them must not kill the process (the loader's SIGBUS guard maps zeros
-// there) and the change is then reported.
+// there) and the change is then reported. The block is over 2 MiB, so that a
+// stream slot maps its first 2 MiB (the rest is copied: huge_mapping.h).
 TEST_F(ChangedFileTest, MappedBlockTruncatedDuringComputeIsNotACrash) {
+  ModelConfig config = config_;
+  config.hidden_size = 256;
+  config.head_dim = 64;
+  config.ffn_size = 2048;
   for (LoadMode mode : {LoadMode::kStream, LoadMode::kResident}) {
     ScopedTempDir dir;
-    ASSERT_TRUE(WriteTestPackage(dir.path(), config_, DType::kBF16, 1).ok());
+    ASSERT_TRUE(WriteTestPackage(dir.path(), config, DType::kBF16, 1).ok());
     auto package = Package::Open(dir.path(), {});
     ASSERT_TRUE(package.ok());
+    const TensorFileReader& file = (*package)->block(1);
+    ASSERT_GT(file.file().size(), MappedFile::kHugePageBytes);
+    auto q = file.Get(kQProj);
+    ASSERT_TRUE(q.ok());
+    ASSERT_LE((*q)->offset + (*q)->size_bytes, MappedFile::kHugePageBytes);
     LoaderOptions options;
     options.mode = mode;
     options.stream_io = StreamIo::kMap;
@@ -320,10 +331,9 @@ TEST_F(ChangedFileTest, MappedBlockTruncatedDuringComputeIsNotACrash) {
     auto w = (*loader)->Acquire(1);
     ASSERT_TRUE(w.ok()) << w.status();
     std::filesystem::resize_file(dir.path() / BlockFileName(1), 0);
-    const WeightMatrix& down = (*w)->down;
-    const auto* bytes = static_cast<const uint8_t*>(down.data);
+    const auto* bytes = static_cast<const uint8_t*>((*w)->q.data);
     uint64_t sum = 0;  // what a matmul would read, every byte
-    for (int64_t i = 0; i < down.rows * down.cols * 2; ++i) sum += bytes[i];
+    for (uint64_t i = 0; i < (*q)->size_bytes; ++i) sum += bytes[i];
     EXPECT_EQ(sum, 0u) << "the vanished pages read as zeros";
     (*loader)->Release(1);
     absl::Status status = (*package)->CheckUnchanged();
