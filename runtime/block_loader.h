@@ -4,13 +4,13 @@
 // now if it was not prefetched) and immediately asks a background thread to
 // load block i+1 (mod layers) into the other slot, so the load overlaps
 // block i's compute. A slot is only refilled after its block was released,
-// so at most two blocks are ever in memory. A load first queues its whole
-// A slot maps its block file and populates the mapping on the prefetch
-// thread (no copy: the weights are the page cache's pages, as in resident
-// mode, unmapped when the slot is refilled), or copies the file into a
-// private buffer (StreamIo). Resident mode: every block file is mapped and
-// populated once, at creation. Mappings ask for 2 MiB pages
-// (huge_mapping.h).
+// so at most two blocks are ever in memory. A slot maps its block file and
+// populates the mapping on the prefetch thread (no copy: the weights are the
+// page cache's pages, as in resident mode, replaced when the slot is
+// refilled; SlotMapping), or copies the file into a private buffer after
+// queueing it whole with posix_fadvise(WILLNEED) (StreamIo). Resident mode:
+// every block file is mapped and populated once, at creation. Mappings ask
+// for 2 MiB pages (huge_mapping.h).
 //
 // Checksums: Package::Open hashed every file (unless disabled); a load only
 // checks, with one fstat, that the file was not truncated or written to
@@ -100,7 +100,7 @@ struct LoaderStats {
   uint64_t sync_loads = 0;        // reads the compute thread had to do
   int max_resident_blocks = 0;    // most blocks held in memory at once
   int64_t wait_ns = 0;  // time Acquire waited for data (prefetch or read)
-  // Mapped loads (resident, or stream with map_blocks): the first load of
+  // Mapped loads (resident, or stream mapping): the first load of
   // each block checks that it is mapped in 2 MiB entries (huge_mapping.h),
   // re-reading its file to get there if needed; how many were, and how many
   // re-read.

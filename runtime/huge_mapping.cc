@@ -17,17 +17,20 @@ namespace {
 #define MADV_POPULATE_READ 22  // Linux 5.14; older kernels answer EINVAL
 #endif
 
-// Advises huge pages and faults every page of `map` in.
-void Populate(const MappedFile& map) {
-  uint8_t* data = const_cast<uint8_t*>(map.data());
-  if (data == nullptr) return;
-  ::madvise(data, map.size(), MADV_HUGEPAGE);
+// Advises huge pages for [data, data + size) and faults every page in.
+void Populate(uint8_t* data, size_t size) {
+  if (data == nullptr || size == 0) return;
+  ::madvise(data, size, MADV_HUGEPAGE);
   // Fails with EFAULT where the file was truncated meanwhile; the caller's
   // CheckUnchanged reports that.
-  if (::madvise(data, map.size(), MADV_POPULATE_READ) != 0 && errno == EINVAL) {
+  if (::madvise(data, size, MADV_POPULATE_READ) != 0 && errno == EINVAL) {
     volatile uint8_t sink = 0;  // kernels before 5.14: touch every page
-    for (size_t off = 0; off < map.size(); off += 4096) sink = sink + data[off];
+    for (size_t off = 0; off < size; off += 4096) sink = sink + data[off];
   }
+}
+
+void Populate(const MappedFile& map) {
+  Populate(const_cast<uint8_t*>(map.data()), map.size());
 }
 
 }  // namespace
@@ -100,24 +103,12 @@ absl::Status SlotMapping::Reserve(size_t size,
   const size_t capacity = (size + MappedFile::kHugePageBytes - 1) /
                           MappedFile::kHugePageBytes *
                           MappedFile::kHugePageBytes;
-  void* reserved =
-      ::mmap(nullptr, capacity + MappedFile::kHugePageBytes, PROT_NONE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (reserved == MAP_FAILED) {
+  base_ = ReserveHugeAligned(capacity);
+  if (base_ == nullptr) {
     return absl::ResourceExhaustedError(
         absl::StrCat(path.string(), ": cannot reserve ", capacity,
                      " bytes of address space: ", std::strerror(errno)));
   }
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(reserved);
-  const uintptr_t aligned = (begin + MappedFile::kHugePageBytes - 1) &
-                            ~uintptr_t{MappedFile::kHugePageBytes - 1};
-  if (aligned > begin) ::munmap(reserved, aligned - begin);
-  const uintptr_t end = begin + capacity + MappedFile::kHugePageBytes;
-  if (end > aligned + capacity) {
-    ::munmap(reinterpret_cast<void*>(aligned + capacity),
-             end - aligned - capacity);
-  }
-  base_ = reinterpret_cast<uint8_t*>(aligned);
   capacity_ = capacity;
   return absl::OkStatus();
 }
@@ -129,10 +120,7 @@ absl::Status SlotMapping::MapHead(const ReadOnlyFile& file, size_t head) {
     return absl::InternalError(absl::StrCat(
         file.path().string(), ": cannot mmap: ", std::strerror(errno)));
   }
-  ::madvise(base_, head, MADV_HUGEPAGE);
-  // Fails with EFAULT where the file was truncated meanwhile; the loader's
-  // CheckUnchanged reports that.
-  ::madvise(base_, head, MADV_POPULATE_READ);
+  Populate(base_, head);
   return absl::OkStatus();
 }
 

@@ -13,6 +13,24 @@
 
 namespace llmpack {
 
+uint8_t* ReserveHugeAligned(size_t size) {
+  constexpr size_t kHuge = MappedFile::kHugePageBytes;
+  void* reserved = ::mmap(nullptr, size + kHuge, PROT_NONE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (reserved == MAP_FAILED) return nullptr;
+  // Keep the aligned [aligned, aligned + size) (in whole pages) and return
+  // the rest on both sides.
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(reserved);
+  const uintptr_t aligned = (begin + kHuge - 1) & ~uintptr_t{kHuge - 1};
+  const uintptr_t end = begin + size + kHuge;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t used_end = (aligned + size + page - 1) & ~(page - 1);
+  if (aligned > begin) ::munmap(reserved, aligned - begin);
+  if (end > used_end)
+    ::munmap(reinterpret_cast<void*>(used_end), end - used_end);
+  return reinterpret_cast<uint8_t*>(aligned);
+}
+
 absl::StatusOr<MappedFile> MappedFile::Open(const std::filesystem::path& path) {
   ASSIGN_OR_RETURN(ReadOnlyFile file, ReadOnlyFile::Open(path));
   return Map(file);
@@ -30,24 +48,11 @@ absl::StatusOr<MappedFile> MappedFile::Map(const ReadOnlyFile& file) {
   // Files of 2 MiB or more start at a 2 MiB boundary, so that page cache
   // folios of 2 MiB can be mapped whole (one PMD entry instead of 512 page
   // table entries). Some filesystems align file mappings themselves, others
-  // do not: reserve enough address space to pick the boundary, then map the
-  // file over it and return the rest.
+  // do not: reserve an aligned range, then map the file over it.
   uint8_t* where = nullptr;
   if (map.size_ >= kHugePageBytes) {
-    void* reserved = ::mmap(nullptr, map.size_ + kHugePageBytes, PROT_NONE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (reserved == MAP_FAILED) return failed("reserve address space");
-    const uintptr_t begin = reinterpret_cast<uintptr_t>(reserved);
-    const uintptr_t aligned =
-        (begin + kHugePageBytes - 1) & ~uintptr_t{kHugePageBytes - 1};
-    const uintptr_t end = begin + map.size_ + kHugePageBytes;
-    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const uintptr_t used_end = (aligned + map.size_ + page - 1) & ~(page - 1);
-    if (aligned > begin) ::munmap(reserved, aligned - begin);
-    if (end > used_end) {
-      ::munmap(reinterpret_cast<void*>(used_end), end - used_end);
-    }
-    where = reinterpret_cast<uint8_t*>(aligned);
+    where = ReserveHugeAligned(map.size_);
+    if (where == nullptr) return failed("reserve address space");
   }
   void* p =
       ::mmap(where, map.size_, PROT_READ,

@@ -47,6 +47,12 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Reserves `size` bytes of address space (PROT_NONE, nothing committed)
+// starting at a multiple of MappedFile::kHugePageBytes, for mappings placed
+// there with MAP_FIXED; munmap(p, size) returns it. nullptr (errno set) if
+// the address space is exhausted.
+uint8_t* ReserveHugeAligned(size_t size);
+
 }  // namespace llmpack
 
 #endif  // LLMPACK_MAPPED_FILE_H_
