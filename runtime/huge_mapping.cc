@@ -73,7 +73,7 @@ absl::StatusOr<HugeMapping> MapInHugeFolios(const ReadOnlyFile& file,
   Populate(m.map);
   if (!rebuild) return m;  // reading smaps costs ~ms: only when it may pay
   const uint64_t want = HugeMappableBytes(m.map.size());
-  m.huge = HugeMappedBytes(m.map.data()) >= want;
+  m.huge = want == 0 || HugeMappedBytes(m.map.data()) >= want;
   if (m.huge) return m;
   // Small folios: drop the file's pages (ours must be unmapped first, a
   // mapped page is not dropped) and read it again through the mapping.
