@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -42,10 +43,12 @@ uint64_t HugeMappedBytes(const void* start) {
   std::snprintf(header, sizeof(header), "%lx-",
                 static_cast<unsigned long>(reinterpret_cast<uintptr_t>(start)));
   const size_t header_len = std::strlen(header);
-  char line[512];
+  // getline: a header line names the mapped file and may be of any length.
+  char* line = nullptr;
+  size_t capacity = 0;
   bool inside = false;
   uint64_t bytes = 0;
-  while (std::fgets(line, sizeof(line), smaps) != nullptr) {
+  while (::getline(&line, &capacity, smaps) > 0) {
     if (!inside) {
       inside = std::strncmp(line, header, header_len) == 0;
       continue;
@@ -62,6 +65,7 @@ uint64_t HugeMappedBytes(const void* start) {
       break;
     }
   }
+  std::free(line);
   std::fclose(smaps);
   return bytes;
 }

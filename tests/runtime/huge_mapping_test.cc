@@ -86,6 +86,20 @@ TEST(HugeMappingTest, RebuildMapsEveryWhole2MiBPieceWhereSupported) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->huge);
   EXPECT_FALSE(again->rebuilt);
+
+  // A path longer than any fixed line buffer, of hex-letter names: smaps
+  // names the file in the mapping's header line, which must be read whole
+  // (a split line would look like the next mapping's header).
+  std::filesystem::path deep = dir.path();
+  for (char c : {'a', 'b', 'c'}) deep /= std::string(200, c);
+  std::filesystem::create_directories(deep);
+  WriteFile(deep / "f.bin");
+  auto deep_file = ReadOnlyFile::Open(deep / "f.bin");
+  ASSERT_TRUE(deep_file.ok()) << deep_file.status();
+  auto deep_map = MapInHugeFolios(*deep_file, /*rebuild=*/true);
+  ASSERT_TRUE(deep_map.ok()) << deep_map.status();
+  EXPECT_TRUE(deep_map->huge);
+  EXPECT_GE(HugeMappedBytes(deep_map->map.data()), 3 * kTwoMiB);
 }
 
 TEST(HugeMappingTest, WithoutRebuildNothingIsChecked) {
