@@ -2,7 +2,6 @@
 // against references (parity, perplexity), generates text, and reports
 // throughput and memory. Thin front end over llmpack::commands::RunVerify.
 #include <iostream>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -340,16 +339,15 @@ int main(int argc, char** argv) {
     std::cout << *result << "\n";
     return kExitPass;
   }
+  // Every model option, for a verify run and a benchmark alike (the
+  // benchmark once built its own and silently dropped some).
+  o.model.mode = resident ? rt::LoadMode::kResident : rt::LoadMode::kStream;
+  o.model.verify_checksums = !no_checksums;
+  rt::ParseKernelChoice(kernels, &o.model.kernels);
+  o.model.stream_io = rt::ParseStreamIo(stream_io);
   if (run_bench) {
     bench.package = package;
-    bench.model.mode =
-        resident ? rt::LoadMode::kResident : rt::LoadMode::kStream;
-    bench.model.threads = o.model.threads;
-    bench.model.verify_checksums = !no_checksums;
-    bench.model.verify_each_load = o.model.verify_each_load;
-    bench.model.stream_io = rt::ParseStreamIo(stream_io);
-    bench.model.drop_page_cache = o.model.drop_page_cache;
-    rt::ParseKernelChoice(kernels, &bench.model.kernels);
+    bench.model = o.model;
     if (!json_out.empty()) bench.json_out = json_out;
     if (!baseline.empty()) bench.baseline = baseline;
     bench.out = &std::cout;
@@ -384,10 +382,6 @@ int main(int argc, char** argv) {
   o.save_all_positions = save_positions == "all";
   if (!json_out.empty()) o.json_out = json_out;
   if (!diagnose_against.empty()) o.diagnose_against = diagnose_against;
-  o.model.mode = resident ? rt::LoadMode::kResident : rt::LoadMode::kStream;
-  o.model.verify_checksums = !no_checksums;
-  rt::ParseKernelChoice(kernels, &o.model.kernels);
-  o.model.stream_io = rt::ParseStreamIo(stream_io);
   o.gates.require_greedy_match = !no_greedy_gate;
   if (expected_opt->count() > 0) o.gates.expected_ppl = expected_ppl;
   if (max_ppl_opt->count() > 0) o.gates.max_ppl = max_ppl;
