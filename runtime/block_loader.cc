@@ -223,11 +223,12 @@ absl::StatusOr<const uint8_t*> BlockLoader::CopyInto(Slot& slot,
   const TensorFileReader& reader = package_.block(layer);
   const size_t size = reader.file().size();
   Unmap(slot);  // StreamIo::kAuto may have mapped into it before
-  if (huge_folios_possible_.load() && !options_.drop_page_cache &&
-      !rebuild_tried_[static_cast<size_t>(layer)].load()) {
+  if (!options_.drop_page_cache && TakeRebuild(layer)) {
     // read() also copies out of 2 MiB folios ~3x faster than out of small
     // ones: let the first load of each block rebuild them.
-    RETURN_IF_ERROR(MapBlock(layer).status());
+    ASSIGN_OR_RETURN(HugeMapping m,
+                     MapInHugeFolios(reader.file(), /*rebuild=*/true));
+    CountMapping(m);
   }
   // Queue the whole file for reading first: the disk then works on many
   // requests at once instead of the readahead window pread alone would
