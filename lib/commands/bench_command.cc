@@ -365,6 +365,17 @@ void PrintTable(const json& r, std::ostream& out) {
       "memory: peak RSS %.1f MiB, prefetch wait %s ms per repetition\n",
       res["peak_rss_bytes"].get<double>() / 1048576.0,
       PlusMinus(res["prefetch_wait_ms"], 1, 2));
+  // How blocks arrived: a CI log then tells mapped from copied streaming
+  // and whether 2 MiB page cache folios were had (docs/runtime.md).
+  if (res.contains("loader")) {
+    const json& l = res["loader"];
+    out << absl::StrFormat(
+        "blocks: %d loads, %d mapped, %d seen in 2 MiB pages, %d page cache "
+        "rebuilds\n",
+        l["blocks_loaded"].get<int64_t>(), l["mapped_loads"].get<int64_t>(),
+        l["huge_checked_loads"].get<int64_t>(),
+        l["page_cache_rebuilds"].get<int64_t>());
+  }
 }
 
 void PrintComparison(const std::vector<RatioChange>& changes, double pct,
