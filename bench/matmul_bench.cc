@@ -8,13 +8,18 @@
 // does; "cache" (2048x2048) reuses one matrix. BM_ReadBandwidth and
 // BM_ComputePeaks are the runtime's probes to compare them with, measured
 // in the same process with the same threads.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <random>
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "llmpack/mapped_file.h"
+#include "runtime/aligned_bytes.h"
 #include "runtime/kernels.h"
 #include "runtime/probes.h"
 #include "runtime/test_package.h"
@@ -63,7 +68,11 @@ BENCHMARK(BM_ComputePeaks)->Arg(1)->Arg(2)->Iterations(1)->UseRealTime();
 
 // Weights in `dtype` (q4/q8: group 32, f16 scales, zero points).
 struct Weights {
-  std::vector<uint8_t> bytes;  // `copies` matrices back to back
+  // `copies` matrices back to back, in 2 MiB pages as the runtime keeps
+  // weights: in 4 KiB ones a guest under shadow paging re-faults every page
+  // of the 512 MiB rotation, and "dram" ran at 0.4 GB/s (docs/runtime.md,
+  // "Huge page cache folios").
+  AlignedBytes bytes{nullptr, &std::free};
   int64_t matrix_bytes = 0;
   int copies = 1;
   WeightMatrix w;
@@ -93,9 +102,12 @@ Weights MakeWeights(DType dtype, int64_t rows, int64_t cols, bool dram) {
   }
   out.matrix_bytes = static_cast<int64_t>(one.size());
   out.copies = dram ? static_cast<int>(kDramBytes / out.matrix_bytes + 1) : 1;
-  out.bytes.resize(one.size() * out.copies);
+  const size_t total = one.size() * static_cast<size_t>(out.copies);
+  out.bytes = AllocateAligned(total, MappedFile::kHugePageBytes);
+  if (out.bytes == nullptr) throw std::bad_alloc();
+  ::madvise(out.bytes.get(), total, MADV_HUGEPAGE);
   for (int i = 0; i < out.copies; ++i) {
-    std::memcpy(out.bytes.data() + i * one.size(), one.data(), one.size());
+    std::memcpy(out.bytes.get() + i * one.size(), one.data(), one.size());
   }
   return out;
 }
@@ -121,7 +133,7 @@ void BM_MatMul(benchmark::State& state) {
   int copy = 0;
   for (auto _ : state) {
     WeightMatrix w = weights.w;
-    w.data = weights.bytes.data() + copy * weights.matrix_bytes;
+    w.data = weights.bytes.get() + copy * weights.matrix_bytes;
     copy = (copy + 1) % weights.copies;
     // As Session::Linear: prepare once, then rows in chunks of whole tiles.
     k.prepare_matmul(x.data(), tokens, w, &in);
