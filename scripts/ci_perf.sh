@@ -126,14 +126,17 @@ current=$WORK/bf16-resident.json
 [ -f "$current" ] || current=$BASE_DIR/bf16-resident.json
 jq '.ratios |= map_values(if . == null then null else .best *= 1.3 end)' \
   "$current" > "$WORK/scaled-baseline.json"
+# The rerun is as noisy as any: one faster by 4% on both ratios lands
+# within 20% of the x1.3 result (-23%), and honest reruns scatter by more
+# (2026-11-30: decode -19.7%, prefill -20.7% in one). So up to three tries;
+# a gate that does not catch the slowdown misses every one.
 rc=0
-compare self-check "$WORK/bf16" resident "$WORK/scaled-baseline.json" || rc=$?
-if [ "$rc" -eq 0 ]; then
-  # The rerun is as noisy as any: a lucky one can land within 20% of the
-  # x1.3 result (-23%). Like a regression, a miss gets one more try.
-  echo "ci_perf: the self-check's rerun stayed within the gate; trying once more"
+for try in 1 2 3; do
+  rc=0
   compare self-check "$WORK/bf16" resident "$WORK/scaled-baseline.json" || rc=$?
-fi
+  [ "$rc" -ne 0 ] && break
+  echo "ci_perf: the self-check's rerun $try stayed within the gate"
+done
 if [ "$rc" -ne 1 ]; then
   echo "ci_perf: FAIL: the gate did not catch a 30% slower result (exit status $rc, expected 1)" >&2
   exit 1
