@@ -8,8 +8,6 @@
 // does; "cache" (2048x2048) reuses one matrix. BM_ReadBandwidth and
 // BM_ComputePeaks are the runtime's probes to compare them with, measured
 // in the same process with the same threads.
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -18,7 +16,6 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "llmpack/mapped_file.h"
 #include "runtime/aligned_bytes.h"
 #include "runtime/kernels.h"
 #include "runtime/probes.h"
@@ -103,9 +100,8 @@ Weights MakeWeights(DType dtype, int64_t rows, int64_t cols, bool dram) {
   out.matrix_bytes = static_cast<int64_t>(one.size());
   out.copies = dram ? static_cast<int>(kDramBytes / out.matrix_bytes + 1) : 1;
   const size_t total = one.size() * static_cast<size_t>(out.copies);
-  out.bytes = AllocateAligned(total, MappedFile::kHugePageBytes);
+  out.bytes = AllocateHugePages(total);
   if (out.bytes == nullptr) throw std::bad_alloc();
-  ::madvise(out.bytes.get(), total, MADV_HUGEPAGE);
   for (int i = 0; i < out.copies; ++i) {
     std::memcpy(out.bytes.get() + i * one.size(), one.data(), one.size());
   }

@@ -20,8 +20,6 @@
 namespace llmpack::runtime {
 namespace {
 
-constexpr size_t kSlotAlignment = size_t{2} << 20;
-
 // Address ranges of mapped block files whose pages may vanish (a truncated
 // file): a SIGBUS inside one is answered by mapping a zero page over the
 // faulting page, so the computation finishes with wrong values that the
@@ -237,17 +235,15 @@ absl::StatusOr<const uint8_t*> BlockLoader::CopyInto(Slot& slot,
   // mapping read 2 MiB ones, and faster (docs/runtime.md).
   ::posix_fadvise(reader.file().fd(), 0, 0, POSIX_FADV_WILLNEED);
   if (slot.capacity < size) {
-    // Aligned to 2 MiB (transparent huge pages where the system allows
-    // them: fewer TLB misses in the copy and in compute), so also to the
-    // 64 bytes every tensor's file offset is aligned to.
-    slot.buffer = AllocateAligned(size, kSlotAlignment);
+    // In 2 MiB pages (fewer TLB misses in the copy and in compute), so also
+    // aligned to the 64 bytes every tensor's file offset is aligned to.
+    slot.buffer = AllocateHugePages(size);
     if (slot.buffer == nullptr) {
       slot.capacity = 0;
       return absl::ResourceExhaustedError(absl::StrCat(
           "cannot allocate ", size, " bytes for ", reader.path().string()));
     }
-    slot.capacity = RoundUpToAlignment(size, kSlotAlignment);
-    ::madvise(slot.buffer.get(), slot.capacity, MADV_HUGEPAGE);
+    slot.capacity = RoundUpToAlignment(size, MappedFile::kHugePageBytes);
   }
   absl::Status read = reader.file().ReadAt(0, {slot.buffer.get(), size});
   // A write or truncation before or during the copy changed the file's

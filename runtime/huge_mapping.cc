@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "llmpack/status_macros.h"
+#include "runtime/aligned_bytes.h"
 
 namespace llmpack::runtime {
 namespace {
@@ -104,9 +105,7 @@ absl::Status SlotMapping::Reserve(size_t size,
                                   const std::filesystem::path& path) {
   if (base_ != nullptr && size <= capacity_) return absl::OkStatus();
   Release();
-  const size_t capacity = (size + MappedFile::kHugePageBytes - 1) /
-                          MappedFile::kHugePageBytes *
-                          MappedFile::kHugePageBytes;
+  const size_t capacity = RoundUpToAlignment(size, MappedFile::kHugePageBytes);
   base_ = ReserveHugeAligned(capacity);
   if (base_ == nullptr) {
     return absl::ResourceExhaustedError(

@@ -1,7 +1,5 @@
 #include "runtime/model.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -47,12 +45,11 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
     base = model->lm_map_.data();
   } else {
     const size_t size = lm.file().size();
-    model->lm_buffer_ = AllocateAligned(size, MappedFile::kHugePageBytes);
+    model->lm_buffer_ = AllocateHugePages(size);
     if (model->lm_buffer_ == nullptr) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "cannot allocate ", size, " bytes for ", lm.path().string()));
     }
-    ::madvise(model->lm_buffer_.get(), size, MADV_HUGEPAGE);
     absl::Status read = lm.file().ReadAt(0, {model->lm_buffer_.get(), size});
     RETURN_IF_ERROR(model->package_->CheckUnchanged(lm));
     RETURN_IF_ERROR(read);
