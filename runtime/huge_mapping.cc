@@ -35,6 +35,25 @@ void Populate(const MappedFile& map) {
   Populate(const_cast<uint8_t*>(map.data()), map.size());
 }
 
+// What both mappings do when asked to rebuild: checks that the `want`
+// bytes mapped at `start` sit in 2 MiB entries; if not, drops the file's
+// small folios (after `unmap()`: a mapped page is not dropped) and calls
+// `map()` again, whose faults read the file into 2 MiB folios. `map()`
+// returns the new start.
+template <typename Map, typename Unmap>
+absl::Status RebuildIfSmall(const ReadOnlyFile& file, uint64_t want,
+                            const uint8_t* start, Map map, Unmap unmap,
+                            HugeMapping* m) {
+  m->huge = want == 0 || HugeMappedBytes(start) >= want;
+  if (m->huge) return absl::OkStatus();
+  unmap();
+  ::posix_fadvise(file.fd(), 0, 0, POSIX_FADV_DONTNEED);
+  ASSIGN_OR_RETURN(start, map());
+  m->rebuilt = true;
+  m->huge = HugeMappedBytes(start) >= want;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 uint64_t HugeMappedBytes(const void* start) {
@@ -74,20 +93,16 @@ uint64_t HugeMappedBytes(const void* start) {
 absl::StatusOr<HugeMapping> MapInHugeFolios(const ReadOnlyFile& file,
                                             bool rebuild) {
   HugeMapping m;
-  ASSIGN_OR_RETURN(m.map, MappedFile::Map(file));
-  Populate(m.map);
+  auto map = [&]() -> absl::StatusOr<const uint8_t*> {
+    ASSIGN_OR_RETURN(m.map, MappedFile::Map(file));
+    Populate(m.map);
+    return m.map.data();
+  };
+  ASSIGN_OR_RETURN(const uint8_t* start, map());
   if (!rebuild) return m;  // reading smaps costs ~ms: only when it may pay
-  const uint64_t want = HugeMappableBytes(m.map.size());
-  m.huge = want == 0 || HugeMappedBytes(m.map.data()) >= want;
-  if (m.huge) return m;
-  // Small folios: drop the file's pages (ours must be unmapped first, a
-  // mapped page is not dropped) and read it again through the mapping.
-  m.map = MappedFile();
-  ::posix_fadvise(file.fd(), 0, 0, POSIX_FADV_DONTNEED);
-  ASSIGN_OR_RETURN(m.map, MappedFile::Map(file));
-  Populate(m.map);
-  m.rebuilt = true;
-  m.huge = HugeMappedBytes(m.map.data()) >= want;
+  RETURN_IF_ERROR(RebuildIfSmall(
+      file, HugeMappableBytes(m.map.size()), start, map,
+      [&] { m.map = MappedFile(); }, &m));
   return m;
 }
 
@@ -145,19 +160,17 @@ absl::StatusOr<HugeMapping> SlotMapping::Load(const ReadOnlyFile& file,
   }
   HugeMapping m;
   RETURN_IF_ERROR(MapHead(file, head));
-  if (rebuild && head > 0) {
-    m.huge = HugeMappedBytes(base_) >= head;
-    if (!m.huge) {
-      // As in MapInHugeFolios: our own mapping would keep the pages.
+  if (rebuild) {
+    auto map = [&]() -> absl::StatusOr<const uint8_t*> {
+      RETURN_IF_ERROR(MapHead(file, head));
+      return base_;
+    };
+    // The head only; the range stays reserved, as PROT_NONE, meanwhile.
+    auto unmap = [&] {
       ::mmap(base_, head, PROT_NONE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-      ::posix_fadvise(file.fd(), 0, 0, POSIX_FADV_DONTNEED);
-      RETURN_IF_ERROR(MapHead(file, head));
-      m.rebuilt = true;
-      m.huge = HugeMappedBytes(base_) >= head;
-    }
-  } else if (rebuild) {
-    m.huge = true;  // nothing to map in 2 MiB pieces
+    };
+    RETURN_IF_ERROR(RebuildIfSmall(file, head, base_, map, unmap, &m));
   }
   size_ = size;
   RETURN_IF_ERROR(file.ReadAt(head, {base_ + head, size - head}));
