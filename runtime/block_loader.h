@@ -130,6 +130,10 @@ class BlockLoader {
 
   LoadMode mode() const { return options_.mode; }
   LoaderStats stats() const;
+  // False once a page cache rebuild failed to give 2 MiB mappings (this
+  // kernel or filesystem does not make them): other files of the package
+  // mapped elsewhere (the lm file) then skip their rebuild too. Any thread.
+  bool huge_folios_possible() const { return huge_folios_possible_.load(); }
   std::vector<LoaderEvent> trace() const;
 
  private:

@@ -39,8 +39,12 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Open(
   // shadow paging re-faults 4 KiB pages after TLB flushes): streamed int4
   // decode ran 8-15% faster than from a 4 KiB-page buffer (docs/runtime.md).
   if (options.mode == LoadMode::kResident) {
-    ASSIGN_OR_RETURN(HugeMapping m,
-                     MapInHugeFolios(lm.file(), !options.drop_page_cache));
+    // The blocks were mapped first: where their rebuilds failed, re-reading
+    // the lm file would not help either.
+    ASSIGN_OR_RETURN(
+        HugeMapping m,
+        MapInHugeFolios(lm.file(), !options.drop_page_cache &&
+                                       model->loader_->huge_folios_possible()));
     model->lm_map_ = std::move(m.map);
     base = model->lm_map_.data();
   } else {
