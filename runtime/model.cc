@@ -265,8 +265,11 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   model_.pool().ParallelFor(n * kv_heads, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / kv_heads;
-      const int64_t g = item % kv_heads;
+      // kv head major: the items in flight on both threads then read the
+      // same kv head, whose cached keys and values (len x head_dim each)
+      // stay in L2 (token major spread them over all kv heads, from L3).
+      const int64_t g = item / n;
+      const int64_t t = item % n;
       const int64_t len = position_ + t + 1;
       scores.resize(static_cast<size_t>(group * len));
       const int64_t offset = t * qd + g * group * hd;
