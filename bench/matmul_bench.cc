@@ -160,6 +160,9 @@ void DecodeAndPrefillShapes(benchmark::internal::Benchmark* b) {
           b->Args({dtype, 2048, 2048, tokens, threads, 0, kernels});
           b->Args({dtype, 8192, 2048, tokens, threads, 1, kernels});
         }
+        // The MLP down projection: rows four times longer than the prompt
+        // token chunks were sized for.
+        if (kernels == 1) b->Args({dtype, 2048, 8192, 512, threads, 1, 1});
       }
     }
   }

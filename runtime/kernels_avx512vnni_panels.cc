@@ -38,12 +38,18 @@ constexpr int kTileRows = 8;
 // Activation bytes a token chunk may hold: about half of a 1 MiB L2, so the
 // chunk stays there while every row tile of the range sweeps it.
 constexpr int64_t kChunkBytes = int64_t{512} << 10;
+// Blocks per column slice: a row tile is unpacked once per token chunk and
+// slice, and a chunk holds kChunkBytes / (slice blocks * 1 KiB) panels. Whole
+// rows of the MLP down projection (256 blocks) left room for 2 panels, so
+// its weights were unpacked once per 32 tokens; slices of 64 blocks keep 8
+// panels (128 tokens) per chunk for every matrix.
+constexpr int64_t kSliceBlocks = 64;
 
-// A row tile's weights unpacked for the panel loop: for row r and block b,
-// the block's 32 codes minus the zero point of its group, as signed bytes in
-// element order; -128 * (their sum) (the high-plane accumulator's start:
-// shifted left by 7 it removes what the +128 offset of the high plane adds,
-// 16384 * sum); and the group's scale.
+// A row tile's weights over one column slice, unpacked for the panel loop:
+// for row r and block b of the slice, the block's 32 codes minus the zero point
+// of its group, as signed bytes in element order; -128 * (their sum) (the
+// high-plane accumulator's start: shifted left by 7 it removes what the +128
+// offset of the high plane adds, 16384 * sum); and the group's scale.
 struct TileScratch {
   AlignedBytes memory{nullptr, &std::free};
   int64_t capacity_blocks = 0;  // per row
@@ -51,7 +57,7 @@ struct TileScratch {
   int32_t* offset = nullptr;    // [kTileRows][blocks]
   float* scale = nullptr;       // [kTileRows][blocks]
   int32_t* zero = nullptr;      // [blocks]: one row's blocks
-  // One row's groups (at most one per block).
+  // The groups a row's slice overlaps (at most one per block, plus one).
   int32_t* group_zero = nullptr;
   float* group_scale = nullptr;
 
@@ -60,7 +66,7 @@ struct TileScratch {
     if (blocks <= capacity_blocks) return;
     const size_t per_row = static_cast<size_t>(blocks) * (kBlock + 8);
     memory = AllocateAligned(
-        kTileRows * per_row + 12 * static_cast<size_t>(blocks), 64);
+        kTileRows * per_row + 12 * static_cast<size_t>(blocks + 1), 64);
     if (memory == nullptr) throw std::bad_alloc();
     capacity_blocks = blocks;
     codes = memory.get();
@@ -68,27 +74,34 @@ struct TileScratch {
     scale = reinterpret_cast<float*>(offset + kTileRows * blocks);
     zero = reinterpret_cast<int32_t*>(scale + kTileRows * blocks);
     group_zero = zero + blocks;
-    group_scale = reinterpret_cast<float*>(group_zero + blocks);
+    group_scale = reinterpret_cast<float*>(group_zero + blocks + 1);
   }
 };
 
-// The zero point and scale of each of a row's groups, 16 groups at a time.
+// The zero point and scale of a row's groups [g_begin, g_end), 16 groups at
+// a time: zero[g - g_begin], scale[g - g_begin].
 LLMPACK_AVX512VNNI void GroupParams(const quant::RowLayout& layout,
-                                    const uint8_t* row, int32_t* zero,
+                                    const uint8_t* row, int64_t g_begin,
+                                    int64_t g_end, int32_t* zero,
                                     float* scale) {
-  const int64_t groups = layout.groups;
   const bool bf16 = layout.format.scale_dtype == DType::kBF16;
   const uint8_t* scales = row + layout.scale_offset;
   const uint8_t* zeros = row + layout.zp_offset;
   const __m128i low_nibble = _mm_set1_epi8(0x0F);
   const __m512i implicit_zero = _mm512_set1_epi32(layout.ImplicitZero());
-  int64_t g = 0;
-  for (; g + 16 <= groups; g += 16) {
+  int64_t g = g_begin;
+  // An odd first group shares its zero point byte with the one before.
+  for (; g < g_end && g % 2 != 0; ++g) {
+    zero[g - g_begin] = quant::GroupZero(layout, row, g);
+    scale[g - g_begin] = quant::GroupScale(layout, row, g);
+  }
+  for (; g + 16 <= g_end; g += 16) {
     const __m256i halves =
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 2 * g));
-    _mm512_storeu_ps(scale + g, bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(
-                                           _mm512_cvtepu16_epi32(halves), 16))
-                                     : _mm512_cvtph_ps(halves));
+    _mm512_storeu_ps(scale + (g - g_begin),
+                     bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(
+                                _mm512_cvtepu16_epi32(halves), 16))
+                          : _mm512_cvtph_ps(halves));
     __m512i z = implicit_zero;
     if (layout.format.zero_point) {
       // Zero point j is nibble j: low nibble of byte j / 2 when j is even.
@@ -99,29 +112,34 @@ LLMPACK_AVX512VNNI void GroupParams(const quant::RowLayout& layout,
           _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibble));
       z = _mm512_cvtepu8_epi32(nibbles);
     }
-    _mm512_storeu_si512(zero + g, z);
+    _mm512_storeu_si512(zero + (g - g_begin), z);
   }
-  for (; g < groups; ++g) {
-    zero[g] = quant::GroupZero(layout, row, g);
-    scale[g] = quant::GroupScale(layout, row, g);
+  for (; g < g_end; ++g) {
+    zero[g - g_begin] = quant::GroupZero(layout, row, g);
+    scale[g - g_begin] = quant::GroupScale(layout, row, g);
   }
 }
 
+// Blocks [b0, b0 + blocks) of `row` into `s` at block index `at`.
 LLMPACK_AVX512VNNI void UnpackRow(const quant::RowLayout& layout,
-                                  const uint8_t* row, int64_t blocks,
-                                  TileScratch& s, int64_t at) {
+                                  const uint8_t* row, int64_t b0,
+                                  int64_t blocks, TileScratch& s, int64_t at) {
   // Each block's zero point and scale first: the codes are stored minus
   // their zero point.
   const int64_t group = layout.format.group_size;
   if (group == kBlock) {
-    GroupParams(layout, row, s.zero, s.scale + at);
+    GroupParams(layout, row, b0, b0 + blocks, s.zero, s.scale + at);
   } else {
-    GroupParams(layout, row, s.group_zero, s.group_scale);
+    const int64_t g_begin = b0 * kBlock / group;
+    const int64_t g_end = ((b0 + blocks) * kBlock + group - 1) / group;
+    GroupParams(layout, row, g_begin, g_end, s.group_zero, s.group_scale);
     for (int64_t b = 0; b < blocks; ++b) {
-      s.zero[b] = s.group_zero[b * kBlock / group];
-      s.scale[at + b] = s.group_scale[b * kBlock / group];
+      const int64_t g = (b0 + b) * kBlock / group - g_begin;
+      s.zero[b] = s.group_zero[g];
+      s.scale[at + b] = s.group_scale[g];
     }
   }
+  row += b0 * kBlock / 2;
   const __m512i low_nibble = _mm512_set1_epi8(0x0F);
   const __m512i nothing = _mm512_setzero_si512();
   // Blocks 2k and 2k + 1 of four: elements 0-15 of a block are in the low
@@ -173,17 +191,19 @@ LLMPACK_AVX512VNNI void UnpackRow(const quant::RowLayout& layout,
 }
 
 // Rows [r0, r0 + R) of the tile (unpacked in `s`, row i at index i) times
-// panel p: out[token, r0 + i] for the panel's real tokens.
+// panel p over the slice of `blocks` blocks from b0: out[token, r0 + i] for
+// the panel's real tokens, stored by the first slice and added to by the
+// others.
 template <int R>
 LLMPACK_AVX512VNNI void PanelTile(const ActivationPanels& a,
                                   const TileScratch& s, int64_t p, int64_t r0,
-                                  float* out, int64_t out_stride) {
-  const int64_t blocks = a.blocks;
+                                  int64_t b0, int64_t blocks, float* out,
+                                  int64_t out_stride) {
   __m512 acc[R];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
-    const uint8_t* act = a.Codes(p, b);
+    const uint8_t* act = a.Codes(p, b0 + b);
     __m512i high[R], low[R];
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
@@ -203,7 +223,7 @@ LLMPACK_AVX512VNNI void PanelTile(const ActivationPanels& a,
         low[i] = _mm512_dpbusd_epi32(low[i], l, w);
       }
     }
-    const __m512 sa = _mm512_loadu_ps(a.Scales(p, b));
+    const __m512 sa = _mm512_loadu_ps(a.Scales(p, b0 + b));
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
       const int64_t at = i * blocks + b;
@@ -221,12 +241,17 @@ LLMPACK_AVX512VNNI void PanelTile(const ActivationPanels& a,
   const int64_t real = std::min(kTokens, a.tokens - p * kTokens);
   for (int64_t t = 0; t < real; ++t) {
     float* dst = out + (p * kTokens + t) * out_stride + r0;
-    for (int i = 0; i < R; ++i) dst[i] = result[i][t];
+    if (b0 == 0) {
+      for (int i = 0; i < R; ++i) dst[i] = result[i][t];
+    } else {
+      for (int i = 0; i < R; ++i) dst[i] += result[i][t];
+    }
   }
 }
 
 using PanelTileFn = void (*)(const ActivationPanels&, const TileScratch&,
-                             int64_t, int64_t, float*, int64_t);
+                             int64_t, int64_t, int64_t, int64_t, float*,
+                             int64_t);
 // PanelTile<rows> for a tile of 1..kTileRows rows (the last of a range may
 // be short).
 constexpr PanelTileFn kPanelTiles[kTileRows] = {
@@ -238,28 +263,30 @@ LLMPACK_AVX512VNNI void PanelMatMul(const ActivationPanels& a,
                                     int64_t row_end, float* out,
                                     int64_t out_stride) {
   thread_local TileScratch scratch;
-  const int64_t blocks = a.blocks;
-  scratch.Reserve(blocks);
-  const int64_t chunk = std::max<int64_t>(
-      1, kChunkBytes / (blocks * ActivationPanels::kBlockBytes));
-  for (int64_t p0 = 0; p0 < a.panels; p0 += chunk) {
-    const int64_t p1 = std::min(a.panels, p0 + chunk);
-    for (int64_t r = row_begin; r < row_end; r += kTileRows) {
-      const int rows =
-          static_cast<int>(std::min<int64_t>(kTileRows, row_end - r));
-      for (int i = 0; i < rows; ++i) {
-        UnpackRow(w.layout, w.Row(r + i), blocks, scratch, i * blocks);
-      }
-      // The next tile's rows are fetched while this one computes: unpacking
-      // reads them line after line, and each line missed in cache would
-      // otherwise stall it for a memory latency.
-      const uint8_t* next = w.Row(std::min(r + kTileRows, row_end));
-      const uint8_t* next_end = w.Row(std::min(r + 2 * kTileRows, row_end));
-      for (const uint8_t* line = next; line < next_end; line += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
-      }
-      for (int64_t p = p0; p < p1; ++p) {
-        kPanelTiles[rows - 1](a, scratch, p, r, out, out_stride);
+  scratch.Reserve(std::min(a.blocks, kSliceBlocks));
+  for (int64_t b0 = 0; b0 < a.blocks; b0 += kSliceBlocks) {
+    const int64_t blocks = std::min(kSliceBlocks, a.blocks - b0);
+    const int64_t chunk = std::max<int64_t>(
+        1, kChunkBytes / (blocks * ActivationPanels::kBlockBytes));
+    for (int64_t p0 = 0; p0 < a.panels; p0 += chunk) {
+      const int64_t p1 = std::min(a.panels, p0 + chunk);
+      for (int64_t r = row_begin; r < row_end; r += kTileRows) {
+        const int rows =
+            static_cast<int>(std::min<int64_t>(kTileRows, row_end - r));
+        for (int i = 0; i < rows; ++i) {
+          UnpackRow(w.layout, w.Row(r + i), b0, blocks, scratch, i * blocks);
+        }
+        // The next tile's rows are fetched while this one computes: unpacking
+        // reads them line after line, and each line missed in cache would
+        // otherwise stall it for a memory latency.
+        const uint8_t* next = w.Row(std::min(r + kTileRows, row_end));
+        const uint8_t* next_end = w.Row(std::min(r + 2 * kTileRows, row_end));
+        for (const uint8_t* line = next; line < next_end; line += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+        }
+        for (int64_t p = p0; p < p1; ++p) {
+          kPanelTiles[rows - 1](a, scratch, p, r, b0, blocks, out, out_stride);
+        }
       }
     }
   }

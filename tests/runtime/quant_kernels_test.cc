@@ -361,8 +361,9 @@ TEST(QuantMatMulKernelsTest, OptimizedTableMatchesScalarTable) {
 
 // Token panels (prompts times q4 weights): shapes the panel matmul takes
 // (whole blocks, at least kPanelMinTokens tokens), with a partial last
-// panel, row counts that leave partial 8-row tiles, and enough tokens of a
-// wide matrix to span two token chunks.
+// panel, row counts that leave partial 8-row tiles, rows of several column
+// slices (64 blocks each; 6144 columns in groups of 2048 start the second
+// slice at an odd group), and enough tokens to span two token chunks.
 std::vector<Case> PanelCases() {
   std::vector<Case> cases;
   for (int64_t cols : {32, 96, 256, 4096}) {
@@ -380,7 +381,9 @@ std::vector<Case> PanelCases() {
       }
     }
   }
-  cases.push_back({{DType::kQ4, 32, DType::kF16, true}, 9, 4096, 80});
+  cases.push_back({{DType::kQ4, 32, DType::kF16, true}, 9, 4096, 136});
+  cases.push_back({{DType::kQ4, 2048, DType::kF16, true}, 9, 6144, 24});
+  cases.push_back({{DType::kQ4, 2048, DType::kBF16, false}, 9, 6144, 24});
   return cases;
 }
 
