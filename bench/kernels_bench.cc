@@ -3,6 +3,7 @@
 // the forward pass calls them (matmuls are in matmul_bench.cc). Counters:
 // bytes/s of the arrays read and written, FLOP/s with every add, multiply,
 // divide and exp counted as one operation.
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -105,43 +106,71 @@ void BM_SiluMul(benchmark::State& state) {
 }
 BENCHMARK(BM_SiluMul)->ArgsProduct({{0, 1}, {8192}});
 
-// One decode token's attention for one layer as Session::RunBlock computes
-// it: per query head, scores = q . k_t over the KV length, softmax, then
-// out = sum_t p_t v_t (dot + softmax + axpy), 32 query heads sharing 8 KV
-// heads of 64. args: kernels, KV length.
+// One layer's attention as Session::RunBlock computes it, 32 query heads
+// sharing 8 kv heads of 64, keys transposed as the KV cache holds them.
+constexpr int64_t kHeads = 32, kKvHeads = 8, kHeadDim = 64;
+constexpr int64_t kGroup = kHeads / kKvHeads;
+constexpr int64_t kKvDim = kKvHeads * kHeadDim;
+
+// One decode token: `attention` per kv head over the whole cache. args:
+// kernels, KV length.
 void BM_Attention(benchmark::State& state) {
   const KernelTable& k = Kernels(state);
   const int64_t len = state.range(1);
-  constexpr int64_t kHeads = 32, kKvHeads = 8, kHeadDim = 64;
-  constexpr int64_t kKvDim = kKvHeads * kHeadDim;
+  const int64_t key_stride = len + kKeyPadding;
   const std::vector<float> q = Random(kHeads * kHeadDim, 1);
-  const std::vector<float> kc = Random(len * kKvDim, 2);
-  const std::vector<float> vc = Random(len * kKvDim, 3);
-  std::vector<float> scores(len), out(kHeads * kHeadDim);
+  const std::vector<float> keys = Random(kKvDim * key_stride, 2);
+  const std::vector<float> values = Random(len * kKvDim, 3);
+  std::vector<float> scores(kGroup * len), out(kHeads * kHeadDim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   for (auto _ : state) {
-    for (int64_t h = 0; h < kHeads; ++h) {
-      const int64_t kv = h / (kHeads / kKvHeads) * kHeadDim;
-      const float* qh = q.data() + h * kHeadDim;
-      for (int64_t t = 0; t < len; ++t) {
-        scores[t] = scale * k.dot(qh, kc.data() + t * kKvDim + kv, kHeadDim);
-      }
-      k.softmax(scores.data(), len);
-      float* oh = out.data() + h * kHeadDim;
-      std::fill(oh, oh + kHeadDim, 0.0f);
-      for (int64_t t = 0; t < len; ++t) {
-        k.axpy(scores[t], vc.data() + t * kKvDim + kv, oh, kHeadDim);
-      }
+    for (int64_t g = 0; g < kKvHeads; ++g) {
+      k.attention(q.data() + g * kGroup * kHeadDim, kGroup,
+                  keys.data() + g * kHeadDim * key_stride, key_stride,
+                  values.data() + g * kHeadDim, kKvDim, len, kHeadDim, scale,
+                  scores.data(), out.data() + g * kGroup * kHeadDim);
     }
     benchmark::DoNotOptimize(out.data());
   }
-  // Every head reads its KV head's keys and values (the cache is shared by
-  // 4 heads, so from cache after the first).
-  const double bytes = 2.0 * kHeads * len * kHeadDim * sizeof(float);
+  // Keys and values are read once per kv head.
+  const double bytes = 2.0 * kKvHeads * len * kHeadDim * sizeof(float);
   const double flops = kHeads * (4.0 * len * kHeadDim + 6.0 * len);
   SetRates(state, bytes, flops, k);
 }
 BENCHMARK(BM_Attention)->ArgsProduct({{0, 1}, {512, 4096}});
+
+// A prompt of `tokens` tokens from position 0: `attention_rows` over every
+// block of rows of every kv head, on one thread. args: kernels, tokens.
+void BM_AttentionRows(benchmark::State& state) {
+  const KernelTable& k = Kernels(state);
+  const int64_t tokens = state.range(1);
+  const int64_t key_stride = tokens + kKeyPadding;
+  const int64_t q_stride = kHeads * kHeadDim;
+  const std::vector<float> q = Random(tokens * q_stride, 1);
+  const std::vector<float> keys = Random(kKvDim * key_stride, 2);
+  const std::vector<float> values = Random(tokens * kKvDim, 3);
+  std::vector<float> scratch(AttentionRowsScratch(kHeadDim, tokens));
+  std::vector<float> out(tokens * q_stride);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  const int64_t rows = tokens * kGroup;
+  for (auto _ : state) {
+    for (int64_t g = 0; g < kKvHeads; ++g) {
+      for (int64_t r = 0; r < rows; r += kAttentionRowBlock) {
+        k.attention_rows(q.data() + g * kGroup * kHeadDim, q_stride, kGroup, 0,
+                         r, std::min(rows, r + kAttentionRowBlock),
+                         keys.data() + g * kHeadDim * key_stride, key_stride,
+                         values.data() + g * kHeadDim, kKvDim, kHeadDim, scale,
+                         scratch.data(), out.data() + g * kGroup * kHeadDim);
+      }
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  // Causal: token t attends to t + 1 keys.
+  const double pairs = kHeads * tokens * (tokens + 1) / 2.0;
+  const double bytes = 2.0 * kKvHeads * tokens * kHeadDim * sizeof(float);
+  SetRates(state, bytes, pairs * (4.0 * kHeadDim + 6.0), k);
+}
+BENCHMARK(BM_AttentionRows)->ArgsProduct({{0, 1}, {512}});
 
 }  // namespace
 }  // namespace llmpack::runtime

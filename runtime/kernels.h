@@ -163,14 +163,44 @@ struct KernelTable {
   // y += a * x.
   void (*axpy)(float a, const float* x, float* y, int64_t n);
   // Causal attention of one token for `group` query heads that share one kv
-  // head: for each head h < group (query q + h * head_dim),
-  //   scores[h * len + j] = (q_h . k_j) * scale for j < len (k_j = k + j *
-  //   kv_stride), softmax over j, out[h * head_dim + i] = sum_j p_j v_j[i].
+  // head. Keys are stored transposed: element d of key j is k[d * k_stride +
+  // j] (k_stride >= len + kKeyPadding, so whole vectors of keys may be read
+  // past len); value j is the row v + j * v_stride. For each head h < group
+  // (query q + h * head_dim),
+  //   scores[h * len + j] = (sum over d in order of q_h[d] k_j[d]) * scale
+  //   for j < len, softmax over j, out[h * head_dim + i] = sum_j p_j v_j[i].
   // `scores` is scratch of group * len floats.
   void (*attention)(const float* q, int64_t group, const float* k,
-                    const float* v, int64_t kv_stride, int64_t len,
-                    int64_t head_dim, float scale, float* scores, float* out);
+                    int64_t k_stride, const float* v, int64_t v_stride,
+                    int64_t len, int64_t head_dim, float scale, float* scores,
+                    float* out);
+  // Causal attention of a prompt's rows for the `group` query heads of one
+  // kv head, keys and values as for `attention`: row r = t * group + h is
+  // token t's head h, at position pos0 + t, with its query at q + t *
+  // q_stride + h * head_dim and its output at the same offset from `out`.
+  // For rows [row_begin, row_end), at most kAttentionRowBlock of them, each
+  // row gets exactly what `attention` of the same table gives it with len =
+  // pos0 + t + 1, so a prompt and token-by-token decode agree. `scratch`
+  // holds AttentionRowsScratch(head_dim, len of the last row) floats.
+  void (*attention_rows)(const float* q, int64_t q_stride, int64_t group,
+                         int64_t pos0, int64_t row_begin, int64_t row_end,
+                         const float* k, int64_t k_stride, const float* v,
+                         int64_t v_stride, int64_t head_dim, float scale,
+                         float* scratch, float* out);
 };
+
+// Readable floats past the last key in each transposed key row (whole
+// vectors of keys, up to 64 lanes).
+inline constexpr int64_t kKeyPadding = 64;
+
+// Rows one attention_rows call may take: the optimized kernel keeps a
+// transposed copy of their queries and their scores, one column per row,
+// so each loaded key or value element serves all of them. Its columns are
+// padded to whole vectors: twice the rows leave room for any vector length.
+inline constexpr int64_t kAttentionRowBlock = 64;
+inline constexpr int64_t AttentionRowsScratch(int64_t head_dim, int64_t len) {
+  return (head_dim + len) * 2 * kAttentionRowBlock;
+}
 
 enum class KernelChoice { kScalar, kOptimized };
 

@@ -21,6 +21,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "runtime/broadcast_tile-inl.h"
 // clang-format on
 
 HWY_BEFORE_NAMESPACE();
@@ -324,120 +325,146 @@ void Axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-// Scores of one query head against key rows [0, len): four keys per step,
-// each with its own accumulator, so the four sums over the head dimension
-// run side by side and the query is loaded once per step (a Dot call per
-// key spent most of its time in call overhead and one dependent chain).
-void AttentionScores(const float* q, const float* k, int64_t kv_stride,
-                     int64_t len, int64_t head_dim, float scale,
-                     float* scores) {
+// Attention of one token (decode). Its arithmetic per query head is the one
+// AttentionRows (kernels_attention_hwy.cc) runs per row of a prompt, so
+// decode and prefill agree exactly: each score is one multiply-add chain
+// over d in order, then times scale; softmax takes Highway's Exp of every
+// score and sums in key order; each output element is one multiply-add
+// chain over keys in order. Keys are transposed (k[d * k_stride + j]), so a
+// vector holds the same element of `lanes` consecutive keys and no score is
+// summed across lanes.
+
+// scores[h * len + j] for heads h < H and keys j = j0 + c * lanes + lane,
+// c < C, j < len (lanes past len are computed from padding and dropped).
+template <int H, int C>
+HWY_INLINE void KeyScores(const float* q, int64_t head_dim, const float* k,
+                          int64_t k_stride, int64_t j0, int64_t len,
+                          float scale, float* scores) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t full = head_dim / lanes * lanes;
+  HWY_ALIGN float tile[H * C * hn::MaxLanes(df)];
+  BroadcastTile<H, C>(head_dim, q, 1, head_dim, k + j0, k_stride, tile);
+  for (int h = 0; h < H; ++h) {
+    for (int c = 0; c < C; ++c) {
+      const int64_t j = j0 + c * lanes;
+      const float* sums = tile + (h * C + c) * lanes;
+      for (int64_t l = 0; l < std::min(lanes, len - j); ++l) {
+        scores[h * len + j + l] = sums[l] * scale;
+      }
+    }
+  }
+}
+
+// Scores of heads [0, H) for all `len` keys.
+template <int H>
+HWY_INLINE void HeadScores(const float* q, int64_t head_dim, const float* k,
+                           int64_t k_stride, int64_t len, float scale,
+                           float* scores) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   int64_t j = 0;
-  for (; j + 4 <= len; j += 4) {
-    const float* k0 = k + j * kv_stride;
-    const float* k1 = k0 + kv_stride;
-    const float* k2 = k1 + kv_stride;
-    const float* k3 = k2 + kv_stride;
-    auto acc0 = hn::Zero(df);
-    auto acc1 = hn::Zero(df);
-    auto acc2 = hn::Zero(df);
-    auto acc3 = hn::Zero(df);
-    for (int64_t i = 0; i < full; i += lanes) {
-      const auto qv = hn::LoadU(df, q + i);
-      acc0 = hn::MulAdd(qv, hn::LoadU(df, k0 + i), acc0);
-      acc1 = hn::MulAdd(qv, hn::LoadU(df, k1 + i), acc1);
-      acc2 = hn::MulAdd(qv, hn::LoadU(df, k2 + i), acc2);
-      acc3 = hn::MulAdd(qv, hn::LoadU(df, k3 + i), acc3);
-    }
-    float s0 = hn::GetLane(hn::SumOfLanes(df, acc0));
-    float s1 = hn::GetLane(hn::SumOfLanes(df, acc1));
-    float s2 = hn::GetLane(hn::SumOfLanes(df, acc2));
-    float s3 = hn::GetLane(hn::SumOfLanes(df, acc3));
-    for (int64_t i = full; i < head_dim; ++i) {
-      s0 += q[i] * k0[i];
-      s1 += q[i] * k1[i];
-      s2 += q[i] * k2[i];
-      s3 += q[i] * k3[i];
-    }
-    scores[j] = s0 * scale;
-    scores[j + 1] = s1 * scale;
-    scores[j + 2] = s2 * scale;
-    scores[j + 3] = s3 * scale;
+  for (; j + 4 * lanes <= len; j += 4 * lanes) {
+    KeyScores<H, 4>(q, head_dim, k, k_stride, j, len, scale, scores);
   }
-  for (; j < len; ++j) scores[j] = Dot(q, k + j * kv_stride, head_dim) * scale;
+  for (; j < len; j += lanes) {
+    KeyScores<H, 1>(q, head_dim, k, k_stride, j, len, scale, scores);
+  }
 }
 
-// out[0, head_dim) = sum_j p[j] * v_j, four vectors of the output at a time
-// in registers over all value rows, two rows per step (eight accumulators),
-// so each row's bytes are loaded once per pass with one broadcast of p[j]
-// (an Axpy per key loaded and stored the output again for every key).
-void WeightedValues(const float* p, const float* v, int64_t kv_stride,
-                    int64_t len, int64_t head_dim, float* out) {
+// x <- softmax(x) as AttentionRows computes each row's: Exp of every
+// element (the last partial vector through a padded copy), the sum in
+// element order, then times 1 / sum.
+void SoftmaxInOrder(float* x, int64_t n) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  int64_t i = 0;
-  for (; i + 4 * lanes <= head_dim; i += 4 * lanes) {
-    auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df),
-         a3 = hn::Zero(df);
-    auto b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df),
-         b3 = hn::Zero(df);
-    const float* row = v + i;
-    int64_t j = 0;
-    for (; j + 2 <= len; j += 2, row += 2 * kv_stride) {
-      const auto pa = hn::Set(df, p[j]);
-      const auto pb = hn::Set(df, p[j + 1]);
-      const float* next = row + kv_stride;
-      a0 = hn::MulAdd(pa, hn::LoadU(df, row), a0);
-      a1 = hn::MulAdd(pa, hn::LoadU(df, row + lanes), a1);
-      a2 = hn::MulAdd(pa, hn::LoadU(df, row + 2 * lanes), a2);
-      a3 = hn::MulAdd(pa, hn::LoadU(df, row + 3 * lanes), a3);
-      b0 = hn::MulAdd(pb, hn::LoadU(df, next), b0);
-      b1 = hn::MulAdd(pb, hn::LoadU(df, next + lanes), b1);
-      b2 = hn::MulAdd(pb, hn::LoadU(df, next + 2 * lanes), b2);
-      b3 = hn::MulAdd(pb, hn::LoadU(df, next + 3 * lanes), b3);
-    }
-    if (j < len) {
-      const auto pa = hn::Set(df, p[j]);
-      a0 = hn::MulAdd(pa, hn::LoadU(df, row), a0);
-      a1 = hn::MulAdd(pa, hn::LoadU(df, row + lanes), a1);
-      a2 = hn::MulAdd(pa, hn::LoadU(df, row + 2 * lanes), a2);
-      a3 = hn::MulAdd(pa, hn::LoadU(df, row + 3 * lanes), a3);
-    }
-    hn::StoreU(hn::Add(a0, b0), df, out + i);
-    hn::StoreU(hn::Add(a1, b1), df, out + i + lanes);
-    hn::StoreU(hn::Add(a2, b2), df, out + i + 2 * lanes);
-    hn::StoreU(hn::Add(a3, b3), df, out + i + 3 * lanes);
+  float max = x[0];
+  for (int64_t i = 1; i < n; ++i) max = std::max(max, x[i]);
+  const auto vmax = hn::Set(df, max);
+  HWY_ALIGN float buffer[hn::MaxLanes(df)];
+  for (int64_t i = 0; i < n; i += lanes) {
+    const int64_t count = std::min(lanes, n - i);
+    std::fill(buffer, buffer + lanes, max);
+    std::copy(x + i, x + i + count, buffer);
+    hn::Store(hn::Exp(df, hn::Sub(hn::Load(df, buffer), vmax)), df, buffer);
+    std::copy(buffer, buffer + count, x + i);
   }
-  // Head sizes that are not a multiple of four vectors: one vector, then
-  // scalars.
-  for (; i + lanes <= head_dim; i += lanes) {
-    auto acc = hn::Zero(df);
-    for (int64_t j = 0; j < len; ++j) {
-      acc = hn::MulAdd(hn::Set(df, p[j]), hn::LoadU(df, v + j * kv_stride + i),
-                       acc);
-    }
-    hn::StoreU(acc, df, out + i);
-  }
-  for (; i < head_dim; ++i) {
-    float sum = 0.0f;
-    for (int64_t j = 0; j < len; ++j) sum += p[j] * v[j * kv_stride + i];
-    out[i] = sum;
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  const float inv = 1.0f / sum;
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+// out_h[d0 + c * lanes ..] = sum over keys in order of p_h[j] v_j[..], for
+// heads h < H and head vectors c < C.
+template <int H, int C>
+HWY_INLINE void ValueTile(const float* p, int64_t len, const float* v,
+                          int64_t v_stride, int64_t d0, int64_t head_dim,
+                          float* out) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  HWY_ALIGN float tile[H * C * hn::MaxLanes(df)];
+  BroadcastTile<H, C>(len, p, 1, len, v + d0, v_stride, tile);
+  for (int h = 0; h < H; ++h) {
+    std::copy(tile + h * C * lanes, tile + (h + 1) * C * lanes,
+              out + h * head_dim + d0);
   }
 }
 
-// Attention of one token for `group` query heads that share one kv head:
-// the same formula as the scalar reference, head by head (the key and value
-// rows of one kv head stay in L2 across the group).
-void Attention(const float* q, int64_t group, const float* k, const float* v,
-               int64_t kv_stride, int64_t len, int64_t head_dim, float scale,
-               float* scores, float* out) {
-  for (int64_t h = 0; h < group; ++h) {
-    float* p = scores + h * len;
-    AttentionScores(q + h * head_dim, k, kv_stride, len, head_dim, scale, p);
-    Softmax(p, len);
-    WeightedValues(p, v, kv_stride, len, head_dim, out + h * head_dim);
+// Scores, softmax and outputs of heads [0, H).
+template <int H>
+HWY_INLINE void HeadsAttention(const float* q, const float* k, int64_t k_stride,
+                               const float* v, int64_t v_stride, int64_t len,
+                               int64_t head_dim, float scale, float* scores,
+                               float* out) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  HeadScores<H>(q, head_dim, k, k_stride, len, scale, scores);
+  for (int h = 0; h < H; ++h) SoftmaxInOrder(scores + h * len, len);
+  int64_t d = 0;
+  for (; d + 4 * lanes <= head_dim; d += 4 * lanes) {
+    ValueTile<H, 4>(scores, len, v, v_stride, d, head_dim, out);
+  }
+  for (; d + lanes <= head_dim; d += lanes) {
+    ValueTile<H, 1>(scores, len, v, v_stride, d, head_dim, out);
+  }
+  for (; d < head_dim; ++d) {
+    for (int h = 0; h < H; ++h) {
+      float sum = 0.0f;
+      for (int64_t j = 0; j < len; ++j) {
+        sum = std::fma(scores[h * len + j], v[j * v_stride + d], sum);
+      }
+      out[h * head_dim + d] = sum;
+    }
+  }
+}
+
+void Attention(const float* q, int64_t group, const float* k, int64_t k_stride,
+               const float* v, int64_t v_stride, int64_t len, int64_t head_dim,
+               float scale, float* scores, float* out) {
+  // Four heads at a time share each loaded key and value vector.
+  int64_t h = 0;
+  for (; h + 4 <= group; h += 4) {
+    HeadsAttention<4>(q + h * head_dim, k, k_stride, v, v_stride, len, head_dim,
+                      scale, scores + h * len, out + h * head_dim);
+  }
+  const float* qh = q + h * head_dim;
+  float* sh = scores + h * len;
+  float* oh = out + h * head_dim;
+  switch (group - h) {
+    case 3:
+      HeadsAttention<3>(qh, k, k_stride, v, v_stride, len, head_dim, scale, sh,
+                        oh);
+      break;
+    case 2:
+      HeadsAttention<2>(qh, k, k_stride, v, v_stride, len, head_dim, scale, sh,
+                        oh);
+      break;
+    case 1:
+      HeadsAttention<1>(qh, k, k_stride, v, v_stride, len, head_dim, scale, sh,
+                        oh);
+      break;
+    default:
+      break;
   }
 }
 
@@ -538,11 +565,11 @@ void DispatchAxpy(float a, const float* x, float* y, int64_t n) {
   HWY_DYNAMIC_DISPATCH(Axpy)(a, x, y, n);
 }
 void DispatchAttention(const float* q, int64_t group, const float* k,
-                       const float* v, int64_t kv_stride, int64_t len,
-                       int64_t head_dim, float scale, float* scores,
-                       float* out) {
+                       int64_t k_stride, const float* v, int64_t v_stride,
+                       int64_t len, int64_t head_dim, float scale,
+                       float* scores, float* out) {
   HWY_DYNAMIC_DISPATCH(Attention)
-  (q, group, k, v, kv_stride, len, head_dim, scale, scores, out);
+  (q, group, k, k_stride, v, v_stride, len, head_dim, scale, scores, out);
 }
 
 }  // namespace
@@ -564,9 +591,10 @@ const KernelTable& OptimizedKernels() {
       std::string("highway:") + HWY_DYNAMIC_DISPATCH(TargetName)() +
       (Avx512VnniQuantMatMul() != nullptr ? "+avx512vnni" : ""));
   static const KernelTable table = {
-      name->c_str(), DispatchPrepareMatMul, DispatchMatMul,  DispatchRmsNorm,
-      DispatchRope,  DispatchSoftmax,       DispatchSiluMul, DispatchDot,
-      DispatchAxpy,  DispatchAttention,
+      name->c_str(),     DispatchPrepareMatMul, DispatchMatMul,
+      DispatchRmsNorm,   DispatchRope,          DispatchSoftmax,
+      DispatchSiluMul,   DispatchDot,           DispatchAxpy,
+      DispatchAttention, AttentionRowsHighway,
   };
   return table;
 }

@@ -21,6 +21,14 @@ void FloatMatMulHighway(const float* x, int64_t tokens, const WeightMatrix& w,
                         int64_t row_begin, int64_t row_end, float* out,
                         int64_t out_stride);
 
+// KernelTable::attention_rows (kernels_attention_hwy.cc) on the best target
+// this CPU supports.
+void AttentionRowsHighway(const float* q, int64_t q_stride, int64_t group,
+                          int64_t pos0, int64_t row_begin, int64_t row_end,
+                          const float* k, int64_t k_stride, const float* v,
+                          int64_t v_stride, int64_t head_dim, float scale,
+                          float* scratch, float* out);
+
 }  // namespace llmpack::runtime
 
 #endif  // LLMPACK_RUNTIME_KERNELS_HWY_H_

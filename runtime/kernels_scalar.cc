@@ -88,19 +88,36 @@ void ScalarAxpy(float a, const float* x, float* y, int64_t n) {
 }
 
 void ScalarAttention(const float* q, int64_t group, const float* k,
-                     const float* v, int64_t kv_stride, int64_t len,
-                     int64_t head_dim, float scale, float* scores, float* out) {
+                     int64_t k_stride, const float* v, int64_t v_stride,
+                     int64_t len, int64_t head_dim, float scale, float* scores,
+                     float* out) {
   for (int64_t h = 0; h < group; ++h) {
+    const float* qh = q + h * head_dim;
     float* s = scores + h * len;
     for (int64_t j = 0; j < len; ++j) {
-      s[j] = ScalarDot(q + h * head_dim, k + j * kv_stride, head_dim) * scale;
+      float dot = 0.0f;
+      for (int64_t d = 0; d < head_dim; ++d) dot += qh[d] * k[d * k_stride + j];
+      s[j] = dot * scale;
     }
     ScalarSoftmax(s, len);
     float* o = out + h * head_dim;
     for (int64_t i = 0; i < head_dim; ++i) o[i] = 0.0f;
     for (int64_t j = 0; j < len; ++j) {
-      ScalarAxpy(s[j], v + j * kv_stride, o, head_dim);
+      ScalarAxpy(s[j], v + j * v_stride, o, head_dim);
     }
+  }
+}
+
+void ScalarAttentionRows(const float* q, int64_t q_stride, int64_t group,
+                         int64_t pos0, int64_t row_begin, int64_t row_end,
+                         const float* k, int64_t k_stride, const float* v,
+                         int64_t v_stride, int64_t head_dim, float scale,
+                         float* scratch, float* out) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int64_t t = r / group;
+    const int64_t offset = t * q_stride + (r % group) * head_dim;
+    ScalarAttention(q + offset, 1, k, k_stride, v, v_stride, pos0 + t + 1,
+                    head_dim, scale, scratch, out + offset);
   }
 }
 
@@ -108,9 +125,9 @@ void ScalarAttention(const float* q, int64_t group, const float* k,
 
 const KernelTable& ScalarKernels() {
   static const KernelTable table = {
-      "scalar",   ScalarPrepareMatMul, ScalarMatMul,  ScalarRmsNorm,
-      ScalarRope, ScalarSoftmax,       ScalarSiluMul, ScalarDot,
-      ScalarAxpy, ScalarAttention,
+      "scalar",   ScalarPrepareMatMul, ScalarMatMul,        ScalarRmsNorm,
+      ScalarRope, ScalarSoftmax,       ScalarSiluMul,       ScalarDot,
+      ScalarAxpy, ScalarAttention,     ScalarAttentionRows,
   };
   return table;
 }

@@ -89,10 +89,18 @@ absl::Status Session::ReserveKvCache(int64_t tokens) {
   // Double as the sequence grows (capped at the capacity), so a generous
   // --max-new-tokens costs memory only for the tokens actually produced.
   const int64_t target = std::min(capacity_, std::max(tokens, 2 * kv_tokens_));
-  const size_t per_layer = static_cast<size_t>(target * config_.kv_dim());
+  const int64_t kv_dim = config_.kv_dim();
+  const size_t per_layer = static_cast<size_t>(target * kv_dim);
+  const int64_t stride = target + kKeyPadding;
   try {
     for (size_t layer = 0; layer < k_cache_.size(); ++layer) {
-      k_cache_[layer].resize(per_layer);
+      // Key rows get longer: the positions so far move to the new stride.
+      std::vector<float> keys(static_cast<size_t>(kv_dim * stride));
+      for (int64_t e = 0; e < kv_dim && key_stride_ > 0; ++e) {
+        const float* from = k_cache_[layer].data() + e * key_stride_;
+        std::copy(from, from + position_, keys.data() + e * stride);
+      }
+      k_cache_[layer] = std::move(keys);
       v_cache_[layer].resize(per_layer);
     }
   } catch (const std::bad_alloc&) {
@@ -102,12 +110,14 @@ absl::Status Session::ReserveKvCache(int64_t tokens) {
         " MiB) does not fit in memory"));
   }
   kv_tokens_ = target;
+  key_stride_ = stride;
   return absl::OkStatus();
 }
 
 uint64_t Session::kv_cache_bytes() const {
-  return 2ull * static_cast<uint64_t>(config_.num_layers) *
-         static_cast<uint64_t>(kv_tokens_ * config_.kv_dim()) * sizeof(float);
+  return static_cast<uint64_t>(config_.num_layers) *
+         static_cast<uint64_t>(config_.kv_dim() * (key_stride_ + kv_tokens_)) *
+         sizeof(float);
 }
 
 void Session::Linears(const float* x, int64_t tokens,
@@ -202,7 +212,8 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
 // Shapes (row-major, n = tokens in this batch, pos = position_):
 //   x_, xn_: [n, hidden]   q_, att_: [n, heads * head_dim]
 //   k_, v_: [n, kv_heads * head_dim]
-//   k_cache_[layer], v_cache_[layer]: [capacity, kv_heads * head_dim]
+//   k_cache_[layer]: [kv_heads * head_dim, key_stride_] (keys transposed)
+//   v_cache_[layer]: [kv_tokens_, kv_heads * head_dim]
 //   gate_, up_: [min(n, MlpChunk(n)), ffn]   tmp_: [n, hidden]
 void Session::RunBlock(const BlockWeights& w, int64_t n) {
   const KernelTable& k = model_.kernels();
@@ -250,33 +261,55 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
     }
     // The cache row of position pos: [kv_heads * head_dim].
     const int64_t pos = position_ + t;
-    std::copy(kk, kk + kvd, k_cache_[layer].data() + pos * kvd);
+    float* keys = k_cache_[layer].data() + pos;
+    for (int64_t e = 0; e < kvd; ++e) keys[e * key_stride_] = kk[e];
     std::copy(v, v + kvd, v_cache_[layer].data() + pos * kvd);
   }
 
-  // Causal attention, one (token, kv head) pair per work item: the `group`
-  // query heads head = g * group + i read kv head g (grouped-query).
+  // Causal attention: the `group` query heads head = g * group + i read kv
+  // head g (grouped-query).
   //   scores: [len] = q_h . k_cache[j, g] * scale, j < len = pos + t + 1
   //   att[t, head]: [head_dim] = sum_j softmax(scores)[j] * v_cache[j, g]
   const float scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
   const int64_t group = heads / kv_heads;
   const float* kc = k_cache_[layer].data();
   const float* vc = v_cache_[layer].data();
-  model_.pool().ParallelFor(n * kv_heads, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores;
-    for (int64_t item = begin; item < end; ++item) {
-      // kv head major: the items in flight on both threads then read the
-      // same kv head, whose cached keys and values (len x head_dim each)
-      // stay in L2 (token major spread them over all kv heads, from L3).
-      const int64_t g = item / n;
-      const int64_t t = item % n;
-      const int64_t len = position_ + t + 1;
+  if (n == 1) {
+    // Decode: one item per kv head.
+    model_.pool().ParallelFor(kv_heads, 1, [&](int64_t begin, int64_t end) {
+      thread_local std::vector<float> scores;
+      const int64_t len = position_ + 1;
       scores.resize(static_cast<size_t>(group * len));
-      const int64_t offset = t * qd + g * group * hd;
-      k.attention(q_.data() + offset, group, kc + g * hd, vc + g * hd, kvd, len,
-                  hd, scale, scores.data(), att_.data() + offset);
-    }
-  });
+      for (int64_t g = begin; g < end; ++g) {
+        k.attention(q_.data() + g * group * hd, group,
+                    kc + g * hd * key_stride_, key_stride_, vc + g * hd, kvd,
+                    len, hd, scale, scores.data(),
+                    att_.data() + g * group * hd);
+      }
+    });
+  } else {
+    // A prompt: items of up to kAttentionRowBlock rows (token, query head)
+    // of one kv head, the longest (last) blocks first so the short ones
+    // even out the threads at the end.
+    const int64_t rows = n * group;
+    const int64_t blocks = (rows + kAttentionRowBlock - 1) / kAttentionRowBlock;
+    model_.pool().ParallelFor(
+        blocks * kv_heads, 1, [&](int64_t begin, int64_t end) {
+          thread_local std::vector<float> scratch;
+          for (int64_t item = begin; item < end; ++item) {
+            const int64_t g = item % kv_heads;
+            const int64_t r0 =
+                (blocks - 1 - item / kv_heads) * kAttentionRowBlock;
+            const int64_t r1 = std::min(rows, r0 + kAttentionRowBlock);
+            const int64_t len = position_ + (r1 - 1) / group + 1;
+            scratch.resize(static_cast<size_t>(AttentionRowsScratch(hd, len)));
+            k.attention_rows(q_.data() + g * group * hd, qd, group, position_,
+                             r0, r1, kc + g * hd * key_stride_, key_stride_,
+                             vc + g * hd, kvd, hd, scale, scratch.data(),
+                             att_.data() + g * group * hd);
+          }
+        });
+  }
   // x: [n, hidden] += att: [n, heads * head_dim] . o^T
   ObserveInput(layer, LinearInput::kAttentionOutput, att_.data(), n, qd);
   Linear(att_.data(), n, w.o, tmp_.data());

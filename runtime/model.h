@@ -38,9 +38,9 @@ struct ModelOptions {
   // Also re-hash every tensor each time its block is loaded (and lm.bin's
   // once when read): LoaderOptions::verify_each_load.
   bool verify_each_load = false;
-  bool drop_page_cache = false;  // LoaderOptions::drop_page_cache
+  bool drop_page_cache = false;          // LoaderOptions::drop_page_cache
   StreamIo stream_io = StreamIo::kAuto;  // LoaderOptions::stream_io
-  int threads = 0;               // <= 0: all hardware threads
+  int threads = 0;                       // <= 0: all hardware threads
   KernelChoice kernels = KernelChoice::kOptimized;
   bool trace_loader = false;  // record LoaderEvents (tests)
 };
@@ -159,7 +159,12 @@ class Session {
   int64_t capacity_;
   int64_t position_ = 0;
   int64_t kv_tokens_ = 0;  // positions the KV cache has room for
-  std::vector<std::vector<float>> k_cache_, v_cache_;  // [layer][pos, kv_dim]
+  // Keys transposed, [layer][kv_dim][key_stride_] (one row per element of a
+  // kv head, positions along it, kKeyPadding readable floats past the last),
+  // so attention loads one element of consecutive keys as a vector; values
+  // [layer][pos, kv_dim].
+  int64_t key_stride_ = 0;
+  std::vector<std::vector<float>> k_cache_, v_cache_;
   // Scratch, sized for the largest batch so far.
   std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, gate_, up_;
   std::vector<float> cos_, sin_;

@@ -197,22 +197,43 @@ TEST(KernelsTest, ElementwiseKernelsMatchScalar) {
 // by this fraction of the largest |value|.
 constexpr double kAttentionTol = 1e-5;
 
+// Keys as the KV cache holds them: transposed, key j's element d at
+// [d * stride + j], with kKeyPadding readable floats past the last key (and
+// 3 more, so the stride is not a round number).
+struct TransposedKeys {
+  std::vector<float> data;
+  int64_t stride = 0;
+};
+TransposedKeys Transpose(const std::vector<float>& rows, int64_t len,
+                         int64_t row_stride, int64_t head_dim) {
+  TransposedKeys out;
+  out.stride = len + kKeyPadding + 3;
+  out.data.assign(static_cast<size_t>(head_dim * out.stride), 9.0f);
+  for (int64_t j = 0; j < len; ++j) {
+    for (int64_t d = 0; d < head_dim; ++d) {
+      out.data[d * out.stride + j] = rows[j * row_stride + d];
+    }
+  }
+  return out;
+}
+
 TEST(KernelsTest, AttentionMatchesScalar) {
-  for (int64_t group : {1, 3, 4}) {
+  for (int64_t group : {1, 3, 4, 6}) {
     for (int64_t hd : {2, 12, 17, 64}) {
       for (int64_t len : {1, 5, 70}) {
-        const int64_t kv_stride = 2 * hd + 3;  // other kv heads in between
+        const int64_t v_stride = 2 * hd + 3;  // other kv heads in between
         const auto q = Random(group * hd, 31 + hd, -2, 2);
-        const auto k = Random(len * kv_stride, 32 + len, -2, 2);
-        const auto v = Random(len * kv_stride, 33 + len);
+        const auto k =
+            Transpose(Random(len * hd, 32 + len, -2, 2), len, hd, hd);
+        const auto v = Random(len * v_stride, 33 + len);
         const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
         std::vector<float> scores(group * len), a(group * hd, 7), b(a);
-        ScalarKernels().attention(q.data(), group, k.data(), v.data(),
-                                  kv_stride, len, hd, scale, scores.data(),
-                                  a.data());
-        OptimizedKernels().attention(q.data(), group, k.data(), v.data(),
-                                     kv_stride, len, hd, scale, scores.data(),
-                                     b.data());
+        ScalarKernels().attention(q.data(), group, k.data.data(), k.stride,
+                                  v.data(), v_stride, len, hd, scale,
+                                  scores.data(), a.data());
+        OptimizedKernels().attention(q.data(), group, k.data.data(), k.stride,
+                                     v.data(), v_stride, len, hd, scale,
+                                     scores.data(), b.data());
         for (int64_t i = 0; i < group * hd; ++i) {
           ASSERT_NEAR(a[i], b[i], kAttentionTol)
               << "group " << group << " head_dim " << hd << " len " << len;
@@ -225,6 +246,66 @@ TEST(KernelsTest, AttentionMatchesScalar) {
           }
         }
       }
+    }
+  }
+}
+
+// A prompt's rows through attention_rows: blocks that start past row 0 and
+// end mid-token, a partial last vector of rows, keys of earlier positions
+// (pos0 > 0), head sizes with no whole vector or a scalar tail. Each table's
+// rows must equal its own per-token attention exactly (so a prompt and
+// token-by-token decode agree), and the optimized rows must stay within
+// kAttentionTol of the scalar ones.
+TEST(KernelsTest, AttentionRowsEqualPerTokenAttention) {
+  struct Shape {
+    int64_t group, hd, pos0, tokens, row_begin, row_end;
+  };
+  const Shape shapes[] = {
+      {4, 64, 0, 16, 0, 64},  {4, 64, 0, 40, 64, 128}, {4, 64, 0, 40, 128, 160},
+      {3, 17, 5, 30, 0, 64},  {3, 17, 5, 30, 64, 90},  {1, 12, 0, 9, 0, 9},
+      {1, 80, 2, 70, 64, 70}, {8, 2, 0, 3, 1, 23},     {2, 128, 7, 5, 0, 10},
+  };
+  for (const Shape& sh : shapes) {
+    SCOPED_TRACE(testing::Message()
+                 << "group " << sh.group << " head_dim " << sh.hd << " pos0 "
+                 << sh.pos0 << " rows [" << sh.row_begin << ", " << sh.row_end
+                 << ")");
+    const int64_t v_stride = 2 * sh.hd + 3;  // other kv heads in between
+    const int64_t q_stride = sh.group * sh.hd + 5;
+    const int64_t keys = sh.pos0 + sh.tokens;
+    const auto q = Random(sh.tokens * q_stride, 41 + sh.hd, -2, 2);
+    const auto k =
+        Transpose(Random(keys * sh.hd, 42 + sh.hd, -2, 2), keys, sh.hd, sh.hd);
+    const auto v = Random(keys * v_stride, 43 + sh.hd);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(sh.hd));
+    const int64_t len = sh.pos0 + (sh.row_end - 1) / sh.group + 1;
+    std::vector<float> scratch(AttentionRowsScratch(sh.hd, len));
+    std::vector<float> scalar_rows(sh.tokens * q_stride, 7);
+    std::vector<float> scalar_tokens(scalar_rows), rows(scalar_rows),
+        tokens(scalar_rows);
+    ScalarKernels().attention_rows(q.data(), q_stride, sh.group, sh.pos0,
+                                   sh.row_begin, sh.row_end, k.data.data(),
+                                   k.stride, v.data(), v_stride, sh.hd, scale,
+                                   scratch.data(), scalar_rows.data());
+    OptimizedKernels().attention_rows(q.data(), q_stride, sh.group, sh.pos0,
+                                      sh.row_begin, sh.row_end, k.data.data(),
+                                      k.stride, v.data(), v_stride, sh.hd,
+                                      scale, scratch.data(), rows.data());
+    for (int64_t r = sh.row_begin; r < sh.row_end; ++r) {
+      const int64_t t = r / sh.group;
+      const int64_t at = t * q_stride + r % sh.group * sh.hd;
+      for (const KernelTable* table : {&ScalarKernels(), &OptimizedKernels()}) {
+        table->attention(
+            q.data() + at, 1, k.data.data(), k.stride, v.data(), v_stride,
+            sh.pos0 + t + 1, sh.hd, scale, scratch.data(),
+            (table == &ScalarKernels() ? scalar_tokens : tokens).data() + at);
+      }
+    }
+    // Rows outside the range keep their 7s in all four.
+    for (size_t i = 0; i < rows.size(); ++i) {
+      ASSERT_EQ(scalar_rows[i], scalar_tokens[i]) << "element " << i;
+      ASSERT_EQ(rows[i], tokens[i]) << "element " << i;
+      ASSERT_NEAR(rows[i], scalar_rows[i], kAttentionTol) << "element " << i;
     }
   }
 }
