@@ -244,7 +244,8 @@ TEST(SessionTest, KvCacheGrowsOnDemand) {
       2ull * config.num_layers * config.kv_dim() * sizeof(float);
   // Each transposed key row also carries kKeyPadding floats.
   const uint64_t padding =
-      uint64_t{config.num_layers} * config.kv_dim() * kKeyPadding * 4;
+      static_cast<uint64_t>(config.num_layers * config.kv_dim() * kKeyPadding) *
+      sizeof(float);
   EXPECT_GE(huge.kv_cache_bytes(), kTokens.size() * per_token + padding);
   EXPECT_LE(huge.kv_cache_bytes(), 2 * kTokens.size() * per_token + padding);
   Session exact(**model, static_cast<int64_t>(kTokens.size()));
