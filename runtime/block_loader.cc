@@ -330,16 +330,12 @@ bool BlockLoader::MapsNextLoad() const {
   return false;
 }
 
-absl::Status BlockLoader::LoadInto(Slot& slot, int64_t layer) {
+absl::Status BlockLoader::LoadInto(Slot& slot, int64_t layer, bool* mapped) {
   const TensorFileReader& reader = package_.block(layer);
-  const bool map = MapsNextLoad();
+  *mapped = MapsNextLoad();
   absl::StatusOr<const uint8_t*> base =
-      map ? MapInto(slot, layer) : CopyInto(slot, layer);
+      *mapped ? MapInto(slot, layer) : CopyInto(slot, layer);
   if (!base.ok()) return base.status();
-  if (map) {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.mapped_loads += 1;
-  }
   return BuildWeights(reader, *base, options_.verify_each_load, &slot.weights);
 }
 
@@ -347,13 +343,17 @@ void BlockLoader::LoadAndPublish(std::unique_lock<std::mutex>& lock, Slot& slot,
                                  int64_t layer, bool background) {
   Record(LoaderEvent::kLoadStart, layer, background);
   lock.unlock();
-  absl::Status status = LoadInto(slot, layer);
+  bool mapped = false;
+  absl::Status status = LoadInto(slot, layer, &mapped);
   lock.lock();
   slot.status = status;
   slot.state = Slot::kReady;
   slot.background = false;
+  // Counted together, so stats() never sees a mapped load that is not yet
+  // a loaded block.
   stats_.bytes_read += package_.block(layer).file().size();
   stats_.blocks_loaded += 1;
+  if (mapped) stats_.mapped_loads += 1;
   (background ? stats_.prefetched_loads : stats_.sync_loads) += 1;
   Record(LoaderEvent::kLoadEnd, layer, background);
 }
