@@ -13,6 +13,8 @@
 #define LLMPACK_RUNTIME_BROADCAST_TILE_INL_H_
 #endif
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "hwy/highway.h"
@@ -78,6 +80,46 @@ HWY_INLINE void BroadcastTile(int64_t count, const float* a, int64_t a_step,
     bt::StoreU(acc##h##c, df, out + (h * C + c) * lanes);
   LLMPACK_BT_TILE(LLMPACK_STORE)
 #undef LLMPACK_STORE
+}
+
+// For h < H and columns col < width:
+//   out[h][col] = sum over i < count, in order, of
+//       a[i * a_step + h * a_stride] * b[i * b_step + col],
+// four vectors of columns at a time through BroadcastTile, then one, then
+// the columns past the last whole vector with std::fma. Both attention
+// kernels compute their outputs (probabilities times value rows) here.
+template <int H>
+HWY_INLINE void BroadcastRows(int64_t count, const float* a, int64_t a_step,
+                              int64_t a_stride, const float* b, int64_t b_step,
+                              int64_t width, float* const* out) {
+  const bt::ScalableTag<float> df;
+  const int64_t lanes = static_cast<int64_t>(bt::Lanes(df));
+  HWY_ALIGN float tile[H * kMaxTileVectors * bt::MaxLanes(df)];
+  int64_t col = 0;
+  for (; col + kMaxTileVectors * lanes <= width;
+       col += kMaxTileVectors * lanes) {
+    BroadcastTile<H, kMaxTileVectors>(count, a, a_step, a_stride, b + col,
+                                      b_step, tile);
+    for (int h = 0; h < H; ++h) {
+      const float* sums = tile + h * kMaxTileVectors * lanes;
+      std::copy(sums, sums + kMaxTileVectors * lanes, out[h] + col);
+    }
+  }
+  for (; col + lanes <= width; col += lanes) {
+    BroadcastTile<H, 1>(count, a, a_step, a_stride, b + col, b_step, tile);
+    for (int h = 0; h < H; ++h) {
+      std::copy(tile + h * lanes, tile + (h + 1) * lanes, out[h] + col);
+    }
+  }
+  for (; col < width; ++col) {
+    for (int h = 0; h < H; ++h) {
+      float sum = 0.0f;
+      for (int64_t i = 0; i < count; ++i) {
+        sum = std::fma(a[i * a_step + h * a_stride], b[i * b_step + col], sum);
+      }
+      out[h][col] = sum;
+    }
+  }
 }
 
 }  // namespace HWY_NAMESPACE

@@ -18,7 +18,6 @@
 // each output element is one multiply-add chain over keys in order. Keys
 // past a row's length get probability 0 and add exactly nothing.
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -43,7 +42,7 @@ using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
 // Tile shapes: scores take kScoreRowVectors vectors of rows x 4 keys,
-// outputs kOutputRows rows x 4 vectors of the head. x86 targets below
+// outputs kOutputRows rows x 4 vectors of the head (BroadcastRows). x86 targets below
 // AVX-512 have 16 vector registers, the others 32.
 #if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
 constexpr int kScoreRowVectors = 2;
@@ -113,48 +112,6 @@ HWY_INLINE void SoftmaxColumns(float* st, int64_t cs, int64_t c, int64_t len,
   }
 }
 
-// out_rows[r][d0 + i * lanes ..] = sum_j st[j * cs + r0 + r] * v_j[d0 + i *
-// lanes ..] for rows r < R and head vectors i < DV, keys [0, len).
-template <int R, int DV>
-HWY_INLINE void OutputTile(const float* st, int64_t cs, int64_t r0,
-                           const float* v, int64_t v_stride, int64_t len,
-                           int64_t d0, float* const* out_rows) {
-  const DF df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  HWY_ALIGN float tile[R * DV * hn::MaxLanes(df)];
-  BroadcastTile<R, DV>(len, st + r0, cs, 1, v + d0, v_stride, tile);
-  for (int r = 0; r < R; ++r) {
-    std::copy(tile + r * DV * lanes, tile + (r + 1) * DV * lanes,
-              out_rows[r] + d0);
-  }
-}
-
-// Outputs of `R` rows from block row r0 over the whole head: four vectors at
-// a time, then one, then scalars.
-template <int R>
-HWY_INLINE void OutputRows(const float* st, int64_t cs, int64_t r0,
-                           const float* v, int64_t v_stride, int64_t len,
-                           int64_t head_dim, float* const* out_rows) {
-  const DF df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  int64_t d = 0;
-  for (; d + 4 * lanes <= head_dim; d += 4 * lanes) {
-    OutputTile<R, 4>(st, cs, r0, v, v_stride, len, d, out_rows);
-  }
-  for (; d + lanes <= head_dim; d += lanes) {
-    OutputTile<R, 1>(st, cs, r0, v, v_stride, len, d, out_rows);
-  }
-  for (; d < head_dim; ++d) {
-    for (int r = 0; r < R; ++r) {
-      float sum = 0.0f;
-      for (int64_t j = 0; j < len; ++j) {
-        sum = std::fma(st[j * cs + r0 + r], v[j * v_stride + d], sum);
-      }
-      out_rows[r][d] = sum;
-    }
-  }
-}
-
 void AttentionRows(const float* q, int64_t q_stride, int64_t group,
                    int64_t pos0, int64_t row_begin, int64_t row_end,
                    const float* k, int64_t k_stride, const float* v,
@@ -209,13 +166,13 @@ void AttentionRows(const float* q, int64_t q_stride, int64_t group,
     }
     const int64_t tile_len =
         pos0 + (row_begin + r + kOutputRows - 1) / group + 1;
-    OutputRows<kOutputRows>(st, cs, r, v, v_stride, tile_len, head_dim,
-                            out_rows);
+    BroadcastRows<kOutputRows>(tile_len, st + r, cs, 1, v, v_stride, head_dim,
+                               out_rows);
   }
   for (; r < rows; ++r) {
     out_rows[0] = out + row_offset(row_begin + r);
     const int64_t tile_len = pos0 + (row_begin + r) / group + 1;
-    OutputRows<1>(st, cs, r, v, v_stride, tile_len, head_dim, out_rows);
+    BroadcastRows<1>(tile_len, st + r, cs, 1, v, v_stride, head_dim, out_rows);
   }
 }
 

@@ -248,41 +248,6 @@ void Rope(float* v, const float* cos, const float* sin, int64_t head_dim) {
   }
 }
 
-void Softmax(float* x, int64_t n) {
-  const DF df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  float max = x[0];
-  int64_t i = 0;
-  if (n >= lanes) {
-    auto vmax = hn::LoadU(df, x);
-    for (i = lanes; i + lanes <= n; i += lanes) {
-      vmax = hn::Max(vmax, hn::LoadU(df, x + i));
-    }
-    max = hn::GetLane(hn::MaxOfLanes(df, vmax));
-  }
-  for (; i < n; ++i) max = std::max(max, x[i]);
-  const auto vm = hn::Set(df, max);
-  auto vsum = hn::Zero(df);
-  i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), vm));
-    hn::StoreU(e, df, x + i);
-    vsum = hn::Add(vsum, e);
-  }
-  float sum = hn::GetLane(hn::SumOfLanes(df, vsum));
-  for (; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
-    sum += x[i];
-  }
-  const float inv = 1.0f / sum;
-  const auto vinv = hn::Set(df, inv);
-  i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    hn::StoreU(hn::Mul(hn::LoadU(df, x + i), vinv), df, x + i);
-  }
-  for (; i < n; ++i) x[i] *= inv;
-}
-
 // Every element goes through the same vector formula (the last partial
 // vector through a padded copy), so an element's result does not depend on
 // where a call's range starts: the forward pass applies it to chunks of rows
@@ -371,10 +336,11 @@ HWY_INLINE void HeadScores(const float* q, int64_t head_dim, const float* k,
   }
 }
 
-// x <- softmax(x) as AttentionRows computes each row's: Exp of every
-// element (the last partial vector through a padded copy), the sum in
-// element order, then times 1 / sum.
-void SoftmaxInOrder(float* x, int64_t n) {
+// x <- softmax(x), the arithmetic AttentionRows runs down each row of
+// scores (kernels_attention_hwy.cc), so decode attention, which calls this,
+// matches it exactly: Exp of every element (the last partial vector through
+// a padded copy), the sum in element order, then times 1 / sum.
+void Softmax(float* x, int64_t n) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   float max = x[0];
@@ -394,48 +360,19 @@ void SoftmaxInOrder(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-// out_h[d0 + c * lanes ..] = sum over keys in order of p_h[j] v_j[..], for
-// heads h < H and head vectors c < C.
-template <int H, int C>
-HWY_INLINE void ValueTile(const float* p, int64_t len, const float* v,
-                          int64_t v_stride, int64_t d0, int64_t head_dim,
-                          float* out) {
-  const DF df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  HWY_ALIGN float tile[H * C * hn::MaxLanes(df)];
-  BroadcastTile<H, C>(len, p, 1, len, v + d0, v_stride, tile);
-  for (int h = 0; h < H; ++h) {
-    std::copy(tile + h * C * lanes, tile + (h + 1) * C * lanes,
-              out + h * head_dim + d0);
-  }
-}
-
 // Scores, softmax and outputs of heads [0, H).
 template <int H>
 HWY_INLINE void HeadsAttention(const float* q, const float* k, int64_t k_stride,
                                const float* v, int64_t v_stride, int64_t len,
                                int64_t head_dim, float scale, float* scores,
                                float* out) {
-  const DF df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   HeadScores<H>(q, head_dim, k, k_stride, len, scale, scores);
-  for (int h = 0; h < H; ++h) SoftmaxInOrder(scores + h * len, len);
-  int64_t d = 0;
-  for (; d + 4 * lanes <= head_dim; d += 4 * lanes) {
-    ValueTile<H, 4>(scores, len, v, v_stride, d, head_dim, out);
+  float* out_rows[H];
+  for (int h = 0; h < H; ++h) {
+    Softmax(scores + h * len, len);
+    out_rows[h] = out + h * head_dim;
   }
-  for (; d + lanes <= head_dim; d += lanes) {
-    ValueTile<H, 1>(scores, len, v, v_stride, d, head_dim, out);
-  }
-  for (; d < head_dim; ++d) {
-    for (int h = 0; h < H; ++h) {
-      float sum = 0.0f;
-      for (int64_t j = 0; j < len; ++j) {
-        sum = std::fma(scores[h * len + j], v[j * v_stride + d], sum);
-      }
-      out[h * head_dim + d] = sum;
-    }
-  }
+  BroadcastRows<H>(len, scores, 1, len, v, v_stride, head_dim, out_rows);
 }
 
 void Attention(const float* q, int64_t group, const float* k, int64_t k_stride,
