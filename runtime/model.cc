@@ -96,8 +96,8 @@ absl::Status Session::ReserveKvCache(int64_t tokens) {
     for (size_t layer = 0; layer < k_cache_.size(); ++layer) {
       // Key rows get longer: the positions so far move to the new stride.
       std::vector<float> keys(static_cast<size_t>(kv_dim * stride));
-      for (int64_t e = 0; e < kv_dim && key_stride_ > 0; ++e) {
-        const float* from = k_cache_[layer].data() + e * key_stride_;
+      for (int64_t e = 0; e < kv_dim && kv_tokens_ > 0; ++e) {
+        const float* from = k_cache_[layer].data() + e * KeyStride();
         std::copy(from, from + position_, keys.data() + e * stride);
       }
       k_cache_[layer] = std::move(keys);
@@ -110,14 +110,15 @@ absl::Status Session::ReserveKvCache(int64_t tokens) {
         " MiB) does not fit in memory"));
   }
   kv_tokens_ = target;
-  key_stride_ = stride;
   return absl::OkStatus();
 }
 
 uint64_t Session::kv_cache_bytes() const {
-  return static_cast<uint64_t>(config_.num_layers) *
-         static_cast<uint64_t>(config_.kv_dim() * (key_stride_ + kv_tokens_)) *
-         sizeof(float);
+  uint64_t floats = 0;
+  for (size_t layer = 0; layer < k_cache_.size(); ++layer) {
+    floats += k_cache_[layer].size() + v_cache_[layer].size();
+  }
+  return floats * sizeof(float);
 }
 
 void Session::Linears(const float* x, int64_t tokens,
@@ -212,7 +213,7 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
 // Shapes (row-major, n = tokens in this batch, pos = position_):
 //   x_, xn_: [n, hidden]   q_, att_: [n, heads * head_dim]
 //   k_, v_: [n, kv_heads * head_dim]
-//   k_cache_[layer]: [kv_heads * head_dim, key_stride_] (keys transposed)
+//   k_cache_[layer]: [kv_heads * head_dim, KeyStride()] (keys transposed)
 //   v_cache_[layer]: [kv_tokens_, kv_heads * head_dim]
 //   gate_, up_: [min(n, MlpChunk(n)), ffn]   tmp_: [n, hidden]
 void Session::RunBlock(const BlockWeights& w, int64_t n) {
@@ -223,6 +224,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   const int64_t kv_heads = config_.num_kv_heads;
   const int64_t qd = config_.q_dim();
   const int64_t kvd = config_.kv_dim();
+  const int64_t key_stride = KeyStride();
   const int64_t half = hd / 2;
   const float eps = static_cast<float>(config_.norm_eps);
   const int64_t layer = w.layer;
@@ -262,7 +264,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
     // The cache row of position pos: [kv_heads * head_dim].
     const int64_t pos = position_ + t;
     float* keys = k_cache_[layer].data() + pos;
-    for (int64_t e = 0; e < kvd; ++e) keys[e * key_stride_] = kk[e];
+    for (int64_t e = 0; e < kvd; ++e) keys[e * key_stride] = kk[e];
     std::copy(v, v + kvd, v_cache_[layer].data() + pos * kvd);
   }
 
@@ -281,9 +283,8 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
       const int64_t len = position_ + 1;
       scores.resize(static_cast<size_t>(group * len));
       for (int64_t g = begin; g < end; ++g) {
-        k.attention(q_.data() + g * group * hd, group,
-                    kc + g * hd * key_stride_, key_stride_, vc + g * hd, kvd,
-                    len, hd, scale, scores.data(),
+        k.attention(q_.data() + g * group * hd, group, kc + g * hd * key_stride,
+                    key_stride, vc + g * hd, kvd, len, hd, scale, scores.data(),
                     att_.data() + g * group * hd);
       }
     });
@@ -304,7 +305,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
             const int64_t len = position_ + (r1 - 1) / group + 1;
             scratch.resize(static_cast<size_t>(AttentionRowsScratch(hd, len)));
             k.attention_rows(q_.data() + g * group * hd, qd, group, position_,
-                             r0, r1, kc + g * hd * key_stride_, key_stride_,
+                             r0, r1, kc + g * hd * key_stride, key_stride,
                              vc + g * hd, kvd, hd, scale, scratch.data(),
                              att_.data() + g * group * hd);
           }

@@ -159,12 +159,12 @@ class Session {
   int64_t capacity_;
   int64_t position_ = 0;
   int64_t kv_tokens_ = 0;  // positions the KV cache has room for
-  // Keys transposed, [layer][kv_dim][key_stride_] (one row per element of a
+  // Keys transposed, [layer][kv_dim][KeyStride()] (one row per element of a
   // kv head, positions along it, kKeyPadding readable floats past the last),
   // so attention loads one element of consecutive keys as a vector; values
   // [layer][pos, kv_dim].
-  int64_t key_stride_ = 0;
   std::vector<std::vector<float>> k_cache_, v_cache_;
+  int64_t KeyStride() const { return kv_tokens_ + kKeyPadding; }
   // Scratch, sized for the largest batch so far.
   std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, gate_, up_;
   std::vector<float> cos_, sin_;
