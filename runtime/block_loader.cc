@@ -332,10 +332,11 @@ bool BlockLoader::MapsNextLoad() const {
 
 absl::Status BlockLoader::LoadInto(Slot& slot, int64_t layer, bool* mapped) {
   const TensorFileReader& reader = package_.block(layer);
-  *mapped = MapsNextLoad();
+  const bool map = MapsNextLoad();
   absl::StatusOr<const uint8_t*> base =
-      *mapped ? MapInto(slot, layer) : CopyInto(slot, layer);
+      map ? MapInto(slot, layer) : CopyInto(slot, layer);
   if (!base.ok()) return base.status();
+  *mapped = map;
   return BuildWeights(reader, *base, options_.verify_each_load, &slot.weights);
 }
 

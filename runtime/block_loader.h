@@ -152,8 +152,8 @@ class BlockLoader {
 
   BlockLoader(const Package& package, const LoaderOptions& options)
       : package_(package), options_(options) {}
-  // Reads block `layer` into `slot` (no lock held); `mapped` says whether
-  // it mapped the file rather than copying it.
+  // Reads block `layer` into `slot` (no lock held); `mapped` is set when it
+  // mapped the file (rather than copying it) successfully.
   absl::Status LoadInto(Slot& slot, int64_t layer, bool* mapped);
   bool MapsNextLoad() const;  // StreamIo resolved for the next load
   // LoadInto's two ways to fill a slot; both return the block's bytes.
