@@ -42,8 +42,8 @@ using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
 // Tile shapes: scores take kScoreRowVectors vectors of rows x 4 keys,
-// outputs kOutputRows rows x 4 vectors of the head (BroadcastRows). x86 targets below
-// AVX-512 have 16 vector registers, the others 32.
+// outputs kOutputRows rows x 4 vectors of the head (BroadcastRows). x86 targets
+// below AVX-512 have 16 vector registers, the others 32.
 #if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
 constexpr int kScoreRowVectors = 2;
 constexpr int kOutputRows = 2;
