@@ -299,7 +299,7 @@ absl::StatusOr<double> MeasureReadBandwidth(ThreadPool& pool,
                      " bytes, expected at least ", kChunkBytes));
   }
   const size_t words_per_chunk = kChunkBytes / sizeof(uint64_t);
-  const AlignedBytes bytes = AllocateAligned(chunks * kChunkBytes, 4096);
+  const AlignedBytes bytes = AllocateHugePages(chunks * kChunkBytes);
   uint64_t* const buffer = reinterpret_cast<uint64_t*>(bytes.get());
   if (buffer == nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat(
