@@ -132,7 +132,7 @@ void BM_MatMul(benchmark::State& state) {
     w.data = weights.bytes.get() + copy * weights.matrix_bytes;
     copy = (copy + 1) % weights.copies;
     // As Session::Linear: prepare once, then rows in chunks of whole tiles.
-    k.prepare_matmul(x.data(), tokens, w, &in);
+    k.prepare_matmul(x.data(), tokens, w, &in, &pool);
     int64_t grain = (rows + threads * 4 - 1) / (threads * 4);
     grain = std::max<int64_t>(4, (grain + 3) / 4 * 4);
     pool.ParallelFor(rows, grain, [&](int64_t begin, int64_t end) {

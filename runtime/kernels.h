@@ -22,6 +22,8 @@
 
 namespace llmpack::runtime {
 
+class ThreadPool;
+
 // A row-major weight matrix [rows, cols]: f32/f16/bf16 elements, or q4/q8
 // rows of `layout.row_bytes` bytes (formats/package_format.md, "Quantized
 // tensors"). Not owned.
@@ -136,9 +138,11 @@ struct KernelTable {
 
   // Prepares x [tokens, w.cols] for matmuls with weights like `w` (dtype and
   // quantization format; the pointer is not read). `in` keeps its buffers
-  // between calls. Call once per Linear, before the threads split the rows.
+  // between calls. Call once per Linear, before the threads split the rows;
+  // a prompt's quantization is split over `pool`'s threads when given
+  // (nullptr: the calling thread alone).
   void (*prepare_matmul)(const float* x, int64_t tokens, const WeightMatrix& w,
-                         MatMulInput* in);
+                         MatMulInput* in, ThreadPool* pool);
   // out[t * out_stride + r] = sum_c x[t, c] * w[r, c] for t in [0, tokens)
   // and r in [row_begin, row_end): y = x W^T restricted to a range of output
   // rows so threads can split the rows. `in` was prepared for `w`'s format.

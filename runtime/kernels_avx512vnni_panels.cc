@@ -292,45 +292,88 @@ LLMPACK_AVX512VNNI void PanelMatMul(const ActivationPanels& a,
   }
 }
 
-LLMPACK_AVX512VNNI void QuantizePanels(const float* x, int64_t tokens,
-                                       int64_t cols, ActivationPanels* out) {
-  StartActivationPanels(tokens, cols, out);
-  const int64_t blocks = out->blocks;
+// Transposes a 16 x 16 matrix of dwords held one row per vector: row k of
+// the result is column k of the input.
+LLMPACK_AVX512VNNI inline void Transpose16x16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  // Pairs of rows interleaved by dword, then by pairs of dwords: u[4 g + j]
+  // holds, in its 128-bit lane L, column 4 L + j of rows 4 g .. 4 g + 3.
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // Gather lane L of the four groups g into column 4 L + j.
+  for (int j = 0; j < 4; ++j) {
+    const __m512i even01 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);
+    const __m512i odd01 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);
+    const __m512i even23 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512i odd23 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
+    r[j] = _mm512_shuffle_i32x4(even01, even23, 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(even01, even23, 0xdd);
+    r[4 + j] = _mm512_shuffle_i32x4(odd01, odd23, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(odd01, odd23, 0xdd);
+  }
+}
+
+// One token's block of 32 activations as the 16 quads it contributes to a
+// panel block (plane 0 quads 0..7, then plane 1's), one dword each; its
+// scale goes to *scale.
+LLMPACK_AVX512VNNI inline __m512i QuantizeBlock(const float* xb, float* scale) {
+  const float max_code = static_cast<float>(kActivationCodeMax);
+  const __m512 x0 = _mm512_loadu_ps(xb);
+  const __m512 x1 = _mm512_loadu_ps(xb + 16);
+  const float amax =
+      _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+  const float inv = amax > 0.0f ? max_code / amax : 0.0f;
+  const __m512 vinv = _mm512_set1_ps(inv);
+  // Round to nearest even (the default MXCSR mode), as nearbyint.
+  const __m512i c0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vinv));
+  const __m512i c1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vinv));
   const __m512i offset = _mm512_set1_epi32(128);
   const __m512i low_bits = _mm512_set1_epi32(127);
-  // Dword index of each quad in a (panel, block): plane 0 quads at 16 k,
-  // plane 1 at 128 + 16 k (a quad is 64 bytes = 16 dwords).
-  const __m512i index = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128,
-                                          144, 160, 176, 192, 208, 224, 240);
-  const float max_code = static_cast<float>(kActivationCodeMax);
-  for (int64_t t = 0; t < tokens; ++t) {
-    const int64_t p = t / kTokens, i = t % kTokens;
+  const __m128i h0 =
+      _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_srai_epi32(c0, 7), offset));
+  const __m128i h1 =
+      _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_srai_epi32(c1, 7), offset));
+  const __m128i l0 = _mm512_cvtepi32_epi8(_mm512_and_si512(c0, low_bits));
+  const __m128i l1 = _mm512_cvtepi32_epi8(_mm512_and_si512(c1, low_bits));
+  __m512i all = _mm512_castsi128_si512(h0);
+  all = _mm512_inserti32x4(all, h1, 1);
+  all = _mm512_inserti32x4(all, l0, 2);
+  *scale = amax / max_code;
+  return _mm512_inserti32x4(all, l1, 3);
+}
+
+LLMPACK_AVX512VNNI void QuantizePanels(const float* x, int64_t panel_begin,
+                                       int64_t panel_end,
+                                       ActivationPanels* out) {
+  const int64_t blocks = out->blocks, cols = out->cols;
+  // A padding token's quads: zero codes, so plane 0 (high + 128) holds 128.
+  const __m512i padding = _mm512_mask_set1_epi32(_mm512_setzero_si512(), 0x00ff,
+                                                 int32_t(0x80808080));
+  __m512i quads[kTokens];
+  for (int64_t p = panel_begin; p < panel_end; ++p) {
+    const int64_t real = std::min(kTokens, out->tokens - p * kTokens);
     for (int64_t b = 0; b < blocks; ++b) {
-      const float* xb = x + t * cols + b * kBlock;
-      const __m512 x0 = _mm512_loadu_ps(xb);
-      const __m512 x1 = _mm512_loadu_ps(xb + 16);
-      const float amax = _mm512_reduce_max_ps(
-          _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-      const float inv = amax > 0.0f ? max_code / amax : 0.0f;
-      const __m512 vinv = _mm512_set1_ps(inv);
-      // Round to nearest even (the default MXCSR mode), as nearbyint.
-      const __m512i c0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vinv));
-      const __m512i c1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vinv));
-      const __m128i h0 = _mm512_cvtepi32_epi8(
-          _mm512_add_epi32(_mm512_srai_epi32(c0, 7), offset));
-      const __m128i h1 = _mm512_cvtepi32_epi8(
-          _mm512_add_epi32(_mm512_srai_epi32(c1, 7), offset));
-      const __m128i l0 = _mm512_cvtepi32_epi8(_mm512_and_si512(c0, low_bits));
-      const __m128i l1 = _mm512_cvtepi32_epi8(_mm512_and_si512(c1, low_bits));
-      __m512i all = _mm512_castsi128_si512(h0);
-      all = _mm512_inserti32x4(all, h1, 1);
-      all = _mm512_inserti32x4(all, l0, 2);
-      all = _mm512_inserti32x4(all, l1, 3);
-      uint8_t* block = out->codes.get() +
-                       (p * blocks + b) * ActivationPanels::kBlockBytes + 4 * i;
-      _mm512_i32scatter_epi32(block, index, all, 4);
-      const int64_t at = (p * blocks + b) * kTokens + i;
-      out->scales[at] = amax / max_code;
+      const int64_t at = (p * blocks + b) * kTokens;
+      for (int64_t i = 0; i < kTokens; ++i) {
+        quads[i] =
+            i < real ? QuantizeBlock(x + (p * kTokens + i) * cols + b * kBlock,
+                                     &out->scales[at + i])
+                     : padding;
+      }
+      // Token-major quads to the layout's quad-major vectors: one transpose
+      // and 16 full-line stores instead of a scatter per token.
+      Transpose16x16(quads);
+      __m512i* block = reinterpret_cast<__m512i*>(
+          out->codes.get() + (p * blocks + b) * ActivationPanels::kBlockBytes);
+      for (int k = 0; k < 16; ++k) _mm512_store_si512(block + k, quads[k]);
     }
   }
 }

@@ -12,6 +12,7 @@
 
 #include "runtime/kernels.h"
 #include "runtime/quant_matmul.h"
+#include "runtime/thread_pool.h"
 
 // Highway re-includes this file once per target: foreach_target.h must come
 // before highway.h and the per-target math header.
@@ -448,7 +449,8 @@ const PanelKernels* BestPanelKernels() {
 }
 
 void DispatchPrepareMatMul(const float* x, int64_t tokens,
-                           const WeightMatrix& w, MatMulInput* in) {
+                           const WeightMatrix& w, MatMulInput* in,
+                           ThreadPool* pool) {
   in->x = x;
   in->tokens = tokens;
   in->cols = w.cols;
@@ -457,7 +459,18 @@ void DispatchPrepareMatMul(const float* x, int64_t tokens,
   in->use_panels = in->quantized && BestPanelKernels() != nullptr &&
                    PanelMatMulApplies(w, tokens);
   if (in->use_panels) {
-    BestPanelKernels()->quantize(x, tokens, w.cols, &in->panels);
+    // Panels are independent: a 512-token prompt quantized on one thread
+    // left the others idle for ~5% of prefill.
+    StartActivationPanels(tokens, w.cols, &in->panels);
+    const PanelQuantizeFn quantize = BestPanelKernels()->quantize;
+    const auto fill = [&](int64_t begin, int64_t end) {
+      quantize(x, begin, end, &in->panels);
+    };
+    if (pool != nullptr) {
+      pool->ParallelFor(in->panels.panels, 1, fill);
+    } else {
+      fill(0, in->panels.panels);
+    }
   } else if (in->quantized) {
     QuantizeActivationsHighway(x, tokens, w.cols, w, &in->q);
   }

@@ -10,7 +10,7 @@ namespace {
 
 // Reference activations are the f32 rows themselves.
 void ScalarPrepareMatMul(const float* x, int64_t tokens, const WeightMatrix& w,
-                         MatMulInput* in) {
+                         MatMulInput* in, ThreadPool* /*pool*/) {
   in->x = x;
   in->tokens = tokens;
   in->cols = w.cols;

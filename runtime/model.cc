@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <new>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,13 @@
 #include "runtime/rope.h"
 
 namespace llmpack::runtime {
+namespace {
+
+// Tokens per parallel item of a prompt's per-token steps (norms, RoPE, the
+// KV cache copy, residual adds): enough work to be worth handing out.
+constexpr int64_t kTokensPerItem = 16;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Open(
     const std::filesystem::path& dir, const ModelOptions& options) {
@@ -142,7 +150,7 @@ void Session::Linears(const float* x, int64_t tokens,
     return;
   }
   // Prepared once; every thread reads them.
-  k.prepare_matmul(x, tokens, *first->w, &matmul_input_);
+  k.prepare_matmul(x, tokens, *first->w, &matmul_input_, &model_.pool());
   // Chunks of whole four-row tiles, about four per thread over all the
   // rows, never straddling two matrices.
   int64_t total_rows = 0;
@@ -229,16 +237,26 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   const float eps = static_cast<float>(config_.norm_eps);
   const int64_t layer = w.layer;
 
+  // Per-token steps of a prompt run in ranges of tokens over the pool (on
+  // one thread they left the others idle for ~1% of prefill); a decode
+  // step's single token runs inline.
+  auto for_tokens = [&](int64_t count,
+                        const std::function<void(int64_t)>& each) {
+    model_.pool().ParallelFor(count, kTokensPerItem,
+                              [&](int64_t t0, int64_t t1) {
+                                for (int64_t t = t0; t < t1; ++t) each(t);
+                              });
+  };
   // xn: [n, hidden] = rms_norm(x) * input_norm
-  for (int64_t t = 0; t < n; ++t) {
+  for_tokens(n, [&](int64_t t) {
     k.rms_norm(x_.data() + t * h, w.input_norm.data(), h, eps,
                xn_.data() + t * h);
-  }
+  });
   // q: [n, heads * head_dim], k and v: [n, kv_heads * head_dim]
   ObserveInput(layer, LinearInput::kAttention, xn_.data(), n, h);
   Linears(xn_.data(), n,
           {{&w.q, q_.data()}, {&w.k, k_.data()}, {&w.v, v_.data()}});
-  for (int64_t t = 0; t < n; ++t) {
+  for_tokens(n, [&](int64_t t) {
     float* q = q_.data() + t * qd;
     float* kk = k_.data() + t * kvd;
     float* v = v_.data() + t * kvd;
@@ -266,7 +284,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
     float* keys = k_cache_[layer].data() + pos;
     for (int64_t e = 0; e < kvd; ++e) keys[e * key_stride] = kk[e];
     std::copy(v, v + kvd, v_cache_[layer].data() + pos * kvd);
-  }
+  });
 
   // Causal attention: the `group` query heads head = g * group + i read kv
   // head g (grouped-query).
@@ -314,14 +332,16 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   // x: [n, hidden] += att: [n, heads * head_dim] . o^T
   ObserveInput(layer, LinearInput::kAttentionOutput, att_.data(), n, qd);
   Linear(att_.data(), n, w.o, tmp_.data());
-  k.axpy(1.0f, tmp_.data(), x_.data(), n * h);
+  for_tokens(n, [&](int64_t t) {
+    k.axpy(1.0f, tmp_.data() + t * h, x_.data() + t * h, h);
+  });
 
   // MLP: gate, up: [m, ffn]; x += down(silu(gate) * up): [m, hidden], for
   // chunks of m <= MlpChunk(n) tokens (each token's MLP is independent).
-  for (int64_t t = 0; t < n; ++t) {
+  for_tokens(n, [&](int64_t t) {
     k.rms_norm(x_.data() + t * h, w.post_attention_norm.data(), h, eps,
                xn_.data() + t * h);
-  }
+  });
   ObserveInput(layer, LinearInput::kMlp, xn_.data(), n, h);
   const int64_t chunk = MlpChunk(n);
   for (int64_t t0 = 0; t0 < n; t0 += chunk) {
@@ -333,7 +353,9 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
     ObserveInput(layer, LinearInput::kMlpDown, gate_.data(), m,
                  config_.ffn_size);
     Linear(gate_.data(), m, w.down, tmp_.data());
-    k.axpy(1.0f, tmp_.data(), x_.data() + t0 * h, m * h);
+    for_tokens(m, [&](int64_t t) {
+      k.axpy(1.0f, tmp_.data() + t * h, x_.data() + (t0 + t) * h, h);
+    });
   }
 }
 

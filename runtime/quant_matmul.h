@@ -119,13 +119,17 @@ void StartActivationPanels(int64_t tokens, int64_t cols, ActivationPanels* out);
 void QuantizeActivationPanels(const float* x, int64_t tokens, int64_t cols,
                               ActivationPanels* out);
 
-using PanelQuantizeFn = void (*)(const float* x, int64_t tokens, int64_t cols,
-                                 ActivationPanels* out);
+// Fills panels [panel_begin, panel_end) of `out`, which
+// StartActivationPanels sized for x [out->tokens, out->cols]: the same bytes
+// as QuantizeActivationPanels there. Panels are independent, so threads may
+// fill disjoint ranges at once.
+using PanelQuantizeFn = void (*)(const float* x, int64_t panel_begin,
+                                 int64_t panel_end, ActivationPanels* out);
 using PanelMatMulFn = void (*)(const ActivationPanels& a, const WeightMatrix& w,
                                int64_t row_begin, int64_t row_end, float* out,
                                int64_t out_stride);
 struct PanelKernels {
-  PanelQuantizeFn quantize;  // the same bytes as QuantizeActivationPanels
+  PanelQuantizeFn quantize;
   PanelMatMulFn matmul;
 };
 // The AVX-512 VNNI panel kernels, or nullptr when this build or CPU lacks

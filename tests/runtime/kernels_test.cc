@@ -65,8 +65,8 @@ TEST_P(MatMulTest, MatchesScalarOverOddShapes) {
         const auto x = Random(tokens * cols, 11 + rows);
         std::vector<float> a(tokens * rows, -1), b(tokens * rows, -2);
         MatMulInput ref_in, opt_in;
-        ref.prepare_matmul(x.data(), tokens, m, &ref_in);
-        opt.prepare_matmul(x.data(), tokens, m, &opt_in);
+        ref.prepare_matmul(x.data(), tokens, m, &ref_in, nullptr);
+        opt.prepare_matmul(x.data(), tokens, m, &opt_in, nullptr);
         ref.matmul(ref_in, m, 0, rows, a.data(), rows);
         opt.matmul(opt_in, m, 0, rows, b.data(), rows);
         std::vector<float> wide(wf.size());
@@ -108,8 +108,8 @@ TEST_P(MatMulTest, TiledPrefillMatchesScalarAcrossBlocksAndChunks) {
     const auto x = Random(tokens * cols, 23 + tokens);
     std::vector<float> a(tokens * rows, -1), b(tokens * rows, -2);
     MatMulInput ref_in, opt_in;
-    ScalarKernels().prepare_matmul(x.data(), tokens, m, &ref_in);
-    OptimizedKernels().prepare_matmul(x.data(), tokens, m, &opt_in);
+    ScalarKernels().prepare_matmul(x.data(), tokens, m, &ref_in, nullptr);
+    OptimizedKernels().prepare_matmul(x.data(), tokens, m, &opt_in, nullptr);
     ScalarKernels().matmul(ref_in, m, 0, rows, a.data(), rows);
     OptimizedKernels().matmul(opt_in, m, 0, 5, b.data(), rows);
     OptimizedKernels().matmul(opt_in, m, 5, rows, b.data(), rows);
@@ -134,7 +134,7 @@ TEST(KernelsTest, MatMulRowRangeWritesOnlyItsRows) {
   const auto x = Random(cols, 4);
   std::vector<float> out(rows, 42.0f);
   MatMulInput in;
-  OptimizedKernels().prepare_matmul(x.data(), 1, m, &in);
+  OptimizedKernels().prepare_matmul(x.data(), 1, m, &in, nullptr);
   OptimizedKernels().matmul(in, m, 3, 7, out.data(), rows);
   for (int64_t r = 0; r < rows; ++r) {
     if (r < 3 || r >= 7)

@@ -326,8 +326,8 @@ TEST(QuantMatMulKernelsTest, OptimizedTableMatchesScalarTable) {
     const Matrix m = MakeMatrix(k.format, k.rows, k.cols, 31);
     const auto x = MakeActivations(k.tokens, k.cols, 32);
     MatMulInput ref_in, opt_in;
-    ref.prepare_matmul(x.data(), k.tokens, m.w, &ref_in);
-    opt.prepare_matmul(x.data(), k.tokens, m.w, &opt_in);
+    ref.prepare_matmul(x.data(), k.tokens, m.w, &ref_in, nullptr);
+    opt.prepare_matmul(x.data(), k.tokens, m.w, &opt_in, nullptr);
     ASSERT_TRUE(opt_in.quantized);
     // The codes either layout holds (panels or per-token planes).
     QuantizedActivations codes;
@@ -427,8 +427,12 @@ TEST(ActivationPanelsTest, Avx512VnniWritesTheScalarBytes) {
       QuantizeActivationPanels(x.data(), tokens, cols, &want);
       // A buffer reused from a larger call must not leak into this one.
       const auto larger = MakeActivations(48, cols, 44);
-      panels->quantize(larger.data(), 48, cols, &got);
-      panels->quantize(x.data(), tokens, cols, &got);
+      StartActivationPanels(48, cols, &got);
+      panels->quantize(larger.data(), 0, got.panels, &got);
+      // In two ranges, as threads fill them.
+      StartActivationPanels(tokens, cols, &got);
+      panels->quantize(x.data(), 0, got.panels / 2, &got);
+      panels->quantize(x.data(), got.panels / 2, got.panels, &got);
       const size_t bytes = static_cast<size_t>(want.panels * want.blocks *
                                                ActivationPanels::kBlockBytes);
       ASSERT_EQ(std::memcmp(want.codes.get(), got.codes.get(), bytes), 0)
@@ -451,7 +455,8 @@ TEST(PanelMatMulTest, Avx512VnniMatchesReference) {
     QuantizedActivations a;
     QuantizeActivations(x.data(), k.tokens, k.cols, m.w, &a);
     ActivationPanels p;
-    panels->quantize(x.data(), k.tokens, k.cols, &p);
+    StartActivationPanels(k.tokens, k.cols, &p);
+    panels->quantize(x.data(), 0, p.panels, &p);
     ExpectRowsMatchReference(a, m, k, [&](int64_t begin, float* out) {
       panels->matmul(p, m.w, begin, k.rows, out, k.rows);
     });
