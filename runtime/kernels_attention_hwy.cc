@@ -124,8 +124,10 @@ void AttentionRows(const float* q, int64_t q_stride, int64_t group,
   const int64_t vectors = (rows + lanes - 1) / lanes;
   // Column stride: the block's rows padded to whole vectors.
   const int64_t cs = (kAttentionRowBlock + lanes - 1) / lanes * lanes;
-  // Rows are in token order, so the last row has the most keys.
-  const int64_t len = pos0 + (row_end - 1) / group + 1;
+  // Keys row r attends to: its token's position plus one. Rows are in token
+  // order, so the last row has the most.
+  auto keys_of = [&](int64_t r) { return pos0 + r / group + 1; };
+  const int64_t len = keys_of(row_end - 1);
   float* qt = scratch;                  // [head_dim][cs]
   float* st = scratch + head_dim * cs;  // [len][cs]
   auto row_offset = [&](int64_t r) {
@@ -151,8 +153,7 @@ void AttentionRows(const float* q, int64_t q_stride, int64_t group,
   for (int64_t i = 0; i < vectors; ++i) {
     for (int64_t l = 0; l < lanes; ++l) {
       const int64_t r = i * lanes + l;
-      lens[l] =
-          static_cast<float>(r < rows ? pos0 + (row_begin + r) / group + 1 : 1);
+      lens[l] = static_cast<float>(r < rows ? keys_of(row_begin + r) : 1);
     }
     SoftmaxColumns(st, cs, i * lanes, len, hn::Load(df, lens));
   }
@@ -164,15 +165,13 @@ void AttentionRows(const float* q, int64_t q_stride, int64_t group,
     for (int i = 0; i < kOutputRows; ++i) {
       out_rows[i] = out + row_offset(row_begin + r + i);
     }
-    const int64_t tile_len =
-        pos0 + (row_begin + r + kOutputRows - 1) / group + 1;
-    BroadcastRows<kOutputRows>(tile_len, st + r, cs, 1, v, v_stride, head_dim,
-                               out_rows);
+    BroadcastRows<kOutputRows>(keys_of(row_begin + r + kOutputRows - 1), st + r,
+                               cs, 1, v, v_stride, head_dim, out_rows);
   }
   for (; r < rows; ++r) {
     out_rows[0] = out + row_offset(row_begin + r);
-    const int64_t tile_len = pos0 + (row_begin + r) / group + 1;
-    BroadcastRows<1>(tile_len, st + r, cs, 1, v, v_stride, head_dim, out_rows);
+    BroadcastRows<1>(keys_of(row_begin + r), st + r, cs, 1, v, v_stride,
+                     head_dim, out_rows);
   }
 }
 

@@ -126,8 +126,9 @@ HWY_INLINE void TileDots(const W* const* w, int64_t w_stride, const float* x,
       // for the same columns of the next tile's rows (w_stride elements
       // apart), so they are in cache when it starts. Prefetching a row's own
       // bytes 1 KiB ahead left every tile to start its other rows from DRAM
-      // and read at 0.73-0.80 of the bandwidth probe; this reads at 0.94-0.99
-      // (bf16 tg48, 1.24B). A hint: past the matrix it is ignored. Issued
+      // and read at 0.73-0.80 of the bandwidth probe (then in 4 KiB pages,
+      // which read ~15% low); this reads at 0.94-0.99 of it (bf16 tg48,
+      // 1.24B). A hint: past the matrix it is ignored. Issued
       // every step, twice per 64-byte line for bf16/f16: prefetching every
       // other step only measured no faster (8192x2048 GEMV, 2026-11-30).
       for (int i = 0; i < R; ++i) {
