@@ -150,7 +150,9 @@ absl::StatusOr<HugeMapping> SlotMapping::Load(const ReadOnlyFile& file,
   if (tail_at_ != head) {
     // The anonymous part starts where this file's 2 MiB pieces end; it
     // stays mapped for every later file of the same size.
-    if (::mmap(base_ + head, capacity_ - head, PROT_READ | PROT_WRITE,
+    // A file of whole pieces that fills the range has no anonymous part.
+    if (head < capacity_ &&
+        ::mmap(base_ + head, capacity_ - head, PROT_READ | PROT_WRITE,
                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
       return absl::ResourceExhaustedError(
           absl::StrCat(file.path().string(), ": cannot map ", capacity_ - head,

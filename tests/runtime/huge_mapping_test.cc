@@ -152,5 +152,35 @@ TEST(HugeMappingTest, SlotShowsEveryFileItLoads) {
   }
 }
 
+// A padded block file (package_format.md, "Block file padding") is whole
+// 2 MiB pieces with nothing to copy: a fresh slot sized by it has no
+// anonymous part, and later files with a partial piece, and the whole one
+// again, still show byte for byte.
+TEST(HugeMappingTest, SlotLoadsFilesOfWholePieces) {
+  ScopedTempDir dir;
+  const size_t sizes[] = {2 * kTwoMiB, kTwoMiB + 4096, 2 * kTwoMiB};
+  SlotMapping slot;
+  for (size_t i = 0; i < std::size(sizes); ++i) {
+    SCOPED_TRACE(sizes[i]);
+    const auto path = dir.path() / ("w" + std::to_string(i));
+    std::vector<uint8_t> content(sizes[i]);
+    for (size_t j = 0; j < content.size(); ++j) {
+      content[j] = static_cast<uint8_t>((j + 17 * i) * 2654435761u >> 24);
+    }
+    {
+      std::ofstream out(path, std::ios::binary);
+      out.write(reinterpret_cast<const char*>(content.data()),
+                static_cast<std::streamsize>(content.size()));
+    }
+    auto file = ReadOnlyFile::Open(path);
+    ASSERT_TRUE(file.ok()) << file.status();
+    auto m = slot.Load(*file, /*rebuild=*/false);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(slot.capacity(), 2 * kTwoMiB);
+    ASSERT_EQ(slot.size(), content.size());
+    EXPECT_EQ(std::memcmp(slot.data(), content.data(), content.size()), 0);
+  }
+}
+
 }  // namespace
 }  // namespace llmpack::runtime
