@@ -22,6 +22,16 @@ inline constexpr uint16_t kTensorFileMajorVersion = 1;
 inline constexpr uint16_t kTensorFileMinorVersion = 0;
 // Every tensor's data starts at a multiple of this, counted from file start.
 inline constexpr uint32_t kDataAlignment = 64;
+// Block files are padded to a whole number of 2 MiB pieces when the gap is
+// at most half a piece and 1/kMaxBlockPaddingFraction of the file
+// (package_format.md, "Block file padding"): streaming maps each whole piece
+// of the page cache with one page table entry and has to copy a partial last
+// piece on every load.
+inline constexpr uint64_t kBlockPieceBytes = uint64_t{2} << 20;
+inline constexpr uint64_t kMaxBlockPaddingBytes = kBlockPieceBytes / 2;
+inline constexpr uint64_t kMaxBlockPaddingFraction = 16;
+static_assert(kBlockPieceBytes % kDataAlignment == 0,
+              "a gap that completes a piece must keep tensors aligned");
 inline constexpr size_t kMaxTensorName = 96;  // including the NUL terminator
 inline constexpr size_t kMaxRank = 4;
 
@@ -64,8 +74,7 @@ constexpr uint64_t QuantRowBytes(DTypeCode dtype, uint64_t cols,
 }
 // The worked examples of the specification.
 static_assert(QuantRowBytes(DTypeCode::kQ4, 4096, 32, true) == 2368);
-static_assert(QuantRowBytes(DTypeCode::kQ4, 4096, 32, true) * 8 * 1000 /
-                  4096 ==
+static_assert(QuantRowBytes(DTypeCode::kQ4, 4096, 32, true) * 8 * 1000 / 4096 ==
               4625);  // 4.625 bits per weight
 static_assert(QuantRowBytes(DTypeCode::kQ4, 4096, 32, false) * 8 * 10 / 4096 ==
               45);  // 4.5

@@ -67,6 +67,23 @@ absl::Status CheckDataLayout(const std::string& where,
   return absl::OkStatus();
 }
 
+// The gap a block file leaves after its directory so that it ends at a whole
+// 2 MiB piece (package_format.md, "Block file padding"); 0 when the file is
+// smaller than a piece, the gap would break 64-byte alignment (the last
+// tensor's size is not a multiple of 64), or it would add more than half a
+// piece or 1/kMaxBlockPaddingFraction of the file.
+uint64_t BlockPadding(uint64_t unpadded_size) {
+  const uint64_t pad =
+      AlignUp(unpadded_size, format::kBlockPieceBytes) - unpadded_size;
+  if (unpadded_size < format::kBlockPieceBytes ||
+      pad % format::kDataAlignment != 0 ||
+      pad > format::kMaxBlockPaddingBytes ||
+      pad > unpadded_size / format::kMaxBlockPaddingFraction) {
+    return 0;
+  }
+  return pad;
+}
+
 }  // namespace
 
 std::string ShapeString(absl::Span<const int64_t> shape) {
@@ -214,6 +231,12 @@ absl::StatusOr<std::unique_ptr<TensorFileWriter>> TensorFileWriter::Create(
     w->entries_.push_back(e);
     w->sums_.push_back(std::make_unique<StreamingChecksum>());
     offset = AlignUp(offset + s.size_bytes, format::kDataAlignment);
+  }
+  if (kind == format::FileKind::kBlock && !w->entries_.empty()) {
+    const uint64_t pad =
+        BlockPadding(w->entries_.back().offset + w->entries_.back().size_bytes);
+    // The gap is never written: the new file reads zeros there.
+    for (TensorEntry& e : w->entries_) e.offset += pad;
   }
   FileHeader& h = w->header_;
   std::memcpy(h.magic, format::kTensorFileMagic, sizeof(h.magic));

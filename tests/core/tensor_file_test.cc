@@ -2,6 +2,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -95,6 +97,78 @@ TEST(TensorFileTest, ReaderRoundTrip) {
               HasSubstr("nope"));
 }
 
+// Writes one f32 tensor "w" of `floats` elements (w[i] = i) into a file of
+// `kind` and returns its size.
+uint64_t WriteOneTensor(const fs::path& path, format::FileKind kind,
+                        int64_t floats) {
+  const uint64_t bytes = static_cast<uint64_t>(floats) * 4;
+  auto writer = TensorFileWriter::Create(path, kind, 0,
+                                         {{"w", DType::kF32, {floats}, bytes}});
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  std::vector<float> data(static_cast<size_t>(floats));
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(i);
+  EXPECT_TRUE(
+      (*writer)
+          ->Append({reinterpret_cast<const uint8_t*>(data.data()), bytes})
+          .ok());
+  auto size = (*writer)->Finish();
+  EXPECT_TRUE(size.ok()) << size.status();
+  EXPECT_EQ(fs::file_size(path), size.value_or(0));
+  return size.value_or(0);
+}
+
+// package_format.md, "Block file padding": a block file that is 64 KiB short
+// of two whole 2 MiB pieces gets a gap of 64 KiB after its directory and
+// reads the same; an lm file of that size, and block files whose gap would
+// be more than 1/16 of them or more than half a piece, or that are below
+// 2 MiB, are not padded.
+TEST(TensorFileTest, BlockFilesArePaddedToWhole2MiBPieces) {
+  testing::ScopedTempDir tmp;
+  constexpr uint64_t kPiece = format::kBlockPieceBytes;
+  constexpr uint64_t kDataStart = 64 + 192;  // header + one entry
+  constexpr int64_t kShortOf2Pieces =
+      (2 * kPiece - (64 << 10) - kDataStart) / 4;
+  const fs::path padded = tmp.path() / "block.bin";
+  EXPECT_EQ(WriteOneTensor(padded, format::FileKind::kBlock, kShortOf2Pieces),
+            2 * kPiece);
+  auto reader = TensorFileReader::Open(padded, format::FileKind::kBlock);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  const TensorInfo& w = reader->tensors()[0];
+  EXPECT_EQ(w.offset, kDataStart + (64 << 10));
+  std::vector<float> out(static_cast<size_t>(kShortOf2Pieces));
+  ASSERT_TRUE(
+      reader
+          ->ReadTensor(w,
+                       {reinterpret_cast<uint8_t*>(out.data()), out.size() * 4},
+                       /*verify_checksum=*/true)
+          .ok());
+  EXPECT_EQ(out.back(), static_cast<float>(kShortOf2Pieces - 1));
+  const std::string bytes = *ReadFileToString(padded);
+  EXPECT_EQ(bytes.find_first_not_of('\0', kDataStart), w.offset + 6)
+      << "the gap is zeros, then w[0] = 0.0f and w[1] = 1.0f (00 00 80 3f)";
+
+  const uint64_t unpadded = kDataStart + uint64_t{kShortOf2Pieces} * 4;
+  EXPECT_EQ(WriteOneTensor(tmp.path() / "lm.bin", format::FileKind::kLm,
+                           kShortOf2Pieces),
+            unpadded);
+  // Each of the three files below breaks one rule only. 3.25 MiB: a gap of
+  // 0.75 MiB is more than 1/16 of the file.
+  constexpr int64_t kGapOverAFraction = (kPiece * 13 / 8 - kDataStart) / 4;
+  EXPECT_EQ(WriteOneTensor(tmp.path() / "b2.bin", format::FileKind::kBlock,
+                           kGapOverAFraction),
+            kPiece * 13 / 8);
+  // 32.5 MiB: a gap of 1.5 MiB is more than half a piece.
+  constexpr int64_t kGapOverHalfAPiece = (kPiece * 65 / 4 - kDataStart) / 4;
+  EXPECT_EQ(WriteOneTensor(tmp.path() / "b3.bin", format::FileKind::kBlock,
+                           kGapOverHalfAPiece),
+            kPiece * 65 / 4);
+  // Below 2 MiB.
+  constexpr int64_t kBelow1Piece = (kPiece - (64 << 10)) / 4;
+  EXPECT_EQ(WriteOneTensor(tmp.path() / "b4.bin", format::FileKind::kBlock,
+                           kBelow1Piece),
+            kDataStart + uint64_t{kBelow1Piece} * 4);
+}
+
 void Corrupt(const fs::path& path, size_t offset, const std::string& bytes) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
   f.seekp(static_cast<std::streamoff>(offset));
@@ -150,7 +224,8 @@ TEST(TensorFileTest, WriterRejectsWrongSizesAndIncompleteData) {
       TensorFileWriter::Create(tmp.path() / "a.bin", format::FileKind::kLm, -1,
                                {{"w", DType::kF16, {3}, 8}});
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("size_bytes must be 6 bytes, spec says 8"));
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("size_bytes must be 6 bytes, spec says 8"));
   auto w = TensorFileWriter::Create(tmp.path() / "b.bin", format::FileKind::kLm,
                                     -1, {{"w", DType::kF16, {3}, 6}});
   ASSERT_TRUE(w.ok());
