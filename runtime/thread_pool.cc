@@ -15,6 +15,9 @@ namespace {
 // processes on a busy machine).
 constexpr int kSpinIterations = 1 << 11;
 
+// ThreadPool::loop_'s closed flag (below the loop number, above the count).
+constexpr uint64_t kClosed = uint64_t{1} << 31;
+
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   _mm_pause();
@@ -52,23 +55,33 @@ void ThreadPool::RunChunks() {
 }
 
 void ThreadPool::WorkerLoop() {
-  uint64_t seen = 0;
+  uint64_t seen = 0;  // number of the last loop this worker looked at
+  auto loop_number = [](uint64_t loop) { return loop >> 32; };
   for (;;) {
     bool ready = false;
     for (int i = 0; i < kSpinIterations && !ready; ++i) {
-      ready = generation_.load(std::memory_order_acquire) != seen ||
+      ready = loop_number(loop_.load(std::memory_order_acquire)) != seen ||
               stop_.load(std::memory_order_relaxed);
       if (!ready) CpuRelax();
     }
     if (!ready) {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock,
-                    [&] { return stop_.load() || generation_.load() != seen; });
+      work_cv_.wait(lock, [&] {
+        return stop_.load() || loop_number(loop_.load()) != seen;
+      });
     }
     if (stop_.load()) return;
-    seen = generation_.load(std::memory_order_acquire);
-    RunChunks();
-    active_.fetch_sub(1, std::memory_order_acq_rel);
+    uint64_t loop = loop_.load(std::memory_order_acquire);
+    seen = loop_number(loop);
+    // Join unless the loop closed (or a newer one opened) meanwhile.
+    while ((loop & kClosed) == 0 && loop_number(loop) == seen) {
+      if (loop_.compare_exchange_weak(loop, loop + 1,
+                                      std::memory_order_acq_rel)) {
+        RunChunks();
+        loop_.fetch_sub(1, std::memory_order_release);
+        break;
+      }
+    }
   }
 }
 
@@ -84,15 +97,20 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
   n_ = n;
   grain_ = grain;
   next_.store(0, std::memory_order_relaxed);
-  active_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  const uint64_t number = (loop_.load(std::memory_order_relaxed) >> 32) + 1;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    loop_.store(number << 32, std::memory_order_release);  // open, none in
   }
   work_cv_.notify_all();
   RunChunks();
-  // Workers finish their last chunk shortly after the caller does.
-  for (int i = 0; active_.load(std::memory_order_acquire) != 0; ++i) {
+  // Every chunk is handed out: close the loop once the workers inside it
+  // (if any) have finished theirs.
+  uint64_t open_and_empty = number << 32;
+  for (int i = 0; !loop_.compare_exchange_weak(
+           open_and_empty, (number << 32) | kClosed, std::memory_order_acq_rel);
+       ++i) {
+    open_and_empty = number << 32;
     if (i < kSpinIterations) {
       CpuRelax();
     } else {

@@ -30,7 +30,10 @@ class ThreadPool {
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Runs fn(begin, end) over [0, n) in chunks of `grain` items (the last may
-  // be shorter), handed out dynamically; returns when all chunks are done.
+  // be shorter), handed out dynamically; returns when all chunks are done,
+  // without waiting for workers that had not started on the loop by then
+  // (on a machine with no spare core, the streaming loader's thread often
+  // holds one of them for a while).
   void ParallelFor(int64_t n, int64_t grain,
                    const std::function<void(int64_t, int64_t)>& fn);
 
@@ -39,16 +42,21 @@ class ThreadPool {
   void RunChunks();
 
   std::vector<std::thread> workers_;
-  // Guards sleeping: bumping generation_ or setting stop_ happens under it,
-  // so a worker that checked them under it cannot miss the notification.
+  // Guards sleeping: opening a loop or setting stop_ happens under it, so a
+  // worker that checked them under it cannot miss the notification.
   std::mutex mu_;
   std::condition_variable work_cv_;
-  std::atomic<uint64_t> generation_{0};  // bumped for every loop
-  std::atomic<int> active_{0};  // workers still inside the current loop
+  // The current loop: its number (high 32 bits), whether it is closed
+  // (kClosed) and how many workers are inside it (the rest). A worker joins
+  // a loop only while it is open, by one compare-exchange that counts it in;
+  // the caller closes the loop once its chunks are all handed out and no
+  // worker is inside. So the caller never waits for a worker that had not
+  // started (one that another thread preempted, say): only for chunks
+  // being run.
+  std::atomic<uint64_t> loop_{0};
   std::atomic<bool> stop_{false};
-  // The current loop, written before generation_ is bumped (release) and
-  // read by workers after they see the new generation (acquire); valid
-  // until active_ drops to 0.
+  // The current loop's work, written before loop_ opens it (release) and
+  // read by workers after they joined it (acquire); unchanged until closed.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
   int64_t grain_ = 1;

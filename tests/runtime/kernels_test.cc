@@ -2,8 +2,13 @@
 // plus RoPE frequencies and the thread pool.
 #include "runtime/kernels.h"
 
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <numbers>
@@ -415,6 +420,91 @@ TEST(ThreadPoolTest, WakesSleepingAndSpinningWorkers) {
     for (int i = 0; i < 64; ++i) ASSERT_EQ(hits[i].load(), 1) << round;
     EXPECT_EQ(ids.size(), 2u) << round;
   }
+}
+
+// A worker held outside any loop (here by a signal handler that waits, as
+// a thread preempted by the loader would be) does not hold up the caller:
+// loops run on the caller alone and cover every item once. The caller waits
+// only for chunks a worker is running, and once released the worker takes
+// part again. Before the pool counted workers into a loop, the held worker
+// kept the first loop from returning.
+sem_t held_worker_parked;
+sem_t held_worker_released;
+void ParkHeldWorker(int) {
+  sem_post(&held_worker_parked);
+  while (sem_wait(&held_worker_released) != 0) {
+  }
+}
+
+TEST(ThreadPoolTest, CallerDoesNotWaitForAWorkerOutsideTheLoop) {
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::mutex mu;
+  std::set<std::thread::id> ids;
+  pthread_t worker{};
+  bool found = false;
+  for (int attempt = 0; attempt < 20 && !found; ++attempt) {
+    pool.ParallelFor(16, 1, [&](int64_t, int64_t) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (std::this_thread::get_id() != caller && !found) {
+          worker = pthread_self();
+          found = true;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    });
+  }
+  ASSERT_TRUE(found) << "the worker never took an item";
+
+  ASSERT_EQ(sem_init(&held_worker_parked, 0, 0), 0);
+  ASSERT_EQ(sem_init(&held_worker_released, 0, 0), 0);
+  struct sigaction park {
+  }, previous{};
+  park.sa_handler = ParkHeldWorker;
+  sigemptyset(&park.sa_mask);
+  ASSERT_EQ(sigaction(SIGUSR1, &park, &previous), 0);
+  ASSERT_EQ(pthread_kill(worker, SIGUSR1), 0);
+  while (sem_wait(&held_worker_parked) != 0) {
+  }
+
+  // Loops on another thread, so that a pool that waits for the held worker
+  // fails the test instead of hanging it.
+  std::vector<std::atomic<int>> hits(1000);
+  auto loops = std::async(std::launch::async, [&] {
+    std::set<std::thread::id> seen;
+    for (int loop = 0; loop < 50; ++loop) {
+      pool.ParallelFor(20, 1, [&](int64_t b, int64_t e) {
+        std::lock_guard<std::mutex> lock(mu);
+        seen.insert(std::this_thread::get_id());
+        for (int64_t i = b; i < e; ++i) hits[loop * 20 + i]++;
+      });
+    }
+    return seen;
+  });
+  const bool returned =
+      loops.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  sem_post(&held_worker_released);
+  const std::set<std::thread::id> seen = loops.get();
+  ASSERT_EQ(sigaction(SIGUSR1, &previous, nullptr), 0);
+  EXPECT_TRUE(returned) << "the loops waited for the held worker";
+  EXPECT_EQ(seen.size(), 1u) << "only the looping thread ran items";
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(hits[i].load(), 1) << i;
+
+  // Released, the worker joins loops again.
+  bool worker_ran = false;
+  for (int attempt = 0; attempt < 20 && !worker_ran; ++attempt) {
+    pool.ParallelFor(16, 1, [&](int64_t, int64_t) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (std::this_thread::get_id() != caller) worker_ran = true;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    });
+  }
+  EXPECT_TRUE(worker_ran);
+  sem_destroy(&held_worker_parked);
+  sem_destroy(&held_worker_released);
 }
 
 }  // namespace
