@@ -115,6 +115,31 @@ TEST(HugeMappingTest, WithoutRebuildNothingIsChecked) {
   EXPECT_EQ(HugeMappedBytes(&not_mapped), 0u);
 }
 
+// Writes a file of `size` bytes (a pattern that depends on `seed`) to
+// `path`, loads it into `slot` and checks that the slot shows it byte for
+// byte, from a 2 MiB boundary.
+void LoadAndCompare(SlotMapping& slot, const std::filesystem::path& path,
+                    size_t size, size_t seed) {
+  SCOPED_TRACE(size);
+  std::vector<uint8_t> content(size);
+  for (size_t j = 0; j < content.size(); ++j) {
+    content[j] = static_cast<uint8_t>((j + 31 * seed) * 2654435761u >> 24);
+  }
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(content.data()),
+              static_cast<std::streamsize>(content.size()));
+  }
+  auto file = ReadOnlyFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto m = slot.Load(*file, /*rebuild=*/false);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ(slot.size(), content.size());
+  EXPECT_GE(slot.capacity(), content.size());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(slot.data()) % kTwoMiB, 0u);
+  EXPECT_EQ(std::memcmp(slot.data(), content.data(), content.size()), 0);
+}
+
 // A slot shows each file it loads byte for byte, whatever the order of
 // sizes: larger (a new range), equal (the same range), smaller (a longer
 // mapped head), and below 2 MiB (all copied).
@@ -126,25 +151,7 @@ TEST(HugeMappingTest, SlotShowsEveryFileItLoads) {
   SlotMapping slot;
   const uint8_t* first_range = nullptr;
   for (size_t i = 0; i < std::size(sizes); ++i) {
-    SCOPED_TRACE(sizes[i]);
-    const auto path = dir.path() / ("g" + std::to_string(i));
-    std::vector<uint8_t> content(sizes[i]);
-    for (size_t j = 0; j < content.size(); ++j) {
-      content[j] = static_cast<uint8_t>((j + 31 * i) * 2654435761u >> 24);
-    }
-    {
-      std::ofstream out(path, std::ios::binary);
-      out.write(reinterpret_cast<const char*>(content.data()),
-                static_cast<std::streamsize>(content.size()));
-    }
-    auto file = ReadOnlyFile::Open(path);
-    ASSERT_TRUE(file.ok()) << file.status();
-    auto m = slot.Load(*file, /*rebuild=*/false);
-    ASSERT_TRUE(m.ok()) << m.status();
-    ASSERT_EQ(slot.size(), content.size());
-    EXPECT_GE(slot.capacity(), content.size());
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(slot.data()) % kTwoMiB, 0u);
-    EXPECT_EQ(std::memcmp(slot.data(), content.data(), content.size()), 0);
+    LoadAndCompare(slot, dir.path() / ("g" + std::to_string(i)), sizes[i], i);
     if (i == 0) first_range = slot.data();
     if (i > 0 && i < 5) {
       EXPECT_EQ(slot.data(), first_range) << "no larger file: same range";
@@ -161,24 +168,8 @@ TEST(HugeMappingTest, SlotLoadsFilesOfWholePieces) {
   const size_t sizes[] = {2 * kTwoMiB, kTwoMiB + 4096, 2 * kTwoMiB};
   SlotMapping slot;
   for (size_t i = 0; i < std::size(sizes); ++i) {
-    SCOPED_TRACE(sizes[i]);
-    const auto path = dir.path() / ("w" + std::to_string(i));
-    std::vector<uint8_t> content(sizes[i]);
-    for (size_t j = 0; j < content.size(); ++j) {
-      content[j] = static_cast<uint8_t>((j + 17 * i) * 2654435761u >> 24);
-    }
-    {
-      std::ofstream out(path, std::ios::binary);
-      out.write(reinterpret_cast<const char*>(content.data()),
-                static_cast<std::streamsize>(content.size()));
-    }
-    auto file = ReadOnlyFile::Open(path);
-    ASSERT_TRUE(file.ok()) << file.status();
-    auto m = slot.Load(*file, /*rebuild=*/false);
-    ASSERT_TRUE(m.ok()) << m.status();
+    LoadAndCompare(slot, dir.path() / ("w" + std::to_string(i)), sizes[i], i);
     EXPECT_EQ(slot.capacity(), 2 * kTwoMiB);
-    ASSERT_EQ(slot.size(), content.size());
-    EXPECT_EQ(std::memcmp(slot.data(), content.data(), content.size()), 0);
   }
 }
 
