@@ -205,6 +205,12 @@ inline constexpr int64_t kAttentionRowBlock = 64;
 inline constexpr int64_t AttentionRowsScratch(int64_t head_dim, int64_t len) {
   return (head_dim + len) * 2 * kAttentionRowBlock;
 }
+// Keys that attention_rows' row `row` attends to: its token's position plus
+// one. Rows are in token order, so a block's last row has the most.
+inline constexpr int64_t AttentionRowKeys(int64_t pos0, int64_t group,
+                                          int64_t row) {
+  return pos0 + row / group + 1;
+}
 
 enum class KernelChoice { kScalar, kOptimized };
 

@@ -124,9 +124,7 @@ void AttentionRows(const float* q, int64_t q_stride, int64_t group,
   const int64_t vectors = (rows + lanes - 1) / lanes;
   // Column stride: the block's rows padded to whole vectors.
   const int64_t cs = (kAttentionRowBlock + lanes - 1) / lanes * lanes;
-  // Keys row r attends to: its token's position plus one. Rows are in token
-  // order, so the last row has the most.
-  auto keys_of = [&](int64_t r) { return pos0 + r / group + 1; };
+  auto keys_of = [&](int64_t r) { return AttentionRowKeys(pos0, group, r); };
   const int64_t len = keys_of(row_end - 1);
   float* qt = scratch;                  // [head_dim][cs]
   float* st = scratch + head_dim * cs;  // [len][cs]

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <functional>
 #include <new>
 
 #include "absl/strings/str_cat.h"
@@ -240,8 +239,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
   // Per-token steps of a prompt run in ranges of tokens over the pool (on
   // one thread they left the others idle for ~1% of prefill); a decode
   // step's single token runs inline.
-  auto for_tokens = [&](int64_t count,
-                        const std::function<void(int64_t)>& each) {
+  auto for_tokens = [&](int64_t count, const auto& each) {
     model_.pool().ParallelFor(count, kTokensPerItem,
                               [&](int64_t t0, int64_t t1) {
                                 for (int64_t t = t0; t < t1; ++t) each(t);
@@ -320,7 +318,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
             const int64_t r0 =
                 (blocks - 1 - item / kv_heads) * kAttentionRowBlock;
             const int64_t r1 = std::min(rows, r0 + kAttentionRowBlock);
-            const int64_t len = position_ + (r1 - 1) / group + 1;
+            const int64_t len = AttentionRowKeys(position_, group, r1 - 1);
             scratch.resize(static_cast<size_t>(AttentionRowsScratch(hd, len)));
             k.attention_rows(q_.data() + g * group * hd, qd, group, position_,
                              r0, r1, kc + g * hd * key_stride, key_stride,
