@@ -5,15 +5,19 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <future>
 #include <iostream>
+#include <iterator>
 #include <mutex>
 #include <numbers>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -428,6 +432,28 @@ TEST(ThreadPoolTest, WakesSleepingAndSpinningWorkers) {
 // only for chunks a worker is running, and once released the worker takes
 // part again. Before the pool counted workers into a loop, the held worker
 // kept the first loop from returning.
+//
+// The signal is sent only once the worker sleeps in the kernel (between
+// loops that is its condition-variable wait, which has released the pool's
+// mutex). Sent earlier it may land while the worker holds that mutex on its
+// way to sleep, and a worker parked there would block the next loop's start
+// for a reason the test is not about.
+bool WaitUntilThreadSleeps(pid_t tid) {
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+  for (int attempt = 0; attempt < 10000; ++attempt) {
+    std::ifstream in(path);
+    const std::string stat{std::istreambuf_iterator<char>(in), {}};
+    // The state letter follows the ") " that ends the thread's name.
+    const size_t name_end = stat.rfind(')');
+    if (name_end != std::string::npos && name_end + 2 < stat.size() &&
+        stat[name_end + 2] == 'S') {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
 sem_t held_worker_parked;
 sem_t held_worker_released;
 void ParkHeldWorker(int) {
@@ -442,6 +468,7 @@ TEST(ThreadPoolTest, CallerDoesNotWaitForAWorkerOutsideTheLoop) {
   std::mutex mu;
   std::set<std::thread::id> ids;
   pthread_t worker{};
+  pid_t worker_tid = 0;
   bool found = false;
   for (int attempt = 0; attempt < 20 && !found; ++attempt) {
     pool.ParallelFor(16, 1, [&](int64_t, int64_t) {
@@ -449,6 +476,7 @@ TEST(ThreadPoolTest, CallerDoesNotWaitForAWorkerOutsideTheLoop) {
         std::lock_guard<std::mutex> lock(mu);
         if (std::this_thread::get_id() != caller && !found) {
           worker = pthread_self();
+          worker_tid = gettid();
           found = true;
         }
       }
@@ -464,6 +492,8 @@ TEST(ThreadPoolTest, CallerDoesNotWaitForAWorkerOutsideTheLoop) {
   park.sa_handler = ParkHeldWorker;
   sigemptyset(&park.sa_mask);
   ASSERT_EQ(sigaction(SIGUSR1, &park, &previous), 0);
+  ASSERT_TRUE(WaitUntilThreadSleeps(worker_tid))
+      << "the worker never went to sleep between loops";
   ASSERT_EQ(pthread_kill(worker, SIGUSR1), 0);
   while (sem_wait(&held_worker_parked) != 0) {
   }
