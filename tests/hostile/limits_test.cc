@@ -99,7 +99,7 @@ TEST(HostileLimits, RealSplitPatternsPassHugeRuns) {
   auto re = tokenizer::SplitRegex::Compile(
       R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)");
   ASSERT_TRUE(re.ok());
-  for (const std::string text :
+  for (const std::string& text :
        {std::string(1 << 20, 'a'), std::string(1 << 20, ' '),
         std::string(1 << 20, '\n'), std::string(1 << 20, '!')}) {
     std::vector<tokenizer::Piece> pieces;
