@@ -15,8 +15,12 @@ namespace {
 // processes on a busy machine).
 constexpr int kSpinIterations = 1 << 11;
 
-// ThreadPool::loop_'s closed flag (below the loop number, above the count).
+// ThreadPool::loop_: the loop number in the high 32 bits, then the closed
+// flag, then the count of workers inside.
 constexpr uint64_t kClosed = uint64_t{1} << 31;
+constexpr uint64_t LoopNumber(uint64_t loop) { return loop >> 32; }
+// Loop `number`, open and with no worker inside.
+constexpr uint64_t OpenLoop(uint64_t number) { return number << 32; }
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -56,25 +60,24 @@ void ThreadPool::RunChunks() {
 
 void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;  // number of the last loop this worker looked at
-  auto loop_number = [](uint64_t loop) { return loop >> 32; };
   for (;;) {
     bool ready = false;
     for (int i = 0; i < kSpinIterations && !ready; ++i) {
-      ready = loop_number(loop_.load(std::memory_order_acquire)) != seen ||
+      ready = LoopNumber(loop_.load(std::memory_order_acquire)) != seen ||
               stop_.load(std::memory_order_relaxed);
       if (!ready) CpuRelax();
     }
     if (!ready) {
       std::unique_lock<std::mutex> lock(mu_);
       work_cv_.wait(lock, [&] {
-        return stop_.load() || loop_number(loop_.load()) != seen;
+        return stop_.load() || LoopNumber(loop_.load()) != seen;
       });
     }
     if (stop_.load()) return;
     uint64_t loop = loop_.load(std::memory_order_acquire);
-    seen = loop_number(loop);
+    seen = LoopNumber(loop);
     // Join unless the loop closed (or a newer one opened) meanwhile.
-    while ((loop & kClosed) == 0 && loop_number(loop) == seen) {
+    while ((loop & kClosed) == 0 && LoopNumber(loop) == seen) {
       if (loop_.compare_exchange_weak(loop, loop + 1,
                                       std::memory_order_acq_rel)) {
         RunChunks();
@@ -97,20 +100,21 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
   n_ = n;
   grain_ = grain;
   next_.store(0, std::memory_order_relaxed);
-  const uint64_t number = (loop_.load(std::memory_order_relaxed) >> 32) + 1;
+  const uint64_t open =
+      OpenLoop(LoopNumber(loop_.load(std::memory_order_relaxed)) + 1);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    loop_.store(number << 32, std::memory_order_release);  // open, none in
+    loop_.store(open, std::memory_order_release);
   }
   work_cv_.notify_all();
   RunChunks();
   // Every chunk is handed out: close the loop once the workers inside it
   // (if any) have finished theirs.
-  uint64_t open_and_empty = number << 32;
-  for (int i = 0; !loop_.compare_exchange_weak(
-           open_and_empty, (number << 32) | kClosed, std::memory_order_acq_rel);
+  uint64_t expected = open;
+  for (int i = 0; !loop_.compare_exchange_weak(expected, open | kClosed,
+                                               std::memory_order_acq_rel);
        ++i) {
-    open_and_empty = number << 32;
+    expected = open;
     if (i < kSpinIterations) {
       CpuRelax();
     } else {

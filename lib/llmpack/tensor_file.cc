@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "llmpack/checksum.h"
+#include "llmpack/mapped_file.h"
 #include "llmpack/status_macros.h"
 
 namespace llmpack {
@@ -72,6 +73,8 @@ absl::Status CheckDataLayout(const std::string& where,
 // smaller than a piece, the gap would break 64-byte alignment (the last
 // tensor's size is not a multiple of 64), or it would add more than half a
 // piece or 1/kMaxBlockPaddingFraction of the file.
+// The writer's piece is the one the runtime maps with one entry.
+static_assert(format::kBlockPieceBytes == MappedFile::kHugePageBytes);
 uint64_t BlockPadding(uint64_t unpadded_size) {
   const uint64_t pad =
       AlignUp(unpadded_size, format::kBlockPieceBytes) - unpadded_size;
