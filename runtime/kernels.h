@@ -66,6 +66,9 @@ struct QuantizedActivations {
   bool q4_order = false;
   std::vector<int8_t> high;  // [tokens][blocks * kActivationBlock]
   std::vector<int8_t> low;   // same shape, 0..127
+  // The same codes whole (128 * high + low), for the Highway matmul, which
+  // multiplies i16 lanes.
+  std::vector<int16_t> codes;  // same shape
   // [tokens][blocks] plus kScalePadding zeros, so SIMD loads of four may run
   // past a token's last block.
   std::vector<float> scales;
@@ -79,6 +82,9 @@ struct QuantizedActivations {
   }
   const int8_t* Low(int64_t t) const {
     return low.data() + t * blocks * kActivationBlock;
+  }
+  const int16_t* Codes(int64_t t) const {
+    return codes.data() + t * blocks * kActivationBlock;
   }
   // The code at index i of token t's planes.
   int32_t Code(int64_t t, int64_t i) const {

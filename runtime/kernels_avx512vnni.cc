@@ -167,13 +167,8 @@ LLMPACK_AVX512VNNI void Tile(const Call& c, int64_t r0, int64_t t0) {
   }
   // Lines of the next tile to prefetch per superblock (decode only).
   const uint8_t* next = rows[R - 1] + c.layout->row_bytes;
-  int64_t prefetch_lines = 0;
-  if (c.prefetch_end != nullptr && next < c.prefetch_end) {
-    const int64_t bytes =
-        std::min<int64_t>(R * c.layout->row_bytes, c.prefetch_end - next);
-    prefetch_lines =
-        (bytes / 64 + c.full_super) / std::max<int64_t>(1, c.full_super);
-  }
+  const int64_t prefetch_lines = DecodePrefetchLines(
+      next, c.prefetch_end, R * c.layout->row_bytes, c.full_super);
   for (int64_t s = 0; s < c.full_super; ++s) {
     for (int64_t k = 0; k < prefetch_lines; ++k) {
       _mm_prefetch(

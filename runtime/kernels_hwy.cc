@@ -51,99 +51,6 @@ float Dot(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
-// The quantized-activation matmul (quant_matmul.h) for group sizes that
-// are multiples of kActivationBlock; a row's last, partial block goes
-// through the scalar reference. Tokens are taken eight at a
-// time so each piece of a weight row is unpacked once for all of them. Lanes
-// accumulate (code - zero) * a exactly in i32 for one block, then add to f32
-// partial sums scaled by scale[g] * sa[b].
-void QuantMatMul(const QuantizedActivations& a, const WeightMatrix& w,
-                 int64_t row_begin, int64_t row_end, float* out,
-                 int64_t out_stride) {
-  const quant::RowLayout& layout = w.layout;
-  const int64_t group = layout.format.group_size;
-  const hn::CappedTag<int32_t, 16> di;
-  const hn::Rebind<float, decltype(di)> df;
-  const hn::Rebind<uint8_t, decltype(di)> du8;
-  const hn::Rebind<int8_t, decltype(di)> di8;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(di));
-  constexpr int64_t kTokenTile = 8;
-  constexpr int64_t kHalf = kActivationBlock / 2;
-  const bool q4 = w.dtype == DType::kQ4;
-  const int64_t full_blocks = layout.cols / kActivationBlock;
-  HWY_ALIGN float acc[kTokenTile * 16];
-  const auto nibble = hn::Set(di, 15);
-  // Activation codes at index i of token t: 128 * high + low.
-  auto load_code = [&](int64_t t, int64_t i) {
-    const auto high = hn::PromoteTo(di, hn::LoadU(di8, a.High(t) + i));
-    const auto low = hn::PromoteTo(di, hn::LoadU(di8, a.Low(t) + i));
-    return hn::Add(hn::ShiftLeft<7>(high), low);
-  };
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    const uint8_t* row = w.Row(r);
-    for (int64_t t0 = 0; t0 < a.tokens; t0 += kTokenTile) {
-      const int64_t tile = std::min(kTokenTile, a.tokens - t0);
-      for (int64_t i = 0; i < tile * lanes; i += lanes) {
-        hn::Store(hn::Zero(df), df, acc + i);
-      }
-      for (int64_t b = 0; b < full_blocks; ++b) {
-        const int64_t g = b * kActivationBlock / group;
-        const auto zero = hn::Set(di, quant::GroupZero(layout, row, g));
-        const float scale = quant::GroupScale(layout, row, g);
-        // Offsets of this block's even and odd codes (q4 order) or of all
-        // its codes (natural order) within a token's codes.
-        const int64_t s = b / 4, k = b % 4;
-        const int64_t m = std::min<int64_t>(4, a.blocks - 4 * s);
-        const int64_t even = 4 * s * kActivationBlock + kHalf * k;
-        const int64_t odd = 4 * s * kActivationBlock + kHalf * (m + k);
-        const int64_t pieces = (q4 ? kHalf : kActivationBlock) / lanes;
-        for (int64_t p = 0; p < pieces; ++p) {
-          const int64_t off = p * lanes;
-          if (q4) {
-            const auto v =
-                hn::PromoteTo(di, hn::LoadU(du8, row + kHalf * b + off));
-            const auto lo = hn::Sub(hn::And(v, nibble), zero);
-            const auto hi = hn::Sub(hn::ShiftRight<4>(v), zero);
-            for (int64_t t = 0; t < tile; ++t) {
-              const auto ae = load_code(t0 + t, even + off);
-              const auto ao = load_code(t0 + t, odd + off);
-              const auto d = hn::Add(hn::Mul(lo, ae), hn::Mul(hi, ao));
-              const auto sc = hn::Set(df, scale * a.Scales(t0 + t)[b]);
-              float* at = acc + t * lanes;
-              hn::Store(hn::MulAdd(hn::ConvertTo(df, d), sc, hn::Load(df, at)),
-                        df, at);
-            }
-          } else {
-            const int64_t c = b * kActivationBlock + off;
-            const auto q = hn::Sub(
-                hn::PromoteTo(
-                    di,
-                    hn::LoadU(di8, reinterpret_cast<const int8_t*>(row) + c)),
-                zero);
-            for (int64_t t = 0; t < tile; ++t) {
-              const auto av = load_code(t0 + t, c);
-              const auto sc = hn::Set(df, scale * a.Scales(t0 + t)[b]);
-              float* at = acc + t * lanes;
-              hn::Store(hn::MulAdd(hn::ConvertTo(df, hn::Mul(q, av)), sc,
-                                   hn::Load(df, at)),
-                        df, at);
-            }
-          }
-        }
-      }
-      for (int64_t t = 0; t < tile; ++t) {
-        float sum =
-            hn::GetLane(hn::SumOfLanes(df, hn::Load(df, acc + t * lanes)));
-        if (full_blocks < a.blocks) {
-          sum += QuantizedDotReference(a, t0 + t, layout, row, full_blocks,
-                                       a.blocks);
-        }
-        out[(t0 + t) * out_stride + r] = sum;
-      }
-    }
-  }
-}
-
 // QuantizeActivations with vectors: the same bytes (max is exact, products
 // and round-to-nearest-even conversions are the same f32 operations). Whole
 // blocks only; a row's last, partial block takes the scalar code.
@@ -157,6 +64,7 @@ void QuantizeActivationsSimd(const float* x, int64_t tokens, int64_t cols,
   const hn::CappedTag<float, 16> df;
   const hn::Rebind<int32_t, decltype(df)> di;
   const hn::Rebind<int8_t, decltype(df)> d8;
+  const hn::Rebind<int16_t, decltype(df)> d16;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t full_blocks = cols / kActivationBlock;
   const float max_code = static_cast<float>(kActivationCodeMax);
@@ -164,6 +72,7 @@ void QuantizeActivationsSimd(const float* x, int64_t tokens, int64_t cols,
   for (int64_t t = 0; t < tokens; ++t) {
     int8_t* high = out->high.data() + t * out->blocks * kActivationBlock;
     int8_t* low = out->low.data() + t * out->blocks * kActivationBlock;
+    int16_t* whole = out->codes.data() + t * out->blocks * kActivationBlock;
     for (int64_t b = 0; b < full_blocks; ++b) {
       const float* xb = x + t * cols + b * kActivationBlock;
       auto vmax = hn::Zero(df);
@@ -180,6 +89,7 @@ void QuantizeActivationsSimd(const float* x, int64_t tokens, int64_t cols,
         // Arithmetic shift: floor division by 128.
         hn::StoreU(hn::DemoteTo(d8, hn::ShiftRight<7>(code)), d8, high + at);
         hn::StoreU(hn::DemoteTo(d8, hn::And(code, low_bits)), d8, low + at);
+        hn::StoreU(hn::DemoteTo(d16, code), d16, whole + at);
       };
       const BlockPlacement place = PlaceBlock(*out, b);
       if (place.step == 1) {  // q4 order: the even elements, then the odd
@@ -418,7 +328,6 @@ HWY_AFTER_NAMESPACE();
 
 namespace llmpack::runtime {
 
-HWY_EXPORT(QuantMatMul);
 HWY_EXPORT(QuantizeActivationsSimd);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Rope);
@@ -523,12 +432,6 @@ void DispatchAttention(const float* q, int64_t group, const float* k,
 }
 
 }  // namespace
-
-void QuantMatMulHighway(const QuantizedActivations& a, const WeightMatrix& w,
-                        int64_t row_begin, int64_t row_end, float* out,
-                        int64_t out_stride) {
-  HWY_DYNAMIC_DISPATCH(QuantMatMul)(a, w, row_begin, row_end, out, out_stride);
-}
 
 void QuantizeActivationsHighway(const float* x, int64_t tokens, int64_t cols,
                                 const WeightMatrix& w,

@@ -46,6 +46,7 @@ void StartQuantizedActivations(int64_t tokens, int64_t cols,
       tokens * blocks + QuantizedActivations::kScalePadding);
   out->high.resize(codes);
   out->low.resize(codes);
+  out->codes.resize(codes);
   out->scales.assign(scale_count, 0.0f);
   out->scaled_sums.assign(scale_count, 0.0f);
 }
@@ -76,8 +77,11 @@ void QuantizeActivationBlock(const float* x, int64_t t, int64_t b,
   const BlockPlacement place = PlaceBlock(*out, b);
   int8_t* high = out->high.data() + t * out->blocks * kBlock;
   int8_t* low = out->low.data() + t * out->blocks * kBlock;
+  int16_t* whole = out->codes.data() + t * out->blocks * kBlock;
   for (int64_t j = 0; j < kBlock / 2; ++j) {
     const int32_t e = codes[2 * j], o = codes[2 * j + 1];
+    whole[place.even + j * place.step] = static_cast<int16_t>(e);
+    whole[place.odd + j * place.step] = static_cast<int16_t>(o);
     // Arithmetic shift: floor division by 128.
     high[place.even + j * place.step] = static_cast<int8_t>(e >> 7);
     low[place.even + j * place.step] = static_cast<int8_t>(e & 127);

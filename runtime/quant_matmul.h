@@ -73,6 +73,16 @@ void QuantizedMatMulReference(const QuantizedActivations& a,
                               const WeightMatrix& w, int64_t row_begin,
                               int64_t row_end, float* out, int64_t out_stride);
 
+// Decode tiles prefetch the next tile's rows (the `bytes` after `next`,
+// clipped at `end`, the end of the caller's rows; none when `end` is null)
+// spread over their own `steps`: the 64-byte lines to fetch per step.
+inline int64_t DecodePrefetchLines(const uint8_t* next, const uint8_t* end,
+                                   int64_t bytes, int64_t steps) {
+  if (end == nullptr || next >= end) return 0;
+  const int64_t fetch = bytes < end - next ? bytes : end - next;
+  return (fetch / 64 + steps) / (steps > 1 ? steps : 1);
+}
+
 // The SIMD implementations: weights whose group size is a multiple of
 // kActivationBlock only (the dispatch sends others to the reference).
 using QuantMatMulFn = void (*)(const QuantizedActivations& a,

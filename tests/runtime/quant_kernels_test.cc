@@ -215,8 +215,14 @@ TEST(QuantizeActivationsTest, EveryHighwayTargetWritesTheScalarBytes) {
         EXPECT_EQ(got.q4_order, want.q4_order);
         EXPECT_EQ(got.high, want.high);
         EXPECT_EQ(got.low, want.low);
+        EXPECT_EQ(got.codes, want.codes);
         EXPECT_EQ(got.scales, want.scales);
         EXPECT_EQ(got.scaled_sums, want.scaled_sums);
+        // The whole codes are the planes' 128 * high + low.
+        ASSERT_EQ(want.codes.size(), want.high.size());
+        for (size_t i = 0; i < want.codes.size(); ++i) {
+          ASSERT_EQ(want.codes[i], 128 * want.high[i] + want.low[i]) << i;
+        }
       }
     }
   }

@@ -1,0 +1,368 @@
+// The quantized matmul of quant_matmul.h for every Highway target: what
+// CPUs without AVX-512 VNNI run (AVX2 x86, ARM NEON/SVE). Highway 1.0.3 has
+// no byte dot product, so the 15-bit activation codes are kept as i16
+// (QuantizedActivations::codes) and the weight codes are widened to i16:
+// ReorderWidenMulAccumulate (vpmaddwd on x86, smlal on NEON) then adds two
+// exact products per i32 lane.
+//
+// Layout of one step: one activation block (32 elements). q4 reads the
+// block's 16 code bytes, whose low nibbles meet the block's 16 even
+// elements and high nibbles its 16 odd ones (activations are in q4 order);
+// q8 reads 32 signed codes in natural order. The block's i32 lanes are
+// converted and scaled by scale[g] * sa[b] into f32 accumulators, so no
+// lane is reduced per block. The zero-point term zero[g] * scale[g] * sa[b] *
+// sum(a) is subtracted per row after the blocks, as the AVX-512 VNNI kernel
+// does; a row's last, partial block goes through the scalar reference.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "runtime/kernels.h"
+#include "runtime/quant_matmul.h"
+
+// clang-format off
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/kernels_quant_hwy.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/cache_control.h"
+// clang-format on
+
+HWY_BEFORE_NAMESPACE();
+namespace llmpack::runtime {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+#if HWY_TARGET == HWY_SCALAR
+
+void QuantMatMul(const QuantizedActivations& a, const WeightMatrix& w,
+                 int64_t row_begin, int64_t row_end, float* out,
+                 int64_t out_stride) {
+  QuantizedMatMulReference(a, w, row_begin, row_end, out, out_stride);
+}
+
+#else
+
+// At most 16 i16 lanes: one q4 block's even (or odd) codes, so a block is a
+// whole number of vectors on every target.
+using D16 = hn::CappedTag<int16_t, 16>;
+using D32 = hn::RepartitionToWide<D16>;
+using DF = hn::Rebind<float, D32>;
+
+constexpr int64_t kHalf = kActivationBlock / 2;
+
+// What every tile needs to know about one matmul call.
+struct Call {
+  const QuantizedActivations* a;
+  const WeightMatrix* w;
+  const quant::RowLayout* layout;
+  int64_t full_blocks;  // blocks before the first partial one
+  float* out;
+  int64_t out_stride;
+  // Decode: the end of the rows whose bytes a tile prefetches (see Tile).
+  const uint8_t* prefetch_end = nullptr;
+};
+
+// Per-thread buffers of the weight side of a row's blocks [0, full_blocks):
+// scale[g(b)] and scale[g(b)] * zero[g(b)].
+struct RowScales {
+  std::vector<float> scale;
+  std::vector<float> zero_scale;
+};
+
+void FillRowScales(const Call& c, const uint8_t* row, RowScales* out) {
+  const quant::RowLayout& layout = *c.layout;
+  const int64_t group = layout.format.group_size;
+  const int64_t n = c.full_blocks;
+  // Room for one whole vector past the last block (see SubtractZeroTerm).
+  const size_t size = static_cast<size_t>(n + hn::MaxLanes(DF()));
+  if (out->scale.size() < size) {
+    out->scale.resize(size);
+    out->zero_scale.resize(size);
+  }
+  float* scale = out->scale.data();
+  float* zero_scale = out->zero_scale.data();
+  int64_t b = 0;
+  if (group == kActivationBlock) {
+    // One group per block: a vector of blocks at a time.
+    const DF df;
+    const hn::RebindToUnsigned<DF> du32;
+    const hn::RebindToSigned<DF> di32;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+    const uint8_t* p = row + layout.scale_offset;
+    const uint8_t* zeros = row + layout.zp_offset;
+    const bool bf16 = layout.format.scale_dtype == DType::kBF16;
+    const bool q4 = layout.format.dtype == DType::kQ4;
+    // Lane i of a q4 zero-point word is nibble i (low nibble first).
+    const auto nibble_shifts = hn::ShiftLeft<2>(hn::Iota(du32, 0));
+    const auto implicit_zero =
+        hn::Set(df, static_cast<float>(layout.ImplicitZero()));
+    for (; b + lanes <= n; b += lanes) {
+      const auto sv =
+          bf16 ? hn::PromoteTo(
+                     df,
+                     hn::LoadU(hn::Rebind<hwy::bfloat16_t, DF>(),
+                               reinterpret_cast<const hwy::bfloat16_t*>(p) + b))
+               : hn::PromoteTo(
+                     df,
+                     hn::LoadU(hn::Rebind<hwy::float16_t, DF>(),
+                               reinterpret_cast<const hwy::float16_t*>(p) + b));
+      auto zero = implicit_zero;
+      if (layout.format.zero_point) {
+        if (q4) {
+          // At most 8 lanes (D32 is capped), so one word holds them all;
+          // b is a multiple of the lane count, hence even.
+          uint32_t word = 0;
+          std::memcpy(&word, zeros + b / 2, static_cast<size_t>(lanes / 2));
+          const auto z = hn::And(hn::Shr(hn::Set(du32, word), nibble_shifts),
+                                 hn::Set(du32, 0x0F));
+          zero = hn::ConvertTo(df, hn::BitCast(di32, z));
+        } else {
+          zero = hn::ConvertTo(
+              df,
+              hn::PromoteTo(
+                  di32, hn::LoadU(hn::Rebind<int8_t, DF>(),
+                                  reinterpret_cast<const int8_t*>(zeros) + b)));
+        }
+      }
+      hn::StoreU(sv, df, scale + b);
+      hn::StoreU(hn::Mul(sv, zero), df, zero_scale + b);
+    }
+  }
+  // Other groups, and blocks past the last whole vector.
+  const int64_t blocks_per_group = group / kActivationBlock;
+  for (; b < n; ++b) {
+    const int64_t g = b / blocks_per_group;
+    scale[b] = quant::GroupScale(layout, row, g);
+    zero_scale[b] =
+        scale[b] * static_cast<float>(quant::GroupZero(layout, row, g));
+  }
+  std::fill(zero_scale + n, zero_scale + size, 0.0f);
+}
+
+// acc -= sum over blocks of zero_scale[b] * scaled_sums[b] (lane-wise, so
+// one reduction later gives the dot).
+HWY_INLINE hn::Vec<DF> SubtractZeroTerm(const float* zero_scale,
+                                        const float* scaled_sums, int64_t n,
+                                        hn::Vec<DF> acc) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  int64_t b = 0;
+  for (; b + lanes <= n; b += lanes) {
+    acc = hn::NegMulAdd(hn::LoadU(df, zero_scale + b),
+                        hn::LoadU(df, scaled_sums + b), acc);
+  }
+  if (b < n) {
+    // zero_scale is zero past n, and scaled_sums may be shorter than a
+    // vector there: copy what is left.
+    HWY_ALIGN float sums[hn::MaxLanes(DF())] = {};
+    std::copy(scaled_sums + b, scaled_sums + n, sums);
+    acc = hn::NegMulAdd(hn::LoadU(df, zero_scale + b), hn::Load(df, sums), acc);
+  }
+  return acc;
+}
+
+// Rows [r0, r0 + R) x tokens [t0, t0 + T): each block of a weight row is
+// loaded and widened once and used for all T tokens.
+template <bool kQ4, int R, int T>
+HWY_NOINLINE void Tile(const Call& c, int64_t r0, int64_t t0) {
+  static thread_local RowScales row_scales[R];
+  const QuantizedActivations& a = *c.a;
+  const D16 d16;
+  const D32 d32;
+  const DF df;
+  const hn::Rebind<uint8_t, D16> du8;
+  const hn::Rebind<int8_t, D16> di8;
+  const int64_t n16 = static_cast<int64_t>(hn::Lanes(d16));
+  const uint8_t* rows[R];
+  const float* scales[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+    rows[i] = c.w->Row(r0 + i);
+    FillRowScales(c, rows[i], &row_scales[i]);
+    scales[i] = row_scales[i].scale.data();
+  }
+  const int16_t* codes[T];
+  const float* act_scales[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) {
+    codes[t] = a.Codes(t0 + t);
+    act_scales[t] = a.Scales(t0 + t);
+  }
+  hn::Vec<DF> acc[R][T];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[i][t] = hn::Zero(df);
+  }
+  // Decode streams every weight byte once from memory: the tile fetches
+  // the next tile's rows (contiguous) spread over its own blocks, so its
+  // compute covers their latency (as the AVX-512 VNNI decode does).
+  const uint8_t* next = rows[R - 1] + c.layout->row_bytes;
+  const int64_t prefetch_lines = DecodePrefetchLines(
+      next, c.prefetch_end, R * c.layout->row_bytes, c.full_blocks);
+  const auto nibble = hn::Set(d16, 15);
+  const int64_t pieces = (kQ4 ? kHalf : kActivationBlock) / n16;
+  for (int64_t b = 0; b < c.full_blocks; ++b) {
+    for (int64_t k = 0; k < prefetch_lines; ++k) {
+      hwy::Prefetch(next + 64 * (b * prefetch_lines + k));
+    }
+    // Offsets of this block's even and odd codes (q4 order) or of all its
+    // codes (natural order) in a token's codes (ActivationCodeIndex).
+    const int64_t s = b / 4;
+    const int64_t m = std::min<int64_t>(4, a.blocks - 4 * s);
+    const int64_t even =
+        kQ4 ? 4 * s * kActivationBlock + kHalf * (b % 4) : b * kActivationBlock;
+    const int64_t odd = even + kHalf * m;
+    // Two sums per dot: ReorderWidenMulAccumulate may add the products of
+    // upper lanes into the second (NEON); x86 leaves it zero.
+    hn::Vec<D32> dots[R][T], dots_upper[R][T];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        dots[i][t] = hn::Zero(d32);
+        dots_upper[i][t] = hn::Zero(d32);
+      }
+    }
+    for (int64_t p = 0; p < pieces; ++p) {
+      const int64_t off = p * n16;
+      if constexpr (kQ4) {
+        hn::Vec<D16> act_even[T], act_odd[T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          act_even[t] = hn::LoadU(d16, codes[t] + even + off);
+          act_odd[t] = hn::LoadU(d16, codes[t] + odd + off);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < R; ++i) {
+          const auto v =
+              hn::PromoteTo(d16, hn::LoadU(du8, rows[i] + kHalf * b + off));
+          const auto lo = hn::And(v, nibble);
+          const auto hi = hn::ShiftRight<4>(v);
+#pragma GCC unroll 8
+          for (int t = 0; t < T; ++t) {
+            dots[i][t] = hn::ReorderWidenMulAccumulate(
+                d32, lo, act_even[t], dots[i][t], dots_upper[i][t]);
+            dots[i][t] = hn::ReorderWidenMulAccumulate(
+                d32, hi, act_odd[t], dots[i][t], dots_upper[i][t]);
+          }
+        }
+      } else {
+        hn::Vec<D16> act[T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          act[t] = hn::LoadU(d16, codes[t] + even + off);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < R; ++i) {
+          const auto q = hn::PromoteTo(
+              d16, hn::LoadU(di8, reinterpret_cast<const int8_t*>(rows[i]) +
+                                      kActivationBlock * b + off));
+#pragma GCC unroll 8
+          for (int t = 0; t < T; ++t) {
+            dots[i][t] = hn::ReorderWidenMulAccumulate(
+                d32, q, act[t], dots[i][t], dots_upper[i][t]);
+          }
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const auto scale = hn::Set(df, scales[i][b] * act_scales[t][b]);
+        const auto dot = hn::Add(dots[i][t], dots_upper[i][t]);
+        acc[i][t] = hn::MulAdd(hn::ConvertTo(df, dot), scale, acc[i][t]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const auto total =
+          SubtractZeroTerm(row_scales[i].zero_scale.data(),
+                           a.ScaledSums(t0 + t), c.full_blocks, acc[i][t]);
+      float sum = hn::GetLane(hn::SumOfLanes(df, total));
+      if (c.full_blocks < a.blocks) {
+        sum += QuantizedDotReference(a, t0 + t, *c.layout, rows[i],
+                                     c.full_blocks, a.blocks);
+      }
+      c.out[(t0 + t) * c.out_stride + r0 + i] = sum;
+    }
+  }
+}
+
+// Tokens [t_begin, t_end) of rows [r0, r0 + R), two tokens at a time.
+template <bool kQ4, int R>
+void TokenTiles(const Call& c, int64_t r0, int64_t t_begin, int64_t t_end) {
+  int64_t t = t_begin;
+  for (; t + 2 <= t_end; t += 2) Tile<kQ4, R, 2>(c, r0, t);
+  if (t < t_end) Tile<kQ4, R, 1>(c, r0, t);
+}
+
+template <bool kQ4>
+void Run(const Call& c, int64_t row_begin, int64_t row_end) {
+  const QuantizedActivations& a = *c.a;
+  if (a.tokens == 1) {
+    // Decode: four independent rows share each activation load and keep
+    // the multiply chains busy.
+    Call decode = c;
+    decode.prefetch_end = c.w->Row(row_end);
+    int64_t r = row_begin;
+    for (; r + 4 <= row_end; r += 4) Tile<kQ4, 4, 1>(decode, r, 0);
+    for (; r < row_end; ++r) Tile<kQ4, 1, 1>(decode, r, 0);
+    return;
+  }
+  // Several tokens: a chunk whose codes fit in L2 (~256 KiB) is swept
+  // against every row of the range, two rows at a time.
+  const int64_t token_bytes =
+      static_cast<int64_t>(sizeof(int16_t)) * a.blocks * kActivationBlock;
+  const int64_t chunk =
+      std::max<int64_t>(2, (int64_t{256} << 10) / token_bytes / 2 * 2);
+  for (int64_t t0 = 0; t0 < a.tokens; t0 += chunk) {
+    const int64_t t1 = std::min(a.tokens, t0 + chunk);
+    int64_t r = row_begin;
+    for (; r + 2 <= row_end; r += 2) TokenTiles<kQ4, 2>(c, r, t0, t1);
+    for (; r < row_end; ++r) TokenTiles<kQ4, 1>(c, r, t0, t1);
+  }
+}
+
+void QuantMatMul(const QuantizedActivations& a, const WeightMatrix& w,
+                 int64_t row_begin, int64_t row_end, float* out,
+                 int64_t out_stride) {
+  Call c;
+  c.a = &a;
+  c.w = &w;
+  c.layout = &w.layout;
+  c.full_blocks = w.layout.cols / kActivationBlock;
+  c.out = out;
+  c.out_stride = out_stride;
+  if (w.dtype == DType::kQ4) {
+    Run<true>(c, row_begin, row_end);
+  } else {
+    Run<false>(c, row_begin, row_end);
+  }
+}
+
+#endif  // HWY_TARGET == HWY_SCALAR
+
+}  // namespace HWY_NAMESPACE
+}  // namespace llmpack::runtime
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace llmpack::runtime {
+
+HWY_EXPORT(QuantMatMul);
+
+void QuantMatMulHighway(const QuantizedActivations& a, const WeightMatrix& w,
+                        int64_t row_begin, int64_t row_end, float* out,
+                        int64_t out_stride) {
+  HWY_DYNAMIC_DISPATCH(QuantMatMul)(a, w, row_begin, row_end, out, out_stride);
+}
+
+}  // namespace llmpack::runtime
+#endif  // HWY_ONCE
