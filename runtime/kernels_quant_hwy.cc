@@ -163,6 +163,30 @@ HWY_INLINE hn::Vec<DF> SubtractZeroTerm(const float* zero_scale,
   return acc;
 }
 
+// A tile's vectors, indexed by constants once the loops are unrolled. SVE
+// vectors are sizeless and cannot be array elements, so there they live in
+// an aligned buffer (loads and stores); elsewhere they are registers.
+template <class D, int N>
+struct Slots {
+#if HWY_HAVE_SCALABLE
+  static constexpr size_t kStride = hn::MaxLanes(D());
+  HWY_ALIGN hn::TFromD<D> lanes[N * kStride];
+  HWY_INLINE hn::Vec<D> Get(int i) const {
+    return hn::Load(D(), lanes + i * kStride);
+  }
+  HWY_INLINE void Put(int i, hn::Vec<D> v) {
+    hn::Store(v, D(), lanes + i * kStride);
+  }
+#else
+  // Declared here so it carries the target attribute (the implicit one did
+  // not on NEON).
+  HWY_INLINE Slots() {}
+  hn::Vec<D> v[N];
+  HWY_INLINE hn::Vec<D> Get(int i) const { return v[i]; }
+  HWY_INLINE void Put(int i, hn::Vec<D> x) { v[i] = x; }
+#endif
+};
+
 // Rows [r0, r0 + R) x tokens [t0, t0 + T): each block of a weight row is
 // loaded and widened once and used for all T tokens.
 template <bool kQ4, int R, int T>
@@ -190,12 +214,9 @@ HWY_NOINLINE void Tile(const Call& c, int64_t r0, int64_t t0) {
     codes[t] = a.Codes(t0 + t);
     act_scales[t] = a.Scales(t0 + t);
   }
-  hn::Vec<DF> acc[R][T];
+  Slots<DF, R * T> acc;
 #pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) acc[i][t] = hn::Zero(df);
-  }
+  for (int i = 0; i < R * T; ++i) acc.Put(i, hn::Zero(df));
   // Decode streams every weight byte once from memory: the tile fetches
   // the next tile's rows (contiguous) spread over its own blocks, so its
   // compute covers their latency (as the AVX-512 VNNI decode does).
@@ -217,23 +238,26 @@ HWY_NOINLINE void Tile(const Call& c, int64_t r0, int64_t t0) {
     const int64_t odd = even + kHalf * m;
     // Two sums per dot: ReorderWidenMulAccumulate may add the products of
     // upper lanes into the second (NEON); x86 leaves it zero.
-    hn::Vec<D32> dots[R][T], dots_upper[R][T];
+    Slots<D32, R * T> dots, dots_upper;
 #pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) {
-        dots[i][t] = hn::Zero(d32);
-        dots_upper[i][t] = hn::Zero(d32);
-      }
+    for (int i = 0; i < R * T; ++i) {
+      dots.Put(i, hn::Zero(d32));
+      dots_upper.Put(i, hn::Zero(d32));
     }
+    // dots[i * T + t] += the products of a and b.
+    const auto multiply_add = [&](int k, hn::Vec<D16> x, hn::Vec<D16> y) {
+      auto upper = dots_upper.Get(k);
+      dots.Put(k, hn::ReorderWidenMulAccumulate(d32, x, y, dots.Get(k), upper));
+      dots_upper.Put(k, upper);
+    };
     for (int64_t p = 0; p < pieces; ++p) {
       const int64_t off = p * n16;
       if constexpr (kQ4) {
-        hn::Vec<D16> act_even[T], act_odd[T];
+        Slots<D16, T> act_even, act_odd;
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
-          act_even[t] = hn::LoadU(d16, codes[t] + even + off);
-          act_odd[t] = hn::LoadU(d16, codes[t] + odd + off);
+          act_even.Put(t, hn::LoadU(d16, codes[t] + even + off));
+          act_odd.Put(t, hn::LoadU(d16, codes[t] + odd + off));
         }
 #pragma GCC unroll 8
         for (int i = 0; i < R; ++i) {
@@ -243,17 +267,15 @@ HWY_NOINLINE void Tile(const Call& c, int64_t r0, int64_t t0) {
           const auto hi = hn::ShiftRight<4>(v);
 #pragma GCC unroll 8
           for (int t = 0; t < T; ++t) {
-            dots[i][t] = hn::ReorderWidenMulAccumulate(
-                d32, lo, act_even[t], dots[i][t], dots_upper[i][t]);
-            dots[i][t] = hn::ReorderWidenMulAccumulate(
-                d32, hi, act_odd[t], dots[i][t], dots_upper[i][t]);
+            multiply_add(i * T + t, lo, act_even.Get(t));
+            multiply_add(i * T + t, hi, act_odd.Get(t));
           }
         }
       } else {
-        hn::Vec<D16> act[T];
+        Slots<D16, T> act;
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
-          act[t] = hn::LoadU(d16, codes[t] + even + off);
+          act.Put(t, hn::LoadU(d16, codes[t] + even + off));
         }
 #pragma GCC unroll 8
         for (int i = 0; i < R; ++i) {
@@ -261,10 +283,7 @@ HWY_NOINLINE void Tile(const Call& c, int64_t r0, int64_t t0) {
               d16, hn::LoadU(di8, reinterpret_cast<const int8_t*>(rows[i]) +
                                       kActivationBlock * b + off));
 #pragma GCC unroll 8
-          for (int t = 0; t < T; ++t) {
-            dots[i][t] = hn::ReorderWidenMulAccumulate(
-                d32, q, act[t], dots[i][t], dots_upper[i][t]);
-          }
+          for (int t = 0; t < T; ++t) multiply_add(i * T + t, q, act.Get(t));
         }
       }
     }
@@ -273,8 +292,9 @@ HWY_NOINLINE void Tile(const Call& c, int64_t r0, int64_t t0) {
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const auto scale = hn::Set(df, scales[i][b] * act_scales[t][b]);
-        const auto dot = hn::Add(dots[i][t], dots_upper[i][t]);
-        acc[i][t] = hn::MulAdd(hn::ConvertTo(df, dot), scale, acc[i][t]);
+        const int k = i * T + t;
+        const auto dot = hn::Add(dots.Get(k), dots_upper.Get(k));
+        acc.Put(k, hn::MulAdd(hn::ConvertTo(df, dot), scale, acc.Get(k)));
       }
     }
   }
@@ -282,9 +302,9 @@ HWY_NOINLINE void Tile(const Call& c, int64_t r0, int64_t t0) {
   for (int i = 0; i < R; ++i) {
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
-      const auto total =
-          SubtractZeroTerm(row_scales[i].zero_scale.data(),
-                           a.ScaledSums(t0 + t), c.full_blocks, acc[i][t]);
+      const auto total = SubtractZeroTerm(row_scales[i].zero_scale.data(),
+                                          a.ScaledSums(t0 + t), c.full_blocks,
+                                          acc.Get(i * T + t));
       float sum = hn::GetLane(hn::SumOfLanes(df, total));
       if (c.full_blocks < a.blocks) {
         sum += QuantizedDotReference(a, t0 + t, *c.layout, rows[i],
