@@ -399,11 +399,13 @@ HWY_NOINLINE void RowLaneTokens(const Call& c, const RowLaneTile& tile,
     const int64_t even = 4 * s * kActivationBlock + kHalf * (b % 4);
     const int64_t odd = even + kHalf * m;
     const int32_t* pairs = tile.pairs.data() + b * kPairs * lanes;
-    hn::Vec<D32> dots[T], unused[T];
+    // x86 vpmaddwd adds both products into `dots`; EMU128 (also compiled
+    // on x86) puts the odd lanes' products into `upper`.
+    hn::Vec<D32> dots[T], upper[T];
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       dots[t] = hn::Zero(d32);
-      unused[t] = hn::Zero(d32);
+      upper[t] = hn::Zero(d32);
     }
 #pragma GCC unroll 2
     for (int64_t j = 0; j < kPairs; ++j) {
@@ -414,14 +416,14 @@ HWY_NOINLINE void RowLaneTokens(const Call& c, const RowLaneTile& tile,
         int32_t pair;
         std::memcpy(&pair, codes[t] + at, sizeof(pair));
         dots[t] = hn::ReorderWidenMulAccumulate(
-            d32, w, hn::BitCast(d16, hn::Set(d32, pair)), dots[t], unused[t]);
+            d32, w, hn::BitCast(d16, hn::Set(d32, pair)), dots[t], upper[t]);
       }
     }
     const auto scale = hn::LoadU(df, tile.scales.data() + b * lanes);
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       acc[t] =
-          hn::MulAdd(hn::ConvertTo(df, dots[t]),
+          hn::MulAdd(hn::ConvertTo(df, hn::Add(dots[t], upper[t])),
                      hn::Mul(scale, hn::Set(df, act_scales[t][b])), acc[t]);
     }
   }
