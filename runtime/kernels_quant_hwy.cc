@@ -13,6 +13,8 @@
 // lane is reduced per block. The zero-point term zero[g] * scale[g] * sa[b] *
 // sum(a) is subtracted per row after the blocks, as the AVX-512 VNNI kernel
 // does; a row's last, partial block goes through the scalar reference.
+// q4 prompts on x86 take the row-lane kernel further down instead (one
+// vector lane per weight row).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
