@@ -13,9 +13,11 @@
 // lane is reduced per block. The zero-point term zero[g] * scale[g] * sa[b] *
 // sum(a) is subtracted per row after the blocks, as the AVX-512 VNNI kernel
 // does; a row's last, partial block goes through the scalar reference.
-// q4 prompts on x86 take the row-lane kernel further down instead (one
-// vector lane per weight row).
+// On x86 (AVX2 and up) q4 takes two kernels further down instead: prompts
+// the row-lane kernel (one vector lane per weight row), decode the quad
+// kernel (codes split by shifts alone, eight blocks scaled at once).
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -317,6 +319,141 @@ HWY_NOINLINE void Tile(const Call& c, int64_t r0, int64_t t0) {
   }
 }
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+// The x86 q4 decode (AVX2 and up; D16 is then 16 lanes). Read as 16 u16
+// lanes, the 32 code bytes of blocks b, b + 1 (b even) give four vectors by
+// shifts and masks alone: lane j's nibble k is element 4 * (j % 8) + k of
+// block b + j / 8. ("Quads": BuildQuads stores the activation codes in the
+// same order, 64 per block pair.) The multiply-adds leave block b's partial
+// sums in the low 128-bit half and block b + 1's in the high one; three
+// phaddd reduce eight blocks to one vector [b0 b2 b4 b6 | b1 b3 b5 b7],
+// scaled by the eight scale[g] * sa[b] in that order. Per block this is a
+// third of the work of Tile's per-block convert and scalar-broadcast
+// multiply-add, and no cross-lane widening of the codes.
+constexpr bool kDecodeQuads = true;
+
+// [a0 + a1, a2 + a3, b0 + b1, b2 + b3] in each 128-bit half (phaddd).
+HWY_INLINE hn::Vec<D32> PairSums(hn::Vec<D32> a, hn::Vec<D32> b) {
+  return hn::Vec<D32>{_mm256_hadd_epi32(a.raw, b.raw)};
+}
+
+// Token 0's codes (q4 order) of blocks [0, blocks) in quad order: for each
+// pair (b, b + 1), four vectors of 16 codes, vector k holding elements
+// 4 * j + k of block b in lanes j < 8 and of block b + 1 in lanes 8 + j.
+void BuildQuads(const QuantizedActivations& a, int64_t blocks,
+                std::vector<int16_t>* quads) {
+  const D16 d16;
+  quads->resize(static_cast<size_t>(blocks * kActivationBlock));
+  const int16_t* codes = a.Codes(0);
+  for (int64_t b = 0; b < blocks; b += 2) {
+    // b and b + 1 share a superblock of four (b % 4 is 0 or 2).
+    const int64_t s = b / 4;
+    const int64_t even = 4 * s * kActivationBlock + kHalf * (b % 4);
+    const int64_t odd = even + 4 * kHalf;
+    const auto e0 = hn::LoadU(d16, codes + even);
+    const auto e1 = hn::LoadU(d16, codes + even + kHalf);
+    const auto o0 = hn::LoadU(d16, codes + odd);
+    const auto o1 = hn::LoadU(d16, codes + odd + kHalf);
+    // Element 4j is even code 2j, 4j + 1 odd code 2j, 4j + 2 even code
+    // 2j + 1 and 4j + 3 odd code 2j + 1.
+    int16_t* out = quads->data() + b * kActivationBlock;
+    hn::StoreU(hn::ConcatEven(d16, e1, e0), d16, out);
+    hn::StoreU(hn::ConcatEven(d16, o1, o0), d16, out + 16);
+    hn::StoreU(hn::ConcatOdd(d16, e1, e0), d16, out + 32);
+    hn::StoreU(hn::ConcatOdd(d16, o1, o0), d16, out + 48);
+  }
+}
+
+// Rows [r0, r0 + R) times token 0; c.full_blocks is a multiple of 8.
+template <int R>
+HWY_NOINLINE void DecodeQuadTile(const Call& c, const int16_t* quads,
+                                 int64_t r0) {
+  static thread_local RowScales row_scales[R];
+  const QuantizedActivations& a = *c.a;
+  const D16 d16;
+  const hn::RebindToUnsigned<D16> du16;
+  const D32 d32;
+  const DF df;
+  const uint8_t* rows[R];
+  for (int i = 0; i < R; ++i) {
+    rows[i] = c.w->Row(r0 + i);
+    FillRowScales(c, rows[i], &row_scales[i]);
+  }
+  const float* act_scales = a.Scales(0);
+  hn::Vec<DF> acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = hn::Zero(df);
+  // As Tile: fetch the next tile's rows spread over this one's steps.
+  const uint8_t* next = rows[R - 1] + c.layout->row_bytes;
+  const int64_t steps = c.full_blocks / 8;
+  const int64_t prefetch_lines =
+      DecodePrefetchLines(next, c.prefetch_end, R * c.layout->row_bytes, steps);
+  const auto nibble = hn::Set(du16, 15);
+  // Lane order of the reduced sums: blocks 0 2 4 6 | 1 3 5 7.
+  const auto order = hn::SetTableIndices(
+      df, std::array<int32_t, 8>{0, 2, 4, 6, 1, 3, 5, 7}.data());
+  for (int64_t s = 0; s < steps; ++s) {
+    for (int64_t k = 0; k < prefetch_lines; ++k) {
+      hwy::Prefetch(next + 64 * (s * prefetch_lines + k));
+    }
+    const int16_t* q = quads + s * 8 * kActivationBlock;
+    const auto sa =
+        hn::TableLookupLanes(hn::LoadU(df, act_scales + 8 * s), order);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+      hn::Vec<D32> pair_dots[4];
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        const auto v = hn::LoadU(
+            du16, reinterpret_cast<const uint16_t*>(rows[i] + kHalf * 8 * s) +
+                      16 * p);
+        const int16_t* qp = q + 64 * p;
+        auto dots = hn::Zero(d32);
+        auto upper = hn::Zero(d32);
+        dots = hn::ReorderWidenMulAccumulate(
+            d32, hn::BitCast(d16, hn::And(v, nibble)), hn::LoadU(d16, qp), dots,
+            upper);
+        dots = hn::ReorderWidenMulAccumulate(
+            d32, hn::BitCast(d16, hn::And(hn::ShiftRight<4>(v), nibble)),
+            hn::LoadU(d16, qp + 16), dots, upper);
+        dots = hn::ReorderWidenMulAccumulate(
+            d32, hn::BitCast(d16, hn::And(hn::ShiftRight<8>(v), nibble)),
+            hn::LoadU(d16, qp + 32), dots, upper);
+        dots = hn::ReorderWidenMulAccumulate(
+            d32, hn::BitCast(d16, hn::ShiftRight<12>(v)),
+            hn::LoadU(d16, qp + 48), dots, upper);
+        pair_dots[p] = dots;  // x86: `upper` stays zero
+      }
+      const auto sums = PairSums(PairSums(pair_dots[0], pair_dots[1]),
+                                 PairSums(pair_dots[2], pair_dots[3]));
+      const auto ws = hn::TableLookupLanes(
+          hn::LoadU(df, row_scales[i].scale.data() + 8 * s), order);
+      acc[i] = hn::MulAdd(hn::ConvertTo(df, sums), hn::Mul(ws, sa), acc[i]);
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    const auto total = SubtractZeroTerm(row_scales[i].zero_scale.data(),
+                                        a.ScaledSums(0), c.full_blocks, acc[i]);
+    float sum = hn::GetLane(hn::SumOfLanes(df, total));
+    if (c.full_blocks < a.blocks) {
+      sum += QuantizedDotReference(a, 0, *c.layout, rows[i], c.full_blocks,
+                                   a.blocks);
+    }
+    c.out[r0 + i] = sum;
+  }
+}
+
+void DecodeQuads(const Call& c, int64_t row_begin, int64_t row_end) {
+  static thread_local std::vector<int16_t> quads;
+  BuildQuads(*c.a, c.full_blocks, &quads);
+  int64_t r = row_begin;
+  for (; r + 4 <= row_end; r += 4) DecodeQuadTile<4>(c, quads.data(), r);
+  for (; r < row_end; ++r) DecodeQuadTile<1>(c, quads.data(), r);
+}
+#else
+constexpr bool kDecodeQuads = false;
+void DecodeQuads(const Call&, int64_t, int64_t) {}
+#endif
+
 // Tokens [t_begin, t_end) of rows [r0, r0 + R), two tokens at a time.
 template <bool kQ4, int R>
 void TokenTiles(const Call& c, int64_t r0, int64_t t_begin, int64_t t_end) {
@@ -342,19 +479,21 @@ constexpr int64_t kPairs = kActivationBlock / 2;
 constexpr int64_t kRowLaneMinTokens = 4;
 
 struct RowLaneTile {
-  std::vector<int32_t> pairs;  // [block][kPairs][lane]
-  std::vector<float> scales;   // [block][lane]
+  int64_t width = 0;           // rows per tile: a whole number of vectors
+  std::vector<int32_t> pairs;  // [block][kPairs][width]
+  std::vector<float> scales;   // [block][width]
 };
 
-void UnpackRowLaneTile(const Call& c, int64_t r0, int64_t rows, int64_t lanes,
+void UnpackRowLaneTile(const Call& c, int64_t r0, int64_t rows, int64_t width,
                        RowLaneTile* tile) {
   static thread_local RowScales row_scales;
   const quant::RowLayout& layout = *c.layout;
   const int64_t blocks = c.full_blocks;
   const int64_t blocks_per_group = layout.format.group_size / kActivationBlock;
   // Rows past `rows` stay zero: their lanes compute 0 and are not stored.
-  tile->pairs.assign(static_cast<size_t>(blocks * kPairs * lanes), 0);
-  tile->scales.assign(static_cast<size_t>(blocks * lanes), 0.0f);
+  tile->width = width;
+  tile->pairs.assign(static_cast<size_t>(blocks * kPairs * width), 0);
+  tile->scales.assign(static_cast<size_t>(blocks * width), 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = c.w->Row(r0 + r);
     FillRowScales(c, row, &row_scales);
@@ -366,25 +505,31 @@ void UnpackRowLaneTile(const Call& c, int64_t r0, int64_t rows, int64_t lanes,
         codes[i] = static_cast<int16_t>((bytes[i] & 0x0F) - zero);
         codes[kHalf + i] = static_cast<int16_t>((bytes[i] >> 4) - zero);
       }
-      int32_t* out = tile->pairs.data() + b * kPairs * lanes + r;
+      int32_t* out = tile->pairs.data() + b * kPairs * width + r;
       for (int64_t j = 0; j < kPairs; ++j) {
-        std::memcpy(out + j * lanes, codes + 2 * j, sizeof(int32_t));
+        std::memcpy(out + j * width, codes + 2 * j, sizeof(int32_t));
       }
-      tile->scales[static_cast<size_t>(b * lanes + r)] =
+      tile->scales[static_cast<size_t>(b * width + r)] =
           row_scales.scale[static_cast<size_t>(b)];
     }
   }
 }
 
-// Tokens [t0, t0 + T) times the tile's rows [r0, r0 + rows).
-template <int T>
+// Tokens [t0, t0 + T) times the tile's rows [r0, r0 + rows), R vectors of
+// rows. R = 2, T = 6 keeps 12 i32 sums, two weight vectors and a broadcast
+// in AVX2's 16 registers: each weight load serves six tokens and each
+// broadcast two vectors, so the loop is mostly vpmaddwd and vpaddd. The f32
+// sums live in L1 and are touched once per block.
+template <int R, int T>
 HWY_NOINLINE void RowLaneTokens(const Call& c, const RowLaneTile& tile,
                                 int64_t r0, int64_t rows, int64_t t0) {
   const QuantizedActivations& a = *c.a;
   const D16 d16;
   const D32 d32;
   const DF df;
+  constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(DF()));
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d32));
+  const int64_t width = tile.width;
   const int16_t* codes[T];
   const float* act_scales[T];
 #pragma GCC unroll 8
@@ -392,87 +537,127 @@ HWY_NOINLINE void RowLaneTokens(const Call& c, const RowLaneTile& tile,
     codes[t] = a.Codes(t0 + t);
     act_scales[t] = a.Scales(t0 + t);
   }
-  hn::Vec<DF> acc[T];
+  HWY_ALIGN float acc[T][R * kLanes];
 #pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) acc[t] = hn::Zero(df);
+  for (int t = 0; t < T; ++t) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) hn::Store(hn::Zero(df), df, acc[t] + r * lanes);
+  }
   for (int64_t b = 0; b < c.full_blocks; ++b) {
     const int64_t s = b / 4;
     const int64_t m = std::min<int64_t>(4, a.blocks - 4 * s);
     const int64_t even = 4 * s * kActivationBlock + kHalf * (b % 4);
-    const int64_t odd = even + kHalf * m;
-    const int32_t* pairs = tile.pairs.data() + b * kPairs * lanes;
+    // Pairs j < kPairs / 2 meet the block's even codes, the rest its odd
+    // codes: code index base[h] + 2 * j for half h.
+    const int64_t base[2] = {even, even + kHalf * m - kHalf};
+    const int32_t* pairs = tile.pairs.data() + b * kPairs * width;
     // x86 vpmaddwd adds both products into `dots`; EMU128 (also compiled
     // on x86) puts the odd lanes' products into `upper`.
-    hn::Vec<D32> dots[T], upper[T];
+    hn::Vec<D32> dots[T][R], upper[T][R];
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
-      dots[t] = hn::Zero(d32);
-      upper[t] = hn::Zero(d32);
-    }
-#pragma GCC unroll 2
-    for (int64_t j = 0; j < kPairs; ++j) {
-      const auto w = hn::BitCast(d16, hn::LoadU(d32, pairs + j * lanes));
-      const int64_t at = j < kPairs / 2 ? even + 2 * j : odd + 2 * j - kHalf;
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) {
-        int32_t pair;
-        std::memcpy(&pair, codes[t] + at, sizeof(pair));
-        dots[t] = hn::ReorderWidenMulAccumulate(
-            d32, w, hn::BitCast(d16, hn::Set(d32, pair)), dots[t], upper[t]);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        dots[t][r] = hn::Zero(d32);
+        upper[t][r] = hn::Zero(d32);
       }
     }
-    const auto scale = hn::LoadU(df, tile.scales.data() + b * lanes);
+    // Neither loop is unrolled: GCC (12) reassociated an unrolled chain of
+    // adds into a tree whose products it spilled, and gave a second copy
+    // of the loop a register allocation that spilled the sums.
+#pragma GCC unroll 1
+    for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 1
+      for (int64_t j = h * kPairs / 2; j < (h + 1) * kPairs / 2; ++j) {
+        hn::Vec<D16> w[R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          w[r] =
+              hn::BitCast(d16, hn::LoadU(d32, pairs + j * width + r * lanes));
+        }
+        const int64_t at = base[h] + 2 * j;
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          int32_t pair;
+          std::memcpy(&pair, codes[t] + at, sizeof(pair));
+          const auto broadcast = hn::BitCast(d16, hn::Set(d32, pair));
+#pragma GCC unroll 4
+          for (int r = 0; r < R; ++r) {
+            dots[t][r] = hn::ReorderWidenMulAccumulate(d32, w[r], broadcast,
+                                                       dots[t][r], upper[t][r]);
+          }
+        }
+      }
+    }
+    hn::Vec<DF> scale[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      scale[r] = hn::LoadU(df, tile.scales.data() + b * width + r * lanes);
+    }
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
-      acc[t] =
-          hn::MulAdd(hn::ConvertTo(df, hn::Add(dots[t], upper[t])),
-                     hn::Mul(scale, hn::Set(df, act_scales[t][b])), acc[t]);
+      const auto sa = hn::Set(df, act_scales[t][b]);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        float* sum = acc[t] + r * lanes;
+        hn::Store(
+            hn::MulAdd(hn::ConvertTo(df, hn::Add(dots[t][r], upper[t][r])),
+                       hn::Mul(scale[r], sa), hn::Load(df, sum)),
+            df, sum);
+      }
     }
   }
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
     float* out = c.out + (t0 + t) * c.out_stride + r0;
-    if (rows == lanes) {
-      hn::StoreU(acc[t], df, out);
-    } else {
-      HWY_ALIGN float sums[hn::MaxLanes(DF())];
-      hn::Store(acc[t], df, sums);
-      std::copy(sums, sums + rows, out);
-    }
+    std::copy(acc[t], acc[t] + rows, out);
+  }
+}
+
+// Every token of the call times one unpacked tile, six tokens at a time.
+template <int R>
+void SweepTokens(const Call& c, const RowLaneTile& tile, int64_t r0,
+                 int64_t rows) {
+  constexpr int kTokens = 6;
+  const int64_t tokens = c.a->tokens;
+  int64_t t = 0;
+  for (; t + kTokens <= tokens; t += kTokens) {
+    RowLaneTokens<R, kTokens>(c, tile, r0, rows, t);
+  }
+  switch (tokens - t) {
+    case 5:
+      RowLaneTokens<R, 5>(c, tile, r0, rows, t);
+      break;
+    case 4:
+      RowLaneTokens<R, 4>(c, tile, r0, rows, t);
+      break;
+    case 3:
+      RowLaneTokens<R, 3>(c, tile, r0, rows, t);
+      break;
+    case 2:
+      RowLaneTokens<R, 2>(c, tile, r0, rows, t);
+      break;
+    case 1:
+      RowLaneTokens<R, 1>(c, tile, r0, rows, t);
+      break;
+    default:
+      break;
   }
 }
 
 void RowLaneMatMul(const Call& c, int64_t row_begin, int64_t row_end) {
   static thread_local RowLaneTile tile;
-  constexpr int kTokens = 6;  // 6 i32 + 6 f32 accumulators of 16 registers
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(D32()));
-  const int64_t tokens = c.a->tokens;
-  for (int64_t r0 = row_begin; r0 < row_end; r0 += lanes) {
+  int64_t r0 = row_begin;
+  // Two vectors of rows while whole ones remain, then one at a time.
+  for (; r0 + 2 * lanes <= row_end; r0 += 2 * lanes) {
+    UnpackRowLaneTile(c, r0, 2 * lanes, 2 * lanes, &tile);
+    SweepTokens<2>(c, tile, r0, 2 * lanes);
+  }
+  for (; r0 < row_end; r0 += lanes) {
     const int64_t rows = std::min(lanes, row_end - r0);
     UnpackRowLaneTile(c, r0, rows, lanes, &tile);
-    int64_t t = 0;
-    for (; t + kTokens <= tokens; t += kTokens) {
-      RowLaneTokens<kTokens>(c, tile, r0, rows, t);
-    }
-    switch (tokens - t) {
-      case 5:
-        RowLaneTokens<5>(c, tile, r0, rows, t);
-        break;
-      case 4:
-        RowLaneTokens<4>(c, tile, r0, rows, t);
-        break;
-      case 3:
-        RowLaneTokens<3>(c, tile, r0, rows, t);
-        break;
-      case 2:
-        RowLaneTokens<2>(c, tile, r0, rows, t);
-        break;
-      case 1:
-        RowLaneTokens<1>(c, tile, r0, rows, t);
-        break;
-      default:
-        break;
-    }
+    SweepTokens<1>(c, tile, r0, rows);
   }
 }
 #endif  // HWY_ARCH_X86
@@ -485,6 +670,10 @@ void Run(const Call& c, int64_t row_begin, int64_t row_end) {
     // the multiply chains busy.
     Call decode = c;
     decode.prefetch_end = c.w->Row(row_end);
+    if (kQ4 && kDecodeQuads && c.full_blocks % 8 == 0) {
+      DecodeQuads(decode, row_begin, row_end);
+      return;
+    }
     int64_t r = row_begin;
     for (; r + 4 <= row_end; r += 4) Tile<kQ4, 4, 1>(decode, r, 0);
     for (; r < row_end; ++r) Tile<kQ4, 1, 1>(decode, r, 0);
