@@ -484,21 +484,104 @@ struct RowLaneTile {
   std::vector<float> scales;   // [block][width]
 };
 
+#if HWY_TARGET <= HWY_AVX2
+// v[r] lane j -> v[j] lane r, for eight vectors of eight i32 lanes.
+HWY_INLINE void Transpose8(hn::Vec<D32> v[8]) {
+  const D32 d;
+  const hn::Repartition<int64_t, D32> d64;
+  hn::Vec<D32> t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = hn::InterleaveLower(d, v[i], v[i + 1]);
+    t[i + 1] = hn::InterleaveUpper(d, v[i], v[i + 1]);
+  }
+  // u[4h + 2k + e]: lanes 2k + e (low half) and 2k + e + 4 (high half) of
+  // rows 4h .. 4h + 3.
+  for (int h = 0; h < 2; ++h) {
+    for (int k = 0; k < 2; ++k) {
+      const auto x = hn::BitCast(d64, t[4 * h + k]);
+      const auto y = hn::BitCast(d64, t[4 * h + 2 + k]);
+      u[4 * h + 2 * k] = hn::BitCast(d, hn::InterleaveLower(d64, x, y));
+      u[4 * h + 2 * k + 1] = hn::BitCast(d, hn::InterleaveUpper(d64, x, y));
+    }
+  }
+  for (int j = 0; j < 4; ++j) {
+    v[j] = hn::ConcatLowerLower(d, u[4 + j], u[j]);
+    v[j + 4] = hn::ConcatUpperUpper(d, u[4 + j], u[j]);
+  }
+}
+
+// Pairs of eight rows from `row` (nullptr: a zero row past the matrix):
+// a block's low nibbles minus the zero point, read as i32, are its pairs
+// 0-7 and its high nibbles pairs 8-15; a transpose puts rows in lanes.
+void UnpackEightRows(const Call& c, const uint8_t* const row[8],
+                     const int16_t* const zeros[8], int64_t width,
+                     int32_t* pairs) {
+  const D16 d16;
+  const D32 d32;
+  const hn::Rebind<uint8_t, D16> du8;
+  const auto nibble = hn::Set(d16, 15);
+  for (int64_t b = 0; b < c.full_blocks; ++b) {
+    hn::Vec<D32> low[8], high[8];
+    for (int i = 0; i < 8; ++i) {
+      if (row[i] == nullptr) {
+        low[i] = high[i] = hn::Zero(d32);
+        continue;
+      }
+      const auto v = hn::PromoteTo(d16, hn::LoadU(du8, row[i] + kHalf * b));
+      const auto zero = hn::Set(d16, zeros[i][b]);
+      low[i] = hn::BitCast(d32, hn::Sub(hn::And(v, nibble), zero));
+      high[i] = hn::BitCast(d32, hn::Sub(hn::ShiftRight<4>(v), zero));
+    }
+    Transpose8(low);
+    Transpose8(high);
+    int32_t* out = pairs + b * kPairs * width;
+    for (int j = 0; j < 8; ++j) {
+      hn::StoreU(low[j], d32, out + j * width);
+      hn::StoreU(high[j], d32, out + (kPairs / 2 + j) * width);
+    }
+  }
+}
+#endif
+
 void UnpackRowLaneTile(const Call& c, int64_t r0, int64_t rows, int64_t width,
                        RowLaneTile* tile) {
   static thread_local RowScales row_scales;
+  static thread_local std::vector<int16_t> zeros;
   const quant::RowLayout& layout = *c.layout;
   const int64_t blocks = c.full_blocks;
   const int64_t blocks_per_group = layout.format.group_size / kActivationBlock;
-  // Rows past `rows` stay zero: their lanes compute 0 and are not stored.
   tile->width = width;
-  tile->pairs.assign(static_cast<size_t>(blocks * kPairs * width), 0);
+  tile->pairs.resize(static_cast<size_t>(blocks * kPairs * width));
+  // Rows past `rows` are zero: their lanes compute 0 and are not stored.
   tile->scales.assign(static_cast<size_t>(blocks * width), 0.0f);
+  zeros.resize(static_cast<size_t>(rows * blocks));
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = c.w->Row(r0 + r);
     FillRowScales(c, row, &row_scales);
     for (int64_t b = 0; b < blocks; ++b) {
-      const int zero = quant::GroupZero(layout, row, b / blocks_per_group);
+      tile->scales[static_cast<size_t>(b * width + r)] =
+          row_scales.scale[static_cast<size_t>(b)];
+      zeros[static_cast<size_t>(r * blocks + b)] = static_cast<int16_t>(
+          quant::GroupZero(layout, row, b / blocks_per_group));
+    }
+  }
+#if HWY_TARGET <= HWY_AVX2
+  for (int64_t g = 0; g < width; g += 8) {
+    const uint8_t* row[8];
+    const int16_t* row_zeros[8];
+    for (int i = 0; i < 8; ++i) {
+      const bool real = g + i < rows;
+      row[i] = real ? c.w->Row(r0 + g + i) : nullptr;
+      row_zeros[i] = real ? zeros.data() + (g + i) * blocks : nullptr;
+    }
+    UnpackEightRows(c, row, row_zeros, width, tile->pairs.data() + g);
+  }
+#else
+  std::fill(tile->pairs.begin(), tile->pairs.end(), 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = c.w->Row(r0 + r);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int zero = zeros[static_cast<size_t>(r * blocks + b)];
       int16_t codes[kActivationBlock];
       const uint8_t* bytes = row + kHalf * b;
       for (int64_t i = 0; i < kHalf; ++i) {
@@ -509,10 +592,9 @@ void UnpackRowLaneTile(const Call& c, int64_t r0, int64_t rows, int64_t width,
       for (int64_t j = 0; j < kPairs; ++j) {
         std::memcpy(out + j * width, codes + 2 * j, sizeof(int32_t));
       }
-      tile->scales[static_cast<size_t>(b * width + r)] =
-          row_scales.scale[static_cast<size_t>(b)];
     }
   }
+#endif
 }
 
 // Tokens [t0, t0 + T) times the tile's rows [r0, r0 + rows), R vectors of
