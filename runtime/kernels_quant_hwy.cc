@@ -75,6 +75,48 @@ struct RowScales {
   std::vector<float> zero_scale;
 };
 
+// A vector of blocks [b, b + lanes) of a row whose groups are its blocks
+// (group size kActivationBlock): their scales and zero points as f32. b is
+// a multiple of the lane count.
+struct BlockScales {
+  hn::Vec<DF> scale, zero;
+};
+HWY_INLINE BlockScales LoadBlockScales(const quant::RowLayout& layout,
+                                       const uint8_t* row, int64_t b) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du32;
+  const hn::RebindToSigned<DF> di32;
+  const uint8_t* p = row + layout.scale_offset;
+  const uint8_t* zeros = row + layout.zp_offset;
+  BlockScales out;
+  out.scale =
+      layout.format.scale_dtype == DType::kBF16
+          ? hn::PromoteTo(
+                df, hn::LoadU(hn::Rebind<hwy::bfloat16_t, DF>(),
+                              reinterpret_cast<const hwy::bfloat16_t*>(p) + b))
+          : hn::PromoteTo(
+                df, hn::LoadU(hn::Rebind<hwy::float16_t, DF>(),
+                              reinterpret_cast<const hwy::float16_t*>(p) + b));
+  if (!layout.format.zero_point) {
+    out.zero = hn::Set(df, static_cast<float>(layout.ImplicitZero()));
+  } else if (layout.format.dtype == DType::kQ4) {
+    // At most 8 lanes (D32 is capped), so one word holds them all, lane i
+    // in nibble i (low nibble first); b is even.
+    uint32_t word = 0;
+    std::memcpy(&word, zeros + b / 2, hn::Lanes(df) / 2);
+    const auto shifts = hn::ShiftLeft<2>(hn::Iota(du32, 0));
+    const auto z =
+        hn::And(hn::Shr(hn::Set(du32, word), shifts), hn::Set(du32, 0x0F));
+    out.zero = hn::ConvertTo(df, hn::BitCast(di32, z));
+  } else {
+    out.zero = hn::ConvertTo(
+        df, hn::PromoteTo(
+                di32, hn::LoadU(hn::Rebind<int8_t, DF>(),
+                                reinterpret_cast<const int8_t*>(zeros) + b)));
+  }
+  return out;
+}
+
 void FillRowScales(const Call& c, const uint8_t* row, RowScales* out) {
   const quant::RowLayout& layout = *c.layout;
   const int64_t group = layout.format.group_size;
@@ -91,47 +133,11 @@ void FillRowScales(const Call& c, const uint8_t* row, RowScales* out) {
   if (group == kActivationBlock) {
     // One group per block: a vector of blocks at a time.
     const DF df;
-    const hn::RebindToUnsigned<DF> du32;
-    const hn::RebindToSigned<DF> di32;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-    const uint8_t* p = row + layout.scale_offset;
-    const uint8_t* zeros = row + layout.zp_offset;
-    const bool bf16 = layout.format.scale_dtype == DType::kBF16;
-    const bool q4 = layout.format.dtype == DType::kQ4;
-    // Lane i of a q4 zero-point word is nibble i (low nibble first).
-    const auto nibble_shifts = hn::ShiftLeft<2>(hn::Iota(du32, 0));
-    const auto implicit_zero =
-        hn::Set(df, static_cast<float>(layout.ImplicitZero()));
     for (; b + lanes <= n; b += lanes) {
-      const auto sv =
-          bf16 ? hn::PromoteTo(
-                     df,
-                     hn::LoadU(hn::Rebind<hwy::bfloat16_t, DF>(),
-                               reinterpret_cast<const hwy::bfloat16_t*>(p) + b))
-               : hn::PromoteTo(
-                     df,
-                     hn::LoadU(hn::Rebind<hwy::float16_t, DF>(),
-                               reinterpret_cast<const hwy::float16_t*>(p) + b));
-      auto zero = implicit_zero;
-      if (layout.format.zero_point) {
-        if (q4) {
-          // At most 8 lanes (D32 is capped), so one word holds them all;
-          // b is a multiple of the lane count, hence even.
-          uint32_t word = 0;
-          std::memcpy(&word, zeros + b / 2, static_cast<size_t>(lanes / 2));
-          const auto z = hn::And(hn::Shr(hn::Set(du32, word), nibble_shifts),
-                                 hn::Set(du32, 0x0F));
-          zero = hn::ConvertTo(df, hn::BitCast(di32, z));
-        } else {
-          zero = hn::ConvertTo(
-              df,
-              hn::PromoteTo(
-                  di32, hn::LoadU(hn::Rebind<int8_t, DF>(),
-                                  reinterpret_cast<const int8_t*>(zeros) + b)));
-        }
-      }
-      hn::StoreU(sv, df, scale + b);
-      hn::StoreU(hn::Mul(sv, zero), df, zero_scale + b);
+      const BlockScales v = LoadBlockScales(layout, row, b);
+      hn::StoreU(v.scale, df, scale + b);
+      hn::StoreU(hn::Mul(v.scale, v.zero), df, zero_scale + b);
     }
   }
   // Other groups, and blocks past the last whole vector.
@@ -364,8 +370,10 @@ void BuildQuads(const QuantizedActivations& a, int64_t blocks,
   }
 }
 
-// Rows [r0, r0 + R) times token 0; c.full_blocks is a multiple of 8.
-template <int R>
+// Rows [r0, r0 + R) times token 0; c.full_blocks is a multiple of 8. With
+// kDirect (one group per block) the scales and zero points are read with
+// the codes, eight blocks at a time; otherwise from FillRowScales' buffers.
+template <int R, bool kDirect>
 HWY_NOINLINE void DecodeQuadTile(const Call& c, const int16_t* quads,
                                  int64_t r0) {
   static thread_local RowScales row_scales[R];
@@ -377,11 +385,12 @@ HWY_NOINLINE void DecodeQuadTile(const Call& c, const int16_t* quads,
   const uint8_t* rows[R];
   for (int i = 0; i < R; ++i) {
     rows[i] = c.w->Row(r0 + i);
-    FillRowScales(c, rows[i], &row_scales[i]);
+    if (!kDirect) FillRowScales(c, rows[i], &row_scales[i]);
   }
   const float* act_scales = a.Scales(0);
-  hn::Vec<DF> acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = hn::Zero(df);
+  const float* scaled_sums = a.ScaledSums(0);
+  hn::Vec<DF> acc[R], zero_acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = zero_acc[i] = hn::Zero(df);
   // As Tile: fetch the next tile's rows spread over this one's steps.
   const uint8_t* next = rows[R - 1] + c.layout->row_bytes;
   const int64_t steps = c.full_blocks / 8;
@@ -425,14 +434,26 @@ HWY_NOINLINE void DecodeQuadTile(const Call& c, const int16_t* quads,
       }
       const auto sums = PairSums(PairSums(pair_dots[0], pair_dots[1]),
                                  PairSums(pair_dots[2], pair_dots[3]));
-      const auto ws = hn::TableLookupLanes(
-          hn::LoadU(df, row_scales[i].scale.data() + 8 * s), order);
-      acc[i] = hn::MulAdd(hn::ConvertTo(df, sums), hn::Mul(ws, sa), acc[i]);
+      hn::Vec<DF> scale;
+      if constexpr (kDirect) {
+        const BlockScales bs = LoadBlockScales(*c.layout, rows[i], 8 * s);
+        scale = bs.scale;
+        zero_acc[i] =
+            hn::MulAdd(hn::Mul(bs.scale, bs.zero),
+                       hn::LoadU(df, scaled_sums + 8 * s), zero_acc[i]);
+      } else {
+        scale = hn::LoadU(df, row_scales[i].scale.data() + 8 * s);
+      }
+      acc[i] =
+          hn::MulAdd(hn::ConvertTo(df, sums),
+                     hn::Mul(hn::TableLookupLanes(scale, order), sa), acc[i]);
     }
   }
   for (int i = 0; i < R; ++i) {
-    const auto total = SubtractZeroTerm(row_scales[i].zero_scale.data(),
-                                        a.ScaledSums(0), c.full_blocks, acc[i]);
+    const auto total =
+        kDirect ? hn::Sub(acc[i], zero_acc[i])
+                : SubtractZeroTerm(row_scales[i].zero_scale.data(), scaled_sums,
+                                   c.full_blocks, acc[i]);
     float sum = hn::GetLane(hn::SumOfLanes(df, total));
     if (c.full_blocks < a.blocks) {
       sum += QuantizedDotReference(a, 0, *c.layout, rows[i], c.full_blocks,
@@ -442,12 +463,22 @@ HWY_NOINLINE void DecodeQuadTile(const Call& c, const int16_t* quads,
   }
 }
 
+template <bool kDirect>
+void DecodeQuadRows(const Call& c, const int16_t* quads, int64_t row_begin,
+                    int64_t row_end) {
+  int64_t r = row_begin;
+  for (; r + 4 <= row_end; r += 4) DecodeQuadTile<4, kDirect>(c, quads, r);
+  for (; r < row_end; ++r) DecodeQuadTile<1, kDirect>(c, quads, r);
+}
+
 void DecodeQuads(const Call& c, int64_t row_begin, int64_t row_end) {
   static thread_local std::vector<int16_t> quads;
   BuildQuads(*c.a, c.full_blocks, &quads);
-  int64_t r = row_begin;
-  for (; r + 4 <= row_end; r += 4) DecodeQuadTile<4>(c, quads.data(), r);
-  for (; r < row_end; ++r) DecodeQuadTile<1>(c, quads.data(), r);
+  if (c.layout->format.group_size == kActivationBlock) {
+    DecodeQuadRows<true>(c, quads.data(), row_begin, row_end);
+  } else {
+    DecodeQuadRows<false>(c, quads.data(), row_begin, row_end);
+  }
 }
 #else
 constexpr bool kDecodeQuads = false;
