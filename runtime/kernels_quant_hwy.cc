@@ -75,31 +75,34 @@ struct RowScales {
   std::vector<float> zero_scale;
 };
 
-// A vector of blocks [b, b + lanes) of a row whose groups are its blocks
-// (group size kActivationBlock): their scales and zero points as f32. b is
-// a multiple of the lane count.
-struct BlockScales {
-  hn::Vec<DF> scale, zero;
-};
-HWY_INLINE BlockScales LoadBlockScales(const quant::RowLayout& layout,
+// Blocks [b, b + lanes) of a row whose groups are its blocks (group size
+// kActivationBlock): their scales, and their zero points, as f32 vectors.
+// b is a multiple of the lane count. (Two functions, not a struct: SVE
+// vectors cannot be members.)
+HWY_INLINE hn::Vec<DF> LoadBlockScales(const quant::RowLayout& layout,
                                        const uint8_t* row, int64_t b) {
+  const DF df;
+  const uint8_t* p = row + layout.scale_offset;
+  if (layout.format.scale_dtype == DType::kBF16) {
+    return hn::PromoteTo(
+        df, hn::LoadU(hn::Rebind<hwy::bfloat16_t, DF>(),
+                      reinterpret_cast<const hwy::bfloat16_t*>(p) + b));
+  }
+  return hn::PromoteTo(
+      df, hn::LoadU(hn::Rebind<hwy::float16_t, DF>(),
+                    reinterpret_cast<const hwy::float16_t*>(p) + b));
+}
+
+HWY_INLINE hn::Vec<DF> LoadBlockZeros(const quant::RowLayout& layout,
+                                      const uint8_t* row, int64_t b) {
   const DF df;
   const hn::RebindToUnsigned<DF> du32;
   const hn::RebindToSigned<DF> di32;
-  const uint8_t* p = row + layout.scale_offset;
   const uint8_t* zeros = row + layout.zp_offset;
-  BlockScales out;
-  out.scale =
-      layout.format.scale_dtype == DType::kBF16
-          ? hn::PromoteTo(
-                df, hn::LoadU(hn::Rebind<hwy::bfloat16_t, DF>(),
-                              reinterpret_cast<const hwy::bfloat16_t*>(p) + b))
-          : hn::PromoteTo(
-                df, hn::LoadU(hn::Rebind<hwy::float16_t, DF>(),
-                              reinterpret_cast<const hwy::float16_t*>(p) + b));
   if (!layout.format.zero_point) {
-    out.zero = hn::Set(df, static_cast<float>(layout.ImplicitZero()));
-  } else if (layout.format.dtype == DType::kQ4) {
+    return hn::Set(df, static_cast<float>(layout.ImplicitZero()));
+  }
+  if (layout.format.dtype == DType::kQ4) {
     // At most 8 lanes (D32 is capped), so one word holds them all, lane i
     // in nibble i (low nibble first); b is even.
     uint32_t word = 0;
@@ -107,14 +110,12 @@ HWY_INLINE BlockScales LoadBlockScales(const quant::RowLayout& layout,
     const auto shifts = hn::ShiftLeft<2>(hn::Iota(du32, 0));
     const auto z =
         hn::And(hn::Shr(hn::Set(du32, word), shifts), hn::Set(du32, 0x0F));
-    out.zero = hn::ConvertTo(df, hn::BitCast(di32, z));
-  } else {
-    out.zero = hn::ConvertTo(
-        df, hn::PromoteTo(
-                di32, hn::LoadU(hn::Rebind<int8_t, DF>(),
-                                reinterpret_cast<const int8_t*>(zeros) + b)));
+    return hn::ConvertTo(df, hn::BitCast(di32, z));
   }
-  return out;
+  return hn::ConvertTo(
+      df, hn::PromoteTo(di32,
+                        hn::LoadU(hn::Rebind<int8_t, DF>(),
+                                  reinterpret_cast<const int8_t*>(zeros) + b)));
 }
 
 void FillRowScales(const Call& c, const uint8_t* row, RowScales* out) {
@@ -135,9 +136,10 @@ void FillRowScales(const Call& c, const uint8_t* row, RowScales* out) {
     const DF df;
     const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
     for (; b + lanes <= n; b += lanes) {
-      const BlockScales v = LoadBlockScales(layout, row, b);
-      hn::StoreU(v.scale, df, scale + b);
-      hn::StoreU(hn::Mul(v.scale, v.zero), df, zero_scale + b);
+      const auto sv = LoadBlockScales(layout, row, b);
+      hn::StoreU(sv, df, scale + b);
+      hn::StoreU(hn::Mul(sv, LoadBlockZeros(layout, row, b)), df,
+                 zero_scale + b);
     }
   }
   // Other groups, and blocks past the last whole vector.
@@ -436,11 +438,10 @@ HWY_NOINLINE void DecodeQuadTile(const Call& c, const int16_t* quads,
                                  PairSums(pair_dots[2], pair_dots[3]));
       hn::Vec<DF> scale;
       if constexpr (kDirect) {
-        const BlockScales bs = LoadBlockScales(*c.layout, rows[i], 8 * s);
-        scale = bs.scale;
-        zero_acc[i] =
-            hn::MulAdd(hn::Mul(bs.scale, bs.zero),
-                       hn::LoadU(df, scaled_sums + 8 * s), zero_acc[i]);
+        scale = LoadBlockScales(*c.layout, rows[i], 8 * s);
+        zero_acc[i] = hn::MulAdd(
+            hn::Mul(scale, LoadBlockZeros(*c.layout, rows[i], 8 * s)),
+            hn::LoadU(df, scaled_sums + 8 * s), zero_acc[i]);
       } else {
         scale = hn::LoadU(df, row_scales[i].scale.data() + 8 * s);
       }
