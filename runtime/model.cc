@@ -108,7 +108,14 @@ absl::Status Session::ReserveKvCache(int64_t tokens) {
         std::copy(from, from + position_, keys.data() + e * stride);
       }
       k_cache_[layer] = std::move(keys);
-      v_cache_[layer].resize(per_layer);
+      // Each kv head's values get a longer run: they move likewise.
+      std::vector<float> values(per_layer);
+      const int64_t hd = config_.head_dim;
+      for (int64_t g = 0; g < config_.num_kv_heads && kv_tokens_ > 0; ++g) {
+        const float* from = v_cache_[layer].data() + g * kv_tokens_ * hd;
+        std::copy(from, from + position_ * hd, values.data() + g * target * hd);
+      }
+      v_cache_[layer] = std::move(values);
     }
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -221,7 +228,7 @@ absl::Status Session::Embed(absl::Span<const int32_t> tokens) {
 //   x_, xn_: [n, hidden]   q_, att_: [n, heads * head_dim]
 //   k_, v_: [n, kv_heads * head_dim]
 //   k_cache_[layer]: [kv_heads * head_dim, KeyStride()] (keys transposed)
-//   v_cache_[layer]: [kv_tokens_, kv_heads * head_dim]
+//   v_cache_[layer]: [kv_heads, kv_tokens_, head_dim]
 //   gate_, up_: [min(n, MlpChunk(n)), ffn]   tmp_: [n, hidden]
 void Session::RunBlock(const BlockWeights& w, int64_t n) {
   const KernelTable& k = model_.kernels();
@@ -281,7 +288,10 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
     const int64_t pos = position_ + t;
     float* keys = k_cache_[layer].data() + pos;
     for (int64_t e = 0; e < kvd; ++e) keys[e * key_stride] = kk[e];
-    std::copy(v, v + kvd, v_cache_[layer].data() + pos * kvd);
+    for (int64_t g = 0; g < kv_heads; ++g) {
+      std::copy(v + g * hd, v + (g + 1) * hd,
+                v_cache_[layer].data() + (g * kv_tokens_ + pos) * hd);
+    }
   });
 
   // Causal attention: the `group` query heads head = g * group + i read kv
@@ -300,8 +310,8 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
       scores.resize(static_cast<size_t>(group * len));
       for (int64_t g = begin; g < end; ++g) {
         k.attention(q_.data() + g * group * hd, group, kc + g * hd * key_stride,
-                    key_stride, vc + g * hd, kvd, len, hd, scale, scores.data(),
-                    att_.data() + g * group * hd);
+                    key_stride, vc + g * kv_tokens_ * hd, hd, len, hd, scale,
+                    scores.data(), att_.data() + g * group * hd);
       }
     });
   } else {
@@ -322,8 +332,8 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
             scratch.resize(static_cast<size_t>(AttentionRowsScratch(hd, len)));
             k.attention_rows(q_.data() + g * group * hd, qd, group, position_,
                              r0, r1, kc + g * hd * key_stride, key_stride,
-                             vc + g * hd, kvd, hd, scale, scratch.data(),
-                             att_.data() + g * group * hd);
+                             vc + g * kv_tokens_ * hd, hd, hd, scale,
+                             scratch.data(), att_.data() + g * group * hd);
           }
         });
   }

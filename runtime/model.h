@@ -162,7 +162,8 @@ class Session {
   // Keys transposed, [layer][kv_dim][KeyStride()] (one row per element of a
   // kv head, positions along it, kKeyPadding readable floats past the last),
   // so attention loads one element of consecutive keys as a vector; values
-  // [layer][pos, kv_dim].
+  // [layer][kv_head][kv_tokens_][head_dim], so the values attention reads
+  // for one kv head are one contiguous run.
   std::vector<std::vector<float>> k_cache_, v_cache_;
   int64_t KeyStride() const { return kv_tokens_ + kKeyPadding; }
   // Scratch, sized for the largest batch so far.
