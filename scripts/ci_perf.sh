@@ -128,14 +128,26 @@ jq '.ratios |= map_values(if . == null then null else .best *= 1.3 end)' \
   "$current" > "$WORK/scaled-baseline.json"
 # The rerun is as noisy as any: one faster by 4% on both ratios lands
 # within 20% of the x1.3 result (-23%), and honest reruns scatter by more
-# (2026-11-30: decode -19.7%, prefill -20.7% in one). So up to three tries;
-# a gate that does not catch the slowdown misses every one.
+# (2026-11-30: decode -19.7%, prefill -20.7% in one). So up to four tries,
+# and a rerun that stays within the gate raises the scaled baseline to x1.3
+# its own ratios where they are higher: the reference is then this build's
+# best result so far, not a first run that happened to be slow (on the
+# Zen 3 host a first run slower than all three reruns made the check fail,
+# 2026-11-30). A gate that does not catch the slowdown misses every try.
+raise_scaled_baseline() {  # the rerun's report
+  jq -s '.[1].ratios as $r | .[0] | .ratios |= with_entries(
+      if .value == null or $r[.key] == null then .
+      else .value.best = ([.value.best, $r[.key].best * 1.3] | max) end)' \
+    "$WORK/scaled-baseline.json" "$1" > "$WORK/scaled-baseline.next.json"
+  mv "$WORK/scaled-baseline.next.json" "$WORK/scaled-baseline.json"
+}
 rc=0
-for try in 1 2 3; do
+for try in 1 2 3 4; do
   rc=0
   compare self-check "$WORK/bf16" resident "$WORK/scaled-baseline.json" || rc=$?
   [ "$rc" -ne 0 ] && break
   echo "ci_perf: the self-check's rerun $try stayed within the gate"
+  raise_scaled_baseline "$WORK/self-check.json"
 done
 if [ "$rc" -ne 1 ]; then
   echo "ci_perf: FAIL: the gate did not catch a 30% slower result (exit status $rc, expected 1)" >&2
