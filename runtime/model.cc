@@ -112,7 +112,7 @@ absl::Status Session::ReserveKvCache(int64_t tokens) {
       std::vector<float> values(per_layer);
       const int64_t hd = config_.head_dim;
       for (int64_t g = 0; g < config_.num_kv_heads && kv_tokens_ > 0; ++g) {
-        const float* from = v_cache_[layer].data() + g * kv_tokens_ * hd;
+        const float* from = v_cache_[layer].data() + g * ValueHeadStride();
         std::copy(from, from + position_ * hd, values.data() + g * target * hd);
       }
       v_cache_[layer] = std::move(values);
@@ -290,7 +290,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
     for (int64_t e = 0; e < kvd; ++e) keys[e * key_stride] = kk[e];
     for (int64_t g = 0; g < kv_heads; ++g) {
       std::copy(v + g * hd, v + (g + 1) * hd,
-                v_cache_[layer].data() + (g * kv_tokens_ + pos) * hd);
+                v_cache_[layer].data() + g * ValueHeadStride() + pos * hd);
     }
   });
 
@@ -310,7 +310,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
       scores.resize(static_cast<size_t>(group * len));
       for (int64_t g = begin; g < end; ++g) {
         k.attention(q_.data() + g * group * hd, group, kc + g * hd * key_stride,
-                    key_stride, vc + g * kv_tokens_ * hd, hd, len, hd, scale,
+                    key_stride, vc + g * ValueHeadStride(), hd, len, hd, scale,
                     scores.data(), att_.data() + g * group * hd);
       }
     });
@@ -332,7 +332,7 @@ void Session::RunBlock(const BlockWeights& w, int64_t n) {
             scratch.resize(static_cast<size_t>(AttentionRowsScratch(hd, len)));
             k.attention_rows(q_.data() + g * group * hd, qd, group, position_,
                              r0, r1, kc + g * hd * key_stride, key_stride,
-                             vc + g * kv_tokens_ * hd, hd, hd, scale,
+                             vc + g * ValueHeadStride(), hd, hd, scale,
                              scratch.data(), att_.data() + g * group * hd);
           }
         });

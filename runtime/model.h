@@ -166,6 +166,8 @@ class Session {
   // for one kv head are one contiguous run.
   std::vector<std::vector<float>> k_cache_, v_cache_;
   int64_t KeyStride() const { return kv_tokens_ + kKeyPadding; }
+  // Floats from one kv head's values to the next's.
+  int64_t ValueHeadStride() const { return kv_tokens_ * config_.head_dim; }
   // Scratch, sized for the largest batch so far.
   std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, gate_, up_;
   std::vector<float> cos_, sin_;
