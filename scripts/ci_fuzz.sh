@@ -34,6 +34,12 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_SYMBOLIZER_PATH=/usr/bin/llvm-symbolizer-14
 
 mkdir -p "$BUILD/artifacts" "$BUILD/logs"
+# The targets' scratch folders (fuzz_util.h TempDir) go under one folder
+# removed on exit: libFuzzer ends a timed run without the atexit handlers
+# that delete them, which left two folders in /tmp per CI run.
+fuzz_tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmpack-ci-fuzz.XXXXXX")
+trap 'rm -rf "$fuzz_tmp"' EXIT
+export TMPDIR=$fuzz_tmp
 failed=()
 for t in "${targets[@]}"; do
   corpus="$BUILD/corpus/$t"
