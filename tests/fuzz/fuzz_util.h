@@ -17,8 +17,10 @@
 
 namespace llmpack::fuzz {
 
-// The folder, created on first use and removed when the process exits
-// normally (a crash leaves it for inspection).
+// The folder, created on first use and removed by an atexit handler (a
+// crash leaves it for inspection). libFuzzer ends a -max_total_time run
+// without running atexit handlers, so scripts/ci_fuzz.sh points TMPDIR at a
+// folder of its own and removes that.
 inline const std::filesystem::path& TempDir() {
   static const std::filesystem::path dir = [] {
     std::string templ =
